@@ -1,0 +1,91 @@
+"""Turns (ArchConfig, state dict) into the TorchScript archive the server loads.
+
+The archive holds the scripted DinoV3ViT (weights in the requested dtype, RoPE periods kept in
+float32) and an extra file `dinov3.json` with the metadata of DESIGN.md section 4.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Dict, Sequence
+
+import torch
+from torch import Tensor
+
+from model.dinov3.config import DATASET_NORMALISATION, ArchConfig
+from model.dinov3.vit import DinoV3ViT
+
+METADATA_FILE = "dinov3.json"
+FORMAT_VERSION = 1
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEFAULT_INPUT_SIZE = (224, 224)
+
+
+def weights_sha256(state: Dict[str, Tensor]) -> str:
+    """Hash of names, dtypes, shapes and bytes of every tensor, in sorted key order."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        tensor = state[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{list(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_module(config: ArchConfig, state: Dict[str, Tensor], dtype: str) -> DinoV3ViT:
+    """An eval-mode DinoV3ViT with `state` loaded (strictly) and cast to `dtype`."""
+    model = DinoV3ViT(config)
+    model.load_state_dict(state, strict=True)
+    model = model.to(DTYPES[dtype]).eval()
+    model.rope_embed.periods = state["rope_embed.periods"].to(torch.float32).clone()
+    return model
+
+
+def make_metadata(config: ArchConfig, dtype: str, source: dict, weights_hash: str,
+                  dataset: str, mean: Sequence[float] | None = None,
+                  std: Sequence[float] | None = None) -> dict:
+    default_mean, default_std = DATASET_NORMALISATION[dataset]
+    return {
+        "format_version": FORMAT_VERSION,
+        "variant": config.variant,
+        "embed_dim": config.embed_dim,
+        "patch_size": config.patch_size,
+        "num_registers": config.num_registers,
+        "num_heads": config.num_heads,
+        "depth": config.depth,
+        "ffn": config.ffn,
+        "default_input_size": list(DEFAULT_INPUT_SIZE),
+        "image_mean": [float(v) for v in (mean or default_mean)],
+        "image_std": [float(v) for v in (std or default_std)],
+        "weights_dataset": dataset,
+        "dtype": dtype,
+        "source": source,
+        "untrained": source.get("kind") == "random",
+        "weights_sha256": weights_hash,
+        "torch_version": torch.__version__,
+        "arch": dataclasses.asdict(config),
+    }
+
+
+def export_torchscript(config: ArchConfig, state: Dict[str, Tensor], dtype: str, output: str,
+                       source: dict, dataset: str = "lvd1689m",
+                       mean: Sequence[float] | None = None,
+                       std: Sequence[float] | None = None) -> dict:
+    """Scripts, checks and saves the model; returns the metadata written into the archive."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    model = build_module(config, state, dtype)
+    metadata = make_metadata(config, dtype, source, weights_sha256(model.state_dict()), dataset,
+                             mean, std)
+    scripted = torch.jit.script(model)
+    patch = config.patch_size
+    with torch.inference_mode():  # Fail here, not in the server, if scripting broke anything.
+        out = scripted(torch.zeros(1, 3, patch, 2 * patch))
+    expected = {"cls": [1, config.embed_dim], "registers": [1, config.num_registers, config.embed_dim],
+                "patch_tokens": [1, 2, config.embed_dim]}
+    got = {k: list(v.shape) for k, v in out.items()}
+    if got != expected:
+        raise RuntimeError(f"scripted module produced shapes {got}, expected {expected}")
+    torch.jit.save(scripted, output,
+                   _extra_files={METADATA_FILE: json.dumps(metadata, indent=2, sort_keys=True)})
+    return metadata

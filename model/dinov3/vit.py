@@ -1,0 +1,201 @@
+"""The DINOv3 ViT network, written to be compiled with torch.jit.script.
+
+One scripted module serves every input size: H and W may be any multiples of the patch size
+and the batch size is free. Parameter names follow Meta's official checkpoints (the Hugging
+Face layout is mapped onto them by checkpoints.py).
+
+forward(pixel_values [B,3,H,W] float, already normalised) -> {
+    "cls":          [B, D]          final-normed token 0,
+    "registers":    [B, R, D]       final-normed tokens 1..R,
+    "patch_tokens": [B, h*w, D]     final-normed patch tokens, row-major (y outer, x inner),
+} in the dtype of the weights. The input is cast to that dtype; RoPE runs in float32.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from model.dinov3.config import ArchConfig
+
+
+def rope_periods(head_dim: int, base: float) -> Tensor:
+    """Exact float32 RoPE periods: base ** (4j / head_dim) for j < head_dim / 4."""
+    exponent = torch.arange(head_dim // 4, dtype=torch.float64) * 4.0 / head_dim
+    return (base ** exponent).to(torch.float32)
+
+
+class RopeEmbedding(nn.Module):
+    """2-D rotary embedding with 'separate' coordinate normalisation (patch centres in [-1, 1])."""
+
+    def __init__(self, head_dim: int, base: float) -> None:
+        super().__init__()
+        self.register_buffer("periods", rope_periods(head_dim, base))
+
+    def forward(self, grid_h: int, grid_w: int) -> Tuple[Tensor, Tensor]:
+        """cos and sin, each [grid_h*grid_w, head_dim] float32."""
+        periods = self.periods.float()
+        ys = (torch.arange(grid_h, dtype=torch.float32, device=periods.device) + 0.5) / grid_h
+        xs = (torch.arange(grid_w, dtype=torch.float32, device=periods.device) + 0.5) / grid_w
+        ys = (2.0 * ys - 1.0)[:, None].expand(grid_h, grid_w).reshape(-1)
+        xs = (2.0 * xs - 1.0)[None, :].expand(grid_h, grid_w).reshape(-1)
+        two_pi = 2.0 * math.pi
+        angles = torch.cat(
+            [two_pi * ys[:, None] / periods[None, :], two_pi * xs[:, None] / periods[None, :]],
+            dim=-1)
+        angles = torch.cat([angles, angles], dim=-1)
+        return angles.cos(), angles.sin()
+
+
+def rotate_half(x: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor, num_prefix: int) -> Tensor:
+    """Rotates the patch tokens of x [B, heads, N, Dh]; the first num_prefix tokens stay as is."""
+    prefix = x[:, :, :num_prefix]
+    patches = x[:, :, num_prefix:].float()
+    patches = patches * cos + rotate_half(patches) * sin
+    return torch.cat([prefix, patches.to(x.dtype)], dim=2)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ArchConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.qkv = nn.Linear(config.embed_dim, 3 * config.embed_dim, bias=config.qkv_bias)
+        self.proj = nn.Linear(config.embed_dim, config.embed_dim)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, num_prefix: int) -> Tensor:
+        batch, tokens, dim = x.shape
+        qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, dim // self.num_heads)
+        qkv = qkv.permute(2, 0, 3, 1, 4)
+        q = apply_rope(qkv[0], cos, sin, num_prefix)
+        k = apply_rope(qkv[1], cos, sin, num_prefix)
+        out = F.scaled_dot_product_attention(q, k, qkv[2])
+        return self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
+
+
+class Mlp(nn.Module):
+    def __init__(self, config: ArchConfig) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(config.embed_dim, config.ffn_hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(config.ffn_hidden, config.embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, config: ArchConfig) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(config.embed_dim, config.ffn_hidden)
+        self.w2 = nn.Linear(config.embed_dim, config.ffn_hidden)
+        self.w3 = nn.Linear(config.ffn_hidden, config.embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w3(F.silu(self.w1(x)) * self.w2(x))
+
+
+class LayerScale(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x += ls1*attn(norm1 x); x += ls2*ffn(norm2 x)."""
+
+    def __init__(self, config: ArchConfig) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
+        self.attn = Attention(config)
+        self.ls1 = LayerScale(config.embed_dim)
+        self.norm2 = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
+        self.mlp = Mlp(config) if config.ffn == "mlp" else SwiGLU(config)
+        self.ls2 = LayerScale(config.embed_dim)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, num_prefix: int) -> Tensor:
+        x = x + self.ls1(self.attn(self.norm1(x), cos, sin, num_prefix))
+        return x + self.ls2(self.mlp(self.norm2(x)))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self, config: ArchConfig) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(3, config.embed_dim, config.patch_size, stride=config.patch_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class DinoV3ViT(nn.Module):
+    """See the module docstring for the forward contract."""
+
+    def __init__(self, config: ArchConfig) -> None:
+        super().__init__()
+        self.patch_size = config.patch_size
+        self.num_registers = config.num_registers
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.embed_dim))
+        self.storage_tokens = nn.Parameter(torch.zeros(1, config.num_registers, config.embed_dim))
+        self.patch_embed = PatchEmbed(config)
+        self.rope_embed = RopeEmbedding(config.head_dim, config.rope_base)
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.depth)])
+        self.norm = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
+
+    def forward(self, pixel_values: Tensor) -> Dict[str, Tensor]:
+        if pixel_values.dim() != 4 or pixel_values.size(1) != 3:
+            raise RuntimeError("pixel_values must have shape [B, 3, H, W]")
+        height, width = pixel_values.size(2), pixel_values.size(3)
+        if height % self.patch_size != 0 or width % self.patch_size != 0 or height == 0 \
+                or width == 0:
+            raise RuntimeError("pixel_values height and width must be positive multiples of "
+                               "the patch size")
+        grid_h, grid_w = height // self.patch_size, width // self.patch_size
+        x = self.patch_embed(pixel_values.to(self.cls_token.dtype))
+        batch = x.size(0)
+        x = torch.cat([self.cls_token.expand(batch, -1, -1),
+                       self.storage_tokens.expand(batch, -1, -1), x], dim=1)
+        cos, sin = self.rope_embed(grid_h, grid_w)
+        num_prefix = 1 + self.num_registers
+        for block in self.blocks:
+            x = block(x, cos, sin, num_prefix)
+        x = self.norm(x)
+        return {
+            "cls": x[:, 0],
+            "registers": x[:, 1:num_prefix],
+            "patch_tokens": x[:, num_prefix:],
+        }
+
+
+def random_init(model: DinoV3ViT, seed: int) -> DinoV3ViT:
+    """Deterministic random weights with healthy scales (an untrained model of the real shape).
+
+    LayerScale and norm weights get non-trivial values so that parity tests exercise them.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("gamma"):
+                param.copy_(0.1 + 0.9 * torch.rand(param.shape, generator=gen))
+            elif "norm" in name and name.endswith("weight"):
+                param.copy_(1.0 + 0.1 * torch.randn(param.shape, generator=gen))
+            elif name.endswith("bias") or param.dim() == 1:
+                param.copy_(0.02 * torch.randn(param.shape, generator=gen))
+            else:
+                fan_in = param[0].numel() if param.dim() > 1 else param.numel()
+                std = 0.02 if name in ("cls_token", "storage_tokens") else fan_in ** -0.5
+                param.copy_(std * torch.randn(param.shape, generator=gen))
+        for block in model.blocks:
+            if block.attn.qkv.bias is not None:
+                dim = block.attn.qkv.bias.numel() // 3
+                block.attn.qkv.bias[dim:2 * dim] = 0.0  # DINOv3 has no K bias
+    return model
