@@ -1,0 +1,161 @@
+#include "model/runtime/model_runtime.h"
+
+#include <torch/cuda.h>
+
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace dinov3::model {
+namespace {
+
+std::string Shape(const torch::Tensor& t) { return absl::StrJoin(t.sizes(), "x"); }
+
+// First line of a LibTorch error: the rest is a C++ backtrace nobody should have to read.
+std::string FirstLine(const std::exception& e) {
+  absl::string_view what = e.what();
+  return std::string(what.substr(0, what.find('\n')));
+}
+
+absl::StatusOr<torch::Device> ParseDevice(absl::string_view name) {
+  try {
+    torch::Device device{std::string(name)};
+    if (device.is_cuda()) {
+      const int count = static_cast<int>(torch::cuda::device_count());
+      if (count == 0) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("device '", name, "' requested but no CUDA device is available"));
+      }
+      if (device.has_index() && device.index() >= count) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "device '", name, "' requested but only ", count, " CUDA device(s) exist"));
+      }
+    } else if (!device.is_cpu()) {
+      return absl::InvalidArgumentError(absl::StrCat("unsupported device '", name, "'"));
+    }
+    return device;
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad device '", name, "' (expected cpu, cuda or cuda:N)"));
+  }
+}
+
+// Checks the forward result against the metadata and the batch/grid it was run on.
+absl::StatusOr<ModelOutputs> UnpackOutputs(const c10::IValue& result, const ModelMetadata& m,
+                                           int64_t batch, int64_t patches) {
+  if (!result.isGenericDict()) {
+    return absl::FailedPreconditionError("forward did not return a dict");
+  }
+  const c10::Dict<c10::IValue, c10::IValue> dict = result.toGenericDict();
+  ModelOutputs out;
+  for (auto [key, field] : {std::pair{"cls", &out.cls}, {"registers", &out.registers},
+                            {"patch_tokens", &out.patch_tokens}}) {
+    auto it = dict.find(key);
+    if (it == dict.end() || !it->value().isTensor()) {
+      return absl::FailedPreconditionError(absl::StrCat("forward output has no tensor '", key,
+                                                        "'"));
+    }
+    *field = it->value().toTensor();
+  }
+  const int64_t d = m.embed_dim;
+  const std::vector<std::pair<const torch::Tensor*, std::vector<int64_t>>> expected = {
+      {&out.cls, {batch, d}},
+      {&out.registers, {batch, m.num_registers, d}},
+      {&out.patch_tokens, {batch, patches, d}}};
+  for (const auto& [tensor, shape] : expected) {
+    if (tensor->sizes() != c10::IntArrayRef(shape)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "module output shape ", Shape(*tensor), " does not match the metadata (expected ",
+          absl::StrJoin(shape, "x"), " for ", m.variant, " with embed_dim ", d, " and ",
+          m.num_registers, " registers)"));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+ModelRuntime::ModelRuntime(torch::jit::Module module, ModelMetadata metadata,
+                           torch::Device device)
+    : module_(std::move(module)), metadata_(std::move(metadata)), device_(device) {}
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::string& path,
+                                                                 absl::string_view device_name) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat("model file '", path, "' does not exist"));
+  }
+  absl::StatusOr<torch::Device> device = ParseDevice(device_name);
+  if (!device.ok()) return device.status();
+
+  torch::jit::ExtraFilesMap extra{{kMetadataFileName, ""}};
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, *device, extra);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path,
+                                                   "' is not a loadable TorchScript archive: ",
+                                                   FirstLine(e)));
+  }
+  if (extra[kMetadataFileName].empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path, "' is a TorchScript archive but not a DINOv3 export: it has no ",
+        kMetadataFileName, " metadata (export it with `python -m model.export`)"));
+  }
+  absl::StatusOr<ModelMetadata> metadata = ParseModelMetadata(extra[kMetadataFileName]);
+  if (!metadata.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "': ", metadata.status().message()));
+  }
+  module.eval();
+  std::unique_ptr<ModelRuntime> runtime(
+      new ModelRuntime(std::move(module), *std::move(metadata), *device));
+
+  // Probe: one patch per image, to prove that module and metadata agree.
+  const int p = runtime->metadata_.patch_size;
+  absl::StatusOr<ModelOutputs> probe = runtime->Forward(torch::zeros({1, 3, p, p}));
+  if (!probe.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("'", path, "' failed its probe forward: ", probe.status().message()));
+  }
+  return runtime;
+}
+
+absl::Status ModelRuntime::CheckInput(const torch::Tensor& x) const {
+  if (!x.defined() || x.dim() != 4 || x.size(1) != 3) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pixel_values must be [B,3,H,W], got ", x.defined() ? Shape(x) : "undefined"));
+  }
+  if (!x.is_floating_point()) {
+    return absl::InvalidArgumentError("pixel_values must be a floating point tensor");
+  }
+  const int64_t p = metadata_.patch_size;
+  if (x.size(0) == 0 || x.size(2) == 0 || x.size(3) == 0 || x.size(2) % p != 0 ||
+      x.size(3) % p != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pixel_values ", Shape(x), ": batch must be non-empty and H, W positive multiples of ",
+        p));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelOutputs> ModelRuntime::Forward(const torch::Tensor& pixel_values) const {
+  if (absl::Status s = CheckInput(pixel_values); !s.ok()) return s;
+  const int64_t p = metadata_.patch_size;
+  const int64_t patches = (pixel_values.size(2) / p) * (pixel_values.size(3) / p);
+  c10::IValue result;
+  try {
+    c10::InferenceMode guard;
+    result = module_.forward({pixel_values.to(device_)});
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("forward failed on ", Shape(pixel_values), ": ",
+                                            FirstLine(e)));
+  }
+  return UnpackOutputs(result, metadata_, pixel_values.size(0), patches);
+}
+
+}  // namespace dinov3::model

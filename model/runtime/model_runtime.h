@@ -1,0 +1,59 @@
+// Loads an exported DINOv3 TorchScript archive and runs its forward pass on one device.
+//
+// Contract (DESIGN.md section 4): the archive's forward takes pixel_values [B,3,H,W] (float,
+// normalised, H and W multiples of the patch size) and returns a dict with `cls` [B,D],
+// `registers` [B,R,D] and `patch_tokens` [B,(H/p)*(W/p),D]; the archive carries `dinov3.json`.
+//
+// Errors are absl::Status, never exceptions: NotFound (no file), InvalidArgument (not a
+// TorchScript archive, not a DINOv3 export, bad metadata, bad input), FailedPrecondition
+// (metadata and module disagree, device not available), Internal (forward failed).
+// Thread-safety: after Load, Forward may be called from several threads at once.
+#ifndef DINOV3_MODEL_RUNTIME_MODEL_RUNTIME_H_
+#define DINOV3_MODEL_RUNTIME_MODEL_RUNTIME_H_
+
+#include <torch/script.h>
+
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "model/runtime/model_metadata.h"
+
+namespace dinov3::model {
+
+// Final-normed token groups of one forward pass, on the runtime's device, in the model dtype.
+struct ModelOutputs {
+  torch::Tensor cls;           // [B, D]
+  torch::Tensor registers;     // [B, R, D]
+  torch::Tensor patch_tokens;  // [B, h*w, D], row-major over the patch grid
+};
+
+class ModelRuntime {
+ public:
+  // Loads `path` onto `device` ("cpu", "cuda", "cuda:N"), validates its metadata and checks
+  // with a one-patch probe forward that the module's output shapes match the metadata.
+  static absl::StatusOr<std::unique_ptr<ModelRuntime>> Load(const std::string& path,
+                                                            absl::string_view device = "cpu");
+
+  const ModelMetadata& metadata() const { return metadata_; }
+  const torch::Device& device() const { return device_; }
+
+  // Runs the model in inference mode. `pixel_values` may live on any device; it is moved to
+  // this runtime's device. Rejects inputs that break the contract above with InvalidArgument.
+  absl::StatusOr<ModelOutputs> Forward(const torch::Tensor& pixel_values) const;
+
+ private:
+  ModelRuntime(torch::jit::Module module, ModelMetadata metadata, torch::Device device);
+
+  absl::Status CheckInput(const torch::Tensor& pixel_values) const;
+
+  // TorchScript's forward is not declared const, but running it does not change the module.
+  mutable torch::jit::Module module_;
+  const ModelMetadata metadata_;
+  const torch::Device device_;
+};
+
+}  // namespace dinov3::model
+
+#endif  // DINOV3_MODEL_RUNTIME_MODEL_RUNTIME_H_
