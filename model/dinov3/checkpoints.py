@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -29,15 +29,22 @@ class CheckpointError(ValueError):
     """A checkpoint that does not fit the DINOv3 architecture."""
 
 
-def validate_state_dict(state: StateDict, config: ArchConfig, source: str) -> None:
-    """Raises CheckpointError unless `state` has exactly the keys and shapes of `config`."""
-    expected = {k: tuple(v.shape) for k, v in DinoV3ViT(config).state_dict().items()}
+def validate_state_dict(state: StateDict, config: ArchConfig, source: str,
+                        source_name: Callable[[str], str] = lambda key: key) -> None:
+    """Raises CheckpointError unless `state` has exactly the keys and shapes of `config`.
+
+    `source_name` gives the checkpoint's own name of a DinoV3ViT key, for the messages.
+    """
+    with torch.device("meta"):  # shapes only: no memory, even for 7B
+        expected = {k: tuple(v.shape) for k, v in DinoV3ViT(config).state_dict().items()}
     for key, shape in expected.items():
         if key not in state:
-            raise CheckpointError(f"{source}: missing key {key!r} (expected shape {list(shape)})")
+            raise CheckpointError(f"{source}: missing key {source_name(key)!r} "
+                                  f"(expected shape {list(shape)})")
         if tuple(state[key].shape) != shape:
-            raise CheckpointError(f"{source}: key {key!r} has shape {list(state[key].shape)}, "
-                                  f"expected {list(shape)} for {config.variant}")
+            raise CheckpointError(
+                f"{source}: key {source_name(key)!r} has shape {list(state[key].shape)}, "
+                f"expected {list(shape)} for {config.variant}")
     for key in state:
         if key not in expected:
             raise CheckpointError(f"{source}: unexpected key {key!r} for {config.variant}")
@@ -91,8 +98,14 @@ def hf_arch_config(hf: dict, source: str, variant: Optional[str]) -> ArchConfig:
         layer_norm_eps=hf.get("layer_norm_eps", 1e-5), rope_base=hf.get("rope_theta", 100.0))
 
 
-def _hf_block_key(rest: str, ffn: str) -> Optional[str]:
-    """DinoV3ViT name of a Hugging Face key inside layer.N (without the prefix), or None."""
+_HF_TOP = {"embeddings.cls_token": "cls_token", "embeddings.register_tokens": "storage_tokens",
+           "embeddings.patch_embeddings.weight": "patch_embed.proj.weight",
+           "embeddings.patch_embeddings.bias": "patch_embed.proj.bias",
+           "norm.weight": "norm.weight", "norm.bias": "norm.bias"}
+
+
+def _hf_block_renames(ffn: str) -> Dict[str, str]:
+    """Prefix renames inside layer.N / blocks.N (the fused q/k/v is handled separately)."""
     renames = {"norm1.": "norm1.", "norm2.": "norm2.", "attention.o_proj.": "attn.proj.",
                "layer_scale1.lambda1": "ls1.gamma", "layer_scale2.lambda1": "ls2.gamma"}
     if ffn == "mlp":
@@ -100,26 +113,40 @@ def _hf_block_key(rest: str, ffn: str) -> Optional[str]:
     else:
         renames.update({"mlp.gate_proj.": "mlp.w1.", "mlp.up_proj.": "mlp.w2.",
                         "mlp.down_proj.": "mlp.w3."})
+    return renames
+
+
+def _rename_prefix(rest: str, renames: Dict[str, str]) -> Optional[str]:
     for old, new in renames.items():
         if rest.startswith(old):
             return new + rest[len(old):]
     return None
 
 
+def hf_name(key: str, ffn: str) -> str:
+    """The Hugging Face name of a DinoV3ViT key (q_proj stands for the fused q/k/v)."""
+    top = {v: k for k, v in _HF_TOP.items()}
+    if key in top:
+        return top[key]
+    m = re.match(r"^blocks\.(\d+)\.(.+)$", key)
+    if m is None:
+        return key
+    rest = m.group(2).replace("attn.qkv.", "attention.q_proj.")
+    renamed = _rename_prefix(rest, {v: k for k, v in _hf_block_renames(ffn).items()})
+    return f"layer.{m.group(1)}.{renamed or rest}"
+
+
 def hf_to_internal(hf_state: StateDict, config: ArchConfig, source: str) -> StateDict:
     """Maps Hugging Face keys to DinoV3ViT keys; fuses q/k/v (zero bias where HF has none)."""
-    top = {"embeddings.cls_token": "cls_token", "embeddings.register_tokens": "storage_tokens",
-           "embeddings.patch_embeddings.weight": "patch_embed.proj.weight",
-           "embeddings.patch_embeddings.bias": "patch_embed.proj.bias",
-           "norm.weight": "norm.weight", "norm.bias": "norm.bias"}
+    renames = _hf_block_renames(config.ffn)
     out: StateDict = {}
     qkv: Dict[int, Dict[str, Tensor]] = {}
     for key, value in hf_state.items():
         key = re.sub(r"^model\.layer\.", "layer.", key)
         if _HF_IGNORED.match(key):
             continue
-        if key in top:
-            out[top[key]] = value
+        if key in _HF_TOP:
+            out[_HF_TOP[key]] = value
             continue
         m = re.match(r"^layer\.(\d+)\.(.+)$", key)
         if m is None:
@@ -129,7 +156,7 @@ def hf_to_internal(hf_state: StateDict, config: ArchConfig, source: str) -> Stat
         if p is not None:
             qkv.setdefault(index, {})[f"{p.group(1)}.{p.group(2)}"] = value
             continue
-        target = _hf_block_key(rest, config.ffn)
+        target = _rename_prefix(rest, renames)
         if target is None:
             raise CheckpointError(f"{source}: unexpected key {key!r}")
         out[f"blocks.{index}.{target}"] = value
@@ -141,7 +168,7 @@ def hf_to_internal(hf_state: StateDict, config: ArchConfig, source: str) -> Stat
         out[f"blocks.{index}.attn.qkv.weight"] = torch.cat(
             [parts["q.weight"], parts["k.weight"], parts["v.weight"]])
         if config.qkv_bias:
-            zeros = torch.zeros(config.embed_dim, dtype=parts["q.weight"].dtype)
+            zeros = parts["q.weight"].new_zeros(config.embed_dim)
             out[f"blocks.{index}.attn.qkv.bias"] = torch.cat(
                 [parts.get(f"{n}.bias", zeros) for n in "qkv"])
     out["rope_embed.periods"] = rope_periods(config.head_dim, config.rope_base)
@@ -156,7 +183,7 @@ def load_hf_dir(hf_dir: str, variant: Optional[str] = None) -> Tuple[ArchConfig,
     with open(config_path) as f:
         config = hf_arch_config(json.load(f), config_path, variant)
     state = hf_to_internal(_read_hf_tensors(hf_dir), config, hf_dir)
-    validate_state_dict(state, config, hf_dir)
+    validate_state_dict(state, config, hf_dir, lambda key: hf_name(key, config.ffn))
     processor: dict = {}
     processor_path = os.path.join(hf_dir, "preprocessor_config.json")
     if os.path.isfile(processor_path):

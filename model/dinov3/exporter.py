@@ -34,8 +34,9 @@ def weights_sha256(state: Dict[str, Tensor]) -> str:
 
 def build_module(config: ArchConfig, state: Dict[str, Tensor], dtype: str) -> DinoV3ViT:
     """An eval-mode DinoV3ViT with `state` loaded (strictly) and cast to `dtype`."""
-    model = DinoV3ViT(config)
-    model.load_state_dict(state, strict=True)
+    with torch.device("meta"):  # allocate nothing: the checkpoint's tensors are assigned
+        model = DinoV3ViT(config)
+    model.load_state_dict(state, strict=True, assign=True)
     model = model.to(DTYPES[dtype]).eval()
     model.rope_embed.periods = state["rope_embed.periods"].to(torch.float32).clone()
     return model

@@ -1,0 +1,116 @@
+// ModelRuntime against fixtures written by make_fixtures.py (DINOV3_RUNTIME_FIXTURES names the
+// folder): C++ outputs equal the Python TorchScript outputs, and broken archives are rejected
+// with messages that say what is wrong.
+#include "model/runtime/model_runtime.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
+namespace dinov3::model {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Same TorchScript graph, same LibTorch, same CPU: only thread scheduling may differ.
+constexpr double kMaxAbsDiff = 1e-5;
+
+std::string Fixture(const std::string& name) {
+  const char* dir = std::getenv("DINOV3_RUNTIME_FIXTURES");
+  return std::string(dir ? dir : "runtime_fixtures") + "/" + name;
+}
+
+torch::Tensor Expected(torch::jit::Module& container, const std::string& name) {
+  return container.attr(name).toTensor();
+}
+
+class ModelRuntimeTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ModelRuntimeTest, MatchesPythonOutputs) {
+  auto runtime = ModelRuntime::Load(Fixture("model.pt"));
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  torch::jit::Module expected = torch::jit::load(Fixture("expected.pt"));
+  const std::string c = GetParam();
+  auto out = (*runtime)->Forward(Expected(expected, c + "_input"));
+  ASSERT_TRUE(out.ok()) << out.status();
+  for (auto [name, tensor] : {std::pair{"cls", out->cls}, {"registers", out->registers},
+                              {"patch_tokens", out->patch_tokens}}) {
+    torch::Tensor want = Expected(expected, c + "_" + name);
+    ASSERT_EQ(tensor.sizes(), want.sizes()) << name;
+    const double diff = (tensor - want).abs().max().item<double>();
+    EXPECT_LE(diff, kMaxAbsDiff) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TwoResolutions, ModelRuntimeTest, ::testing::Values("a", "b"));
+
+TEST(ModelRuntimeLoad, ReadsMetadata) {
+  auto runtime = ModelRuntime::Load(Fixture("model.pt"));
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  const ModelMetadata& m = (*runtime)->metadata();
+  EXPECT_EQ(m.variant, "vits16");
+  EXPECT_EQ(m.depth, 2);
+  EXPECT_EQ(m.embed_dim, 384);
+  EXPECT_EQ(m.num_registers, 4);
+  EXPECT_TRUE(m.untrained);
+  EXPECT_TRUE((*runtime)->device().is_cpu());
+}
+
+TEST(ModelRuntimeLoad, MissingFileIsNotFound) {
+  auto runtime = ModelRuntime::Load(Fixture("no_such_model.pt"));
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(runtime.status().message(), HasSubstr("does not exist"));
+}
+
+TEST(ModelRuntimeLoad, CorruptFileIsRejected) {
+  const std::string path = ::testing::TempDir() + "/corrupt.pt";
+  {
+    std::ifstream in(Fixture("model.pt"), std::ios::binary);
+    std::string head(4096, '\0');
+    in.read(head.data(), static_cast<std::streamsize>(head.size()));
+    std::ofstream(path, std::ios::binary) << head;  // a truncated archive
+  }
+  auto runtime = ModelRuntime::Load(path);
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(runtime.status().message(), HasSubstr("not a loadable TorchScript archive"));
+}
+
+TEST(ModelRuntimeLoad, NonDinov3ArchiveIsRejected) {
+  auto runtime = ModelRuntime::Load(Fixture("not_dinov3.pt"));
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(runtime.status().message(), HasSubstr("not a DINOv3 export"));
+}
+
+TEST(ModelRuntimeLoad, MetadataShapeMismatchIsRejected) {
+  auto runtime = ModelRuntime::Load(Fixture("mismatched.pt"));
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(runtime.status().message(), HasSubstr("does not match the metadata"));
+}
+
+TEST(ModelRuntimeLoad, IncompleteMetadataNamesTheField) {
+  auto runtime = ModelRuntime::Load(Fixture("bad_metadata.pt"));
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(runtime.status().message(), HasSubstr("field 'variant' is missing"));
+}
+
+TEST(ModelRuntimeLoad, UnknownDeviceIsRejected) {
+  auto runtime = ModelRuntime::Load(Fixture("model.pt"), "tpu:0");
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ModelRuntimeForward, RejectsInputsThatBreakTheContract) {
+  auto runtime = ModelRuntime::Load(Fixture("model.pt"));
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  for (const torch::Tensor& bad :
+       {torch::zeros({1, 3, 20, 16}), torch::zeros({1, 1, 16, 16}), torch::zeros({3, 16, 16}),
+        torch::zeros({1, 3, 16, 16}, torch::kInt64), torch::zeros({0, 3, 16, 16})}) {
+    auto out = (*runtime)->Forward(bad);
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << bad.sizes();
+  }
+}
+
+}  // namespace
+}  // namespace dinov3::model
