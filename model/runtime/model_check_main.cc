@@ -61,16 +61,17 @@ int Run(const std::string& path) {
             << " cls=" << absl::StrJoin(out->cls.sizes(), "x")
             << " registers=" << absl::StrJoin(out->registers.sizes(), "x")
             << " patch_tokens=" << absl::StrJoin(out->patch_tokens.sizes(), "x") << "\n"
-            << absl::StrFormat("timing first=%.1f ms mean_of_%d=%.1f ms\n", first_ms,
-                               iterations, mean_ms);
+            << absl::StrFormat("timing first=%.1f ms mean_of_%d=%.1f ms\n", first_ms, iterations,
+                               mean_ms);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("Loads a DINOv3 TorchScript export and runs one forward pass.\n"
-                               "Usage: dinov3-model-check [flags] FILE.pt");
+  absl::SetProgramUsageMessage(
+      "Loads a DINOv3 TorchScript export and runs one forward pass.\n"
+      "Usage: dinov3-model-check [flags] FILE.pt");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() != 2) {
     std::cerr << "usage: dinov3-model-check [--device=cpu] [--batch=1] FILE.pt\n";

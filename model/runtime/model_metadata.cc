@@ -38,17 +38,16 @@ absl::Status ReadFields(const Json& json, ModelMetadata& m) {
   int version = 0;
   std::array<int, 2> size{};
   Json source;
-  for (absl::Status s : {
-           Read(json, "format_version", version), Read(json, "variant", m.variant),
-           Read(json, "embed_dim", m.embed_dim), Read(json, "patch_size", m.patch_size),
-           Read(json, "num_registers", m.num_registers), Read(json, "num_heads", m.num_heads),
-           Read(json, "depth", m.depth), Read(json, "ffn", m.ffn),
-           Read(json, "default_input_size", size), Read(json, "image_mean", m.image_mean),
-           Read(json, "image_std", m.image_std),
-           Read(json, "weights_dataset", m.weights_dataset), Read(json, "dtype", m.dtype),
-           Read(json, "source", source), Read(json, "untrained", m.untrained),
-           Read(json, "weights_sha256", m.weights_sha256),
-           Read(json, "torch_version", m.torch_version)}) {
+  for (absl::Status s :
+       {Read(json, "format_version", version), Read(json, "variant", m.variant),
+        Read(json, "embed_dim", m.embed_dim), Read(json, "patch_size", m.patch_size),
+        Read(json, "num_registers", m.num_registers), Read(json, "num_heads", m.num_heads),
+        Read(json, "depth", m.depth), Read(json, "ffn", m.ffn),
+        Read(json, "default_input_size", size), Read(json, "image_mean", m.image_mean),
+        Read(json, "image_std", m.image_std), Read(json, "weights_dataset", m.weights_dataset),
+        Read(json, "dtype", m.dtype), Read(json, "source", source),
+        Read(json, "untrained", m.untrained), Read(json, "weights_sha256", m.weights_sha256),
+        Read(json, "torch_version", m.torch_version)}) {
     if (!s.ok()) return s;
   }
   if (version != kMetadataFormatVersion) {
@@ -64,23 +63,25 @@ absl::Status ReadFields(const Json& json, ModelMetadata& m) {
 }
 
 absl::Status Validate(const ModelMetadata& m) {
-  for (auto [field, value] : {std::pair{"embed_dim", m.embed_dim}, {"patch_size", m.patch_size},
-                              {"num_heads", m.num_heads}, {"depth", m.depth},
+  for (auto [field, value] : {std::pair{"embed_dim", m.embed_dim},
+                              {"patch_size", m.patch_size},
+                              {"num_heads", m.num_heads},
+                              {"depth", m.depth},
                               {"default_input_size[0]", m.default_height},
                               {"default_input_size[1]", m.default_width}}) {
     if (absl::Status s = CheckPositive(field, value); !s.ok()) return s;
   }
   if (m.num_registers < 0) return FieldError("num_registers", "must not be negative");
   if (m.embed_dim % m.num_heads != 0) {
-    return FieldError("num_heads", absl::StrCat(m.num_heads, " does not divide embed_dim ",
-                                                m.embed_dim));
+    return FieldError("num_heads",
+                      absl::StrCat(m.num_heads, " does not divide embed_dim ", m.embed_dim));
   }
   if (m.default_height % m.patch_size != 0 || m.default_width % m.patch_size != 0) {
     return FieldError("default_input_size", "is not a multiple of patch_size");
   }
   if (m.dtype != "float32" && m.dtype != "float16" && m.dtype != "bfloat16") {
-    return FieldError("dtype", absl::StrCat("is '", m.dtype,
-                                            "', expected float32, float16 or bfloat16"));
+    return FieldError("dtype",
+                      absl::StrCat("is '", m.dtype, "', expected float32, float16 or bfloat16"));
   }
   for (float s : m.image_std) {
     if (!(s > 0)) return FieldError("image_std", "must be positive");
@@ -93,8 +94,7 @@ absl::Status Validate(const ModelMetadata& m) {
 absl::StatusOr<ModelMetadata> ParseModelMetadata(absl::string_view json_text) {
   Json json = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded() || !json.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kMetadataFileName, " is not a JSON object"));
+    return absl::InvalidArgumentError(absl::StrCat(kMetadataFileName, " is not a JSON object"));
   }
   ModelMetadata metadata;
   if (absl::Status s = ReadFields(json, metadata); !s.ok()) return s;
@@ -103,12 +103,11 @@ absl::StatusOr<ModelMetadata> ParseModelMetadata(absl::string_view json_text) {
 }
 
 std::string DescribeModel(const ModelMetadata& m) {
-  return absl::StrCat(
-      m.variant, " depth=", m.depth, " dim=", m.embed_dim, " heads=", m.num_heads,
-      " registers=", m.num_registers, " patch=", m.patch_size, " dtype=", m.dtype,
-      " input=", m.default_height, "x", m.default_width, " weights=", m.source_kind, "/",
-      m.weights_dataset, " sha256=", m.weights_sha256.substr(0, 12),
-      m.untrained ? " UNTRAINED (random weights)" : "");
+  return absl::StrCat(m.variant, " depth=", m.depth, " dim=", m.embed_dim, " heads=", m.num_heads,
+                      " registers=", m.num_registers, " patch=", m.patch_size, " dtype=", m.dtype,
+                      " input=", m.default_height, "x", m.default_width, " weights=", m.source_kind,
+                      "/", m.weights_dataset, " sha256=", m.weights_sha256.substr(0, 12),
+                      m.untrained ? " UNTRAINED (random weights)" : "");
 }
 
 }  // namespace dinov3::model

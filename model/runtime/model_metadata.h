@@ -8,9 +8,9 @@
 
 #include <array>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace dinov3::model {
 
@@ -20,13 +20,13 @@ inline constexpr char kMetadataFileName[] = "dinov3.json";
 inline constexpr int kMetadataFormatVersion = 1;
 
 struct ModelMetadata {
-  std::string variant;   // e.g. "vitl16"
-  int embed_dim = 0;     // D
-  int patch_size = 0;    // 16 for all released models
+  std::string variant;  // e.g. "vitl16"
+  int embed_dim = 0;    // D
+  int patch_size = 0;   // 16 for all released models
   int num_registers = 0;
   int num_heads = 0;
-  int depth = 0;         // number of transformer blocks
-  std::string ffn;       // "mlp" or "swiglu"
+  int depth = 0;           // number of transformer blocks
+  std::string ffn;         // "mlp" or "swiglu"
   int default_height = 0;  // default input size of the model (224 x 224)
   int default_width = 0;
   std::array<float, 3> image_mean{};  // RGB normalisation the weights expect
@@ -36,7 +36,7 @@ struct ModelMetadata {
   std::string source_kind;      // "huggingface", "meta" or "random"
   bool untrained = false;       // true for random weights
   std::string weights_sha256;
-  std::string torch_version;    // torch version that exported the archive
+  std::string torch_version;  // torch version that exported the archive
 };
 
 // Parses and validates the JSON text. Errors are InvalidArgument and name the offending field.

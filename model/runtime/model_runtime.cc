@@ -31,8 +31,8 @@ absl::StatusOr<torch::Device> ParseDevice(absl::string_view name) {
             absl::StrCat("device '", name, "' requested but no CUDA device is available"));
       }
       if (device.has_index() && device.index() >= count) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "device '", name, "' requested but only ", count, " CUDA device(s) exist"));
+        return absl::FailedPreconditionError(absl::StrCat("device '", name, "' requested but only ",
+                                                          count, " CUDA device(s) exist"));
       }
     } else if (!device.is_cpu()) {
       return absl::InvalidArgumentError(absl::StrCat("unsupported device '", name, "'"));
@@ -52,12 +52,13 @@ absl::StatusOr<ModelOutputs> UnpackOutputs(const c10::IValue& result, const Mode
   }
   const c10::Dict<c10::IValue, c10::IValue> dict = result.toGenericDict();
   ModelOutputs out;
-  for (auto [key, field] : {std::pair{"cls", &out.cls}, {"registers", &out.registers},
+  for (auto [key, field] : {std::pair{"cls", &out.cls},
+                            {"registers", &out.registers},
                             {"patch_tokens", &out.patch_tokens}}) {
     auto it = dict.find(key);
     if (it == dict.end() || !it->value().isTensor()) {
-      return absl::FailedPreconditionError(absl::StrCat("forward output has no tensor '", key,
-                                                        "'"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("forward output has no tensor '", key, "'"));
     }
     *field = it->value().toTensor();
   }
@@ -79,8 +80,7 @@ absl::StatusOr<ModelOutputs> UnpackOutputs(const c10::IValue& result, const Mode
 
 }  // namespace
 
-ModelRuntime::ModelRuntime(torch::jit::Module module, ModelMetadata metadata,
-                           torch::Device device)
+ModelRuntime::ModelRuntime(torch::jit::Module module, ModelMetadata metadata, torch::Device device)
     : module_(std::move(module)), metadata_(std::move(metadata)), device_(device) {}
 
 absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::string& path,
@@ -97,19 +97,17 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::stri
   try {
     module = torch::jit::load(path, *device, extra);
   } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat("'", path,
-                                                   "' is not a loadable TorchScript archive: ",
-                                                   FirstLine(e)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is not a loadable TorchScript archive: ", FirstLine(e)));
   }
   if (extra[kMetadataFileName].empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", path, "' is a TorchScript archive but not a DINOv3 export: it has no ",
-        kMetadataFileName, " metadata (export it with `python -m model.export`)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is a TorchScript archive but not a DINOv3 export: it has no ",
+                     kMetadataFileName, " metadata (export it with `python -m model.export`)"));
   }
   absl::StatusOr<ModelMetadata> metadata = ParseModelMetadata(extra[kMetadataFileName]);
   if (!metadata.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", path, "': ", metadata.status().message()));
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "': ", metadata.status().message()));
   }
   module.eval();
   std::unique_ptr<ModelRuntime> runtime(
@@ -127,8 +125,8 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::stri
 
 absl::Status ModelRuntime::CheckInput(const torch::Tensor& x) const {
   if (!x.defined() || x.dim() != 4 || x.size(1) != 3) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "pixel_values must be [B,3,H,W], got ", x.defined() ? Shape(x) : "undefined"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pixel_values must be [B,3,H,W], got ", x.defined() ? Shape(x) : "undefined"));
   }
   if (!x.is_floating_point()) {
     return absl::InvalidArgumentError("pixel_values must be a floating point tensor");
@@ -137,8 +135,7 @@ absl::Status ModelRuntime::CheckInput(const torch::Tensor& x) const {
   if (x.size(0) == 0 || x.size(2) == 0 || x.size(3) == 0 || x.size(2) % p != 0 ||
       x.size(3) % p != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "pixel_values ", Shape(x), ": batch must be non-empty and H, W positive multiples of ",
-        p));
+        "pixel_values ", Shape(x), ": batch must be non-empty and H, W positive multiples of ", p));
   }
   return absl::OkStatus();
 }
@@ -152,8 +149,8 @@ absl::StatusOr<ModelOutputs> ModelRuntime::Forward(const torch::Tensor& pixel_va
     c10::InferenceMode guard;
     result = module_.forward({pixel_values.to(device_)});
   } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat("forward failed on ", Shape(pixel_values), ": ",
-                                            FirstLine(e)));
+    return absl::InternalError(
+        absl::StrCat("forward failed on ", Shape(pixel_values), ": ", FirstLine(e)));
   }
   return UnpackOutputs(result, metadata_, pixel_values.size(0), patches);
 }

@@ -15,9 +15,9 @@
 
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "model/runtime/model_metadata.h"
 
 namespace dinov3::model {

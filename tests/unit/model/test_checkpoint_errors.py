@@ -33,7 +33,8 @@ def rewrite(src, dst, edit_tensors=None, edit_config=None):
 def test_missing_key_is_named(hf_folder, tmp_path):
     bad = rewrite(hf_folder, tmp_path / "bad",
                   edit_tensors=lambda t: t.pop("layer.0.layer_scale2.lambda1"))
-    with pytest.raises(CheckpointError, match=r"missing key 'layer\.0\.layer_scale2\.lambda1'.*\[384\]"):
+    message = r"missing key 'layer\.0\.layer_scale2\.lambda1' \(expected shape \[384\]\)"
+    with pytest.raises(CheckpointError, match=message):
         load_hf_dir(str(bad))
 
 
@@ -80,6 +81,27 @@ def test_meta_missing_tensor(tmp_path):
     path = tmp_path / "x.pth"
     torch.save({"cls_token": torch.zeros(1, 1, 384)}, path)
     with pytest.raises(CheckpointError, match="missing key 'blocks.0.attn.qkv.weight'"):
+        load_meta_checkpoint(str(path))
+
+
+def meta_state(dim=384, hidden=1536):
+    return {"cls_token": torch.zeros(1, 1, dim), "storage_tokens": torch.zeros(1, 4, dim),
+            "patch_embed.proj.weight": torch.zeros(dim, 3, 16, 16),
+            "blocks.0.attn.qkv.weight": torch.zeros(3 * dim, dim),
+            "blocks.0.mlp.fc1.weight": torch.zeros(hidden, dim)}
+
+
+def test_meta_unknown_width(tmp_path):
+    path = tmp_path / "x.pth"
+    torch.save(meta_state(dim=512, hidden=2048), path)
+    with pytest.raises(CheckpointError, match="no DINOv3 variant has embed_dim=512"):
+        load_meta_checkpoint(str(path))
+
+
+def test_meta_incomplete_block_names_the_key(tmp_path):
+    path = tmp_path / "x.pth"
+    torch.save(meta_state(), path)
+    with pytest.raises(CheckpointError, match=r"missing key 'patch_embed\.proj\.bias'"):
         load_meta_checkpoint(str(path))
 
 

@@ -14,12 +14,22 @@ namespace {
 using ::testing::HasSubstr;
 
 nlohmann::json Valid() {
-  return {{"format_version", 1}, {"variant", "vitb16"}, {"embed_dim", 768}, {"patch_size", 16},
-          {"num_registers", 4}, {"num_heads", 12}, {"depth", 12}, {"ffn", "mlp"},
-          {"default_input_size", {224, 224}}, {"image_mean", {0.485, 0.456, 0.406}},
-          {"image_std", {0.229, 0.224, 0.225}}, {"weights_dataset", "lvd1689m"},
-          {"dtype", "float16"}, {"source", {{"kind", "huggingface"}, {"path", "/x"}}},
-          {"untrained", false}, {"weights_sha256", "abcdef0123456789"},
+  return {{"format_version", 1},
+          {"variant", "vitb16"},
+          {"embed_dim", 768},
+          {"patch_size", 16},
+          {"num_registers", 4},
+          {"num_heads", 12},
+          {"depth", 12},
+          {"ffn", "mlp"},
+          {"default_input_size", {224, 224}},
+          {"image_mean", {0.485, 0.456, 0.406}},
+          {"image_std", {0.229, 0.224, 0.225}},
+          {"weights_dataset", "lvd1689m"},
+          {"dtype", "float16"},
+          {"source", {{"kind", "huggingface"}, {"path", "/x"}}},
+          {"untrained", false},
+          {"weights_sha256", "abcdef0123456789"},
           {"torch_version", "2.11.0"}};
 }
 
@@ -62,9 +72,16 @@ INSTANTIATE_TEST_SUITE_P(
         Defect{"version", [](nlohmann::json& j) { j["format_version"] = 9; }, "'format_version'"},
         Defect{"dtype", [](nlohmann::json& j) { j["dtype"] = "int8"; }, "'dtype' is 'int8'"},
         Defect{"heads", [](nlohmann::json& j) { j["num_heads"] = 7; }, "'num_heads' 7 does not"},
-        Defect{"size", [](nlohmann::json& j) { j["default_input_size"] = {224, 100}; },
+        Defect{"size",
+               [](nlohmann::json& j) {
+                 j["default_input_size"] = {224, 100};
+               },
                "'default_input_size' is not a multiple"},
-        Defect{"std", [](nlohmann::json& j) { j["image_std"] = {1, 0, 1}; }, "'image_std'"},
+        Defect{"std",
+               [](nlohmann::json& j) {
+                 j["image_std"] = {1, 0, 1};
+               },
+               "'image_std'"},
         Defect{"source", [](nlohmann::json& j) { j["source"] = nlohmann::json::object(); },
                "'source.kind' is missing"}),
     [](const auto& info) { return info.param.name; });

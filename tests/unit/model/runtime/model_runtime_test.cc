@@ -36,7 +36,8 @@ TEST_P(ModelRuntimeTest, MatchesPythonOutputs) {
   const std::string c = GetParam();
   auto out = (*runtime)->Forward(Expected(expected, c + "_input"));
   ASSERT_TRUE(out.ok()) << out.status();
-  for (auto [name, tensor] : {std::pair{"cls", out->cls}, {"registers", out->registers},
+  for (auto [name, tensor] : {std::pair{"cls", out->cls},
+                              {"registers", out->registers},
                               {"patch_tokens", out->patch_tokens}}) {
     torch::Tensor want = Expected(expected, c + "_" + name);
     ASSERT_EQ(tensor.sizes(), want.sizes()) << name;
