@@ -35,6 +35,7 @@ def test_matches_reference(exported, batch, height, width):
     assert got["patch_tokens"].shape == (batch, grid, reference.config.hidden_size)
     for key in ("cls", "registers", "patch_tokens"):
         diff = (got[key] - expected[key]).abs().max().item()
-        print(f"{reference.config.use_gated_mlp=} {height}x{width} b={batch} {key}: max|d|={diff:.2e}")
+        ffn = "swiglu" if reference.config.use_gated_mlp else "mlp"
+        print(f"hf {ffn} {height}x{width} b={batch} {key}: max|d|={diff:.2e}")
         assert diff <= MAX_ABS, f"{key}: max abs difference {diff}"
         assert per_token_cosine(got[key], expected[key]).min().item() >= MIN_COSINE
