@@ -1,0 +1,56 @@
+// Turns client image bytes into RgbImage, safely: only JPEG, PNG, WebP and BMP are accepted
+// (recognised by their magic bytes, before any decoder runs), the dimensions are read from the
+// file header and checked against the limits before the full decode (decompression bombs),
+// EXIF orientation is applied, and grayscale, alpha, palette and 16-bit inputs become RGB8
+// (alpha is dropped, 16-bit is scaled to 8-bit).
+//
+// Errors are InvalidArgument with a message a user can act on, without the image index (the
+// caller prefixes "image[i]: "). Thread-safe: free functions without shared state.
+#ifndef DINOV3_SERVER_PREPROCESS_IMAGE_DECODER_H_
+#define DINOV3_SERVER_PREPROCESS_IMAGE_DECODER_H_
+
+#include <cstdint>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/common/types.h"
+
+namespace dinov3::preprocess {
+
+struct ImageLimits {
+  int64_t max_image_bytes = 32 << 20;  // encoded or raw bytes of one image
+  int64_t max_pixels = 40'000'000;     // width * height, checked before decoding
+  int min_image_side = 8;              // smallest accepted width or height, pixels
+};
+
+enum class ImageFormat { kUnknown, kJpeg, kPng, kWebp, kBmp, kGif, kTiff };
+
+// The format named by the first bytes of `bytes` (GIF and TIFF are recognised to be refused
+// by name).
+ImageFormat SniffFormat(absl::string_view bytes);
+
+// "JPEG", "PNG", ... for messages.
+const char* FormatName(ImageFormat format);
+
+struct ImageSize {
+  int width = 0;
+  int height = 0;
+};
+
+// Width and height from the header of a JPEG, PNG, WebP or BMP file, without decoding pixels.
+// InvalidArgument when the header is truncated or malformed.
+absl::StatusOr<ImageSize> ReadImageSize(absl::string_view bytes, ImageFormat format);
+
+// Full decode of an encoded image with the checks described above.
+absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const ImageLimits& limits);
+
+enum class RawPixelFormat { kRgb8, kBgr8, kGray8, kRgba8 };
+
+// Converts raw pixels (row-major, no padding) to RgbImage. InvalidArgument when the data length
+// is not width * height * channels, or a limit is broken.
+absl::StatusOr<RgbImage> ConvertRawImage(int width, int height, RawPixelFormat format,
+                                         absl::string_view data, const ImageLimits& limits);
+
+}  // namespace dinov3::preprocess
+
+#endif  // DINOV3_SERVER_PREPROCESS_IMAGE_DECODER_H_
