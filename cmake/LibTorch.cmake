@@ -26,6 +26,34 @@ if(_use_cuda STREQUAL "AUTO")
   endif()
 endif()
 
+# The wheel's include/ also bundles protobuf, fmt and pybind11 headers of other versions; on the
+# include path they would shadow Debian's (which gRPC and spdlog need). Expose a copy of the
+# folder, made of links, without them.
+set(DINOV3_TORCH_INCLUDE "${CMAKE_BINARY_DIR}/torch-include")
+file(MAKE_DIRECTORY "${DINOV3_TORCH_INCLUDE}")
+file(GLOB _torch_entries RELATIVE "${DINOV3_TORCH_DIR}/include" "${DINOV3_TORCH_DIR}/include/*")
+foreach(_entry ${_torch_entries})
+  if(NOT _entry MATCHES "^(google|fmt|pybind11)$" AND NOT EXISTS "${DINOV3_TORCH_INCLUDE}/${_entry}")
+    file(CREATE_LINK "${DINOV3_TORCH_DIR}/include/${_entry}" "${DINOV3_TORCH_INCLUDE}/${_entry}"
+         SYMBOLIC)
+  endif()
+endforeach()
+
+# Points the include directories of the wheel's imported targets at DINOV3_TORCH_INCLUDE.
+function(dinov3_filter_torch_includes)
+  foreach(_target headeronly c10 c10_cuda torch_cpu torch_cuda torch)
+    if(NOT TARGET ${_target})
+      continue()
+    endif()
+    get_target_property(_dirs ${_target} INTERFACE_INCLUDE_DIRECTORIES)
+    if(NOT _dirs)
+      continue()
+    endif()
+    list(TRANSFORM _dirs REPLACE "^.*/torch/include(/|$)" "${DINOV3_TORCH_INCLUDE}\\1")
+    set_target_properties(${_target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_dirs}")
+  endforeach()
+endfunction()
+
 add_library(dinov3_torch INTERFACE)
 add_library(dinov3::torch ALIAS dinov3_torch)
 if(_use_cuda)
@@ -39,11 +67,12 @@ if(_use_cuda)
   endif()
   list(APPEND CMAKE_PREFIX_PATH "${DINOV3_TORCH_DIR}/share/cmake")
   find_package(Torch REQUIRED)
+  dinov3_filter_torch_includes()
   target_link_libraries(dinov3_torch INTERFACE ${TORCH_LIBRARIES})
   message(STATUS "LibTorch: ${DINOV3_TORCH_DIR} (CUDA ${CUDA_VERSION})")
 else()
   target_include_directories(dinov3_torch SYSTEM INTERFACE
-    "${DINOV3_TORCH_DIR}/include" "${DINOV3_TORCH_DIR}/include/torch/csrc/api/include")
+    "${DINOV3_TORCH_INCLUDE}" "${DINOV3_TORCH_INCLUDE}/torch/csrc/api/include")
   target_link_libraries(dinov3_torch INTERFACE
     "${DINOV3_TORCH_DIR}/lib/libtorch_cpu.so" "${DINOV3_TORCH_DIR}/lib/libc10.so")
   target_compile_definitions(dinov3_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=1)

@@ -1,0 +1,242 @@
+// dinov3-client: command line client of the DINOv3 embedding service (flags and dispatch only;
+// the commands are in commands.h). Exit status: 0 success, 1 error (printed as
+// "error: <grpc code name>: <message>"), 2 usage error. `health` exits 0 only when SERVING.
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "client/cpp/commands.h"
+#include "client/cpp/tensor_decode.h"
+
+ABSL_FLAG(std::string, server, "localhost:50051", "Address of the service, host:port.");
+ABSL_FLAG(double, timeout, 30, "Deadline of each call in seconds (> 0).");
+ABSL_FLAG(std::string, outputs, "cls,pooled",
+          "embed: comma-separated outputs among cls, pooled, patch_tokens, registers.");
+ABSL_FLAG(std::string, dtype, "float32",
+          "embed, dense: wire dtype float32, float16 or bfloat16 (printed and written as floats; "
+          "float16 .npy files stay float16, bfloat16 becomes float32).");
+ABSL_FLAG(bool, l2_normalize, false,
+          "embed, dense: L2-normalize cls, pooled and each patch token on the server.");
+ABSL_FLAG(std::string, preprocess, "",
+          "embed, dense: resize mode fixed (Hugging Face 224x224), crop (shorter side + centre "
+          "crop) or keep_aspect (multiples of the patch size). Default: fixed for embed, "
+          "keep_aspect for dense.");
+ABSL_FLAG(int32_t, height, 0, "embed, dense: Preprocess.height (0 = the mode's default).");
+ABSL_FLAG(int32_t, width, 0, "embed, dense: Preprocess.width (0 = the mode's default).");
+ABSL_FLAG(int32_t, max_patches, 0,
+          "embed, dense: Preprocess.max_patches for keep_aspect (0 = the server's limit).");
+ABSL_FLAG(int32_t, rows_per_chunk, 0, "dense: patch rows per chunk (0 = the server's choice).");
+ABSL_FLAG(std::string, format, "json",
+          "embed: json (one object per image and line on stdout) or npy (files under --out).");
+ABSL_FLAG(std::string, out, "",
+          "embed --format=npy: output directory for <file name>.<output>.npy files; "
+          "dense: the output .npy file (required).");
+
+namespace dinov3::client {
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+constexpr char kUsage[] = R"(command line client of the DINOv3 embedding service.
+
+Usage:
+  dinov3-client info                  print the served model (GetModelInfo)
+  dinov3-client health                grpc.health.v1 Check of service ""; prints the status,
+                                      exits 0 only when SERVING
+  dinov3-client embed IMG... [--outputs=cls,pooled,patch_tokens,registers]
+      [--dtype=float32|float16|bfloat16] [--l2_normalize] [--preprocess=fixed|crop|keep_aspect]
+      [--height=H --width=W --max_patches=N] [--format=json|npy] [--out=DIR]
+                                      one Embed call with all image files (id = file name).
+                                      json: one line per image on stdout with "id", "grid"
+                                      [h, w] and each output as (nested) float arrays.
+                                      npy: writes DIR/<file name>.<output>.npy (shape as on
+                                      the wire: cls/pooled [D], patch_tokens [h*w, D],
+                                      registers [R, D]) and prints the paths.
+  dinov3-client dense IMG --out=FILE.npy [--dtype=...] [--l2_normalize]
+      [--preprocess=keep_aspect] [--max_patches=N] [--rows_per_chunk=N]
+                                      EmbedDense; writes the [grid_h, grid_w, dim] patch grid.
+
+Common flags: --server=host:port (default localhost:50051), --timeout=SECONDS (default 30).
+Exit status: 0 success, 1 error ("error: <grpc code name>: <message>" on stderr), 2 usage error.)";
+
+// Flags that absl's parser handles itself.
+bool IsBuiltinFlag(absl::string_view name) {
+  for (const char* builtin : {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch",
+                              "version", "only_check_args", "flagfile", "fromenv", "tryfromenv",
+                              "undefok"}) {
+    if (name == builtin) return true;
+  }
+  return false;
+}
+
+// absl::ParseCommandLine exits with status 1 on an unknown flag or a bad value; check them
+// first so that usage errors exit with 2. Returns an empty string when all flags are fine.
+std::string FindFlagError(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "-") || arg.empty()) continue;  // positional or "-"
+    absl::ConsumePrefix(&arg, "-");
+    const size_t eq = arg.find('=');
+    const absl::string_view name = arg.substr(0, eq);
+    if (IsBuiltinFlag(name)) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr && absl::StartsWith(name, "no") && eq == absl::string_view::npos) {
+      absl::CommandLineFlag* negated = absl::FindCommandLineFlag(name.substr(2));
+      if (negated != nullptr && negated->IsOfType<bool>()) continue;
+    }
+    if (flag == nullptr) return absl::StrCat("unknown flag --", name);
+    std::string value;
+    if (eq != absl::string_view::npos) {
+      value = std::string(arg.substr(eq + 1));
+    } else if (flag->IsOfType<bool>()) {
+      continue;
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return absl::StrCat("flag --", name, " needs a value");
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::StrCat("bad value '", value, "' for --", name, ": ", error);
+    }
+  }
+  return "";
+}
+
+int UsageError(absl::string_view message) {
+  std::cerr << "usage error: " << message << "\nRun 'dinov3-client --help' for usage.\n";
+  return kExitUsage;
+}
+
+int Fail(const absl::Status& status) {
+  std::cerr << "error: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
+            << "\n";
+  return kExitError;
+}
+
+// Preprocess from the flags; `default_mode` applies when --preprocess is empty.
+absl::StatusOr<v1::Preprocess> PreprocessFromFlags(absl::string_view default_mode) {
+  std::string mode_name = absl::GetFlag(FLAGS_preprocess);
+  if (mode_name.empty()) mode_name = std::string(default_mode);
+  absl::StatusOr<v1::ResizeMode> mode = ParseResizeMode(mode_name);
+  if (!mode.ok()) return mode.status();
+  const int32_t height = absl::GetFlag(FLAGS_height);
+  const int32_t width = absl::GetFlag(FLAGS_width);
+  const int32_t max_patches = absl::GetFlag(FLAGS_max_patches);
+  if (height < 0 || width < 0 || max_patches < 0) {
+    return absl::InvalidArgumentError("--height, --width and --max_patches must be >= 0");
+  }
+  v1::Preprocess preprocess;
+  preprocess.set_mode(*mode);
+  preprocess.set_height(height);
+  preprocess.set_width(width);
+  preprocess.set_max_patches(max_patches);
+  return preprocess;
+}
+
+int RunEmbedCommand(const ConnectionOptions& connection, std::vector<std::string> images) {
+  if (images.empty()) return UsageError("embed needs at least one image file");
+  EmbedOptions options;
+  options.images = std::move(images);
+  absl::StatusOr<std::vector<v1::Output>> outputs = ParseOutputs(absl::GetFlag(FLAGS_outputs));
+  if (!outputs.ok()) return UsageError(outputs.status().message());
+  options.outputs = *std::move(outputs);
+  absl::StatusOr<v1::DType> dtype = ParseDType(absl::GetFlag(FLAGS_dtype));
+  if (!dtype.ok()) return UsageError(dtype.status().message());
+  options.dtype = *dtype;
+  options.l2_normalize = absl::GetFlag(FLAGS_l2_normalize);
+  absl::StatusOr<v1::Preprocess> preprocess = PreprocessFromFlags("fixed");
+  if (!preprocess.ok()) return UsageError(preprocess.status().message());
+  options.preprocess = *std::move(preprocess);
+  const std::string format = absl::GetFlag(FLAGS_format);
+  if (format == "json") {
+    options.format = OutputFormat::kJson;
+  } else if (format == "npy") {
+    options.format = OutputFormat::kNpy;
+    options.out_dir = absl::GetFlag(FLAGS_out);
+    if (options.out_dir.empty()) return UsageError("embed --format=npy needs --out=DIR");
+  } else {
+    return UsageError(absl::StrCat("unknown --format '", format, "' (expected json or npy)"));
+  }
+  const absl::Status status = RunEmbed(connection, options, std::cout);
+  return status.ok() ? 0 : Fail(status);
+}
+
+int RunDenseCommand(const ConnectionOptions& connection, const std::vector<std::string>& images) {
+  if (images.size() != 1) return UsageError("dense takes exactly one image file");
+  DenseOptions options;
+  options.image = images[0];
+  options.out_path = absl::GetFlag(FLAGS_out);
+  if (options.out_path.empty()) return UsageError("dense needs --out=FILE.npy");
+  absl::StatusOr<v1::DType> dtype = ParseDType(absl::GetFlag(FLAGS_dtype));
+  if (!dtype.ok()) return UsageError(dtype.status().message());
+  options.dtype = *dtype;
+  options.l2_normalize = absl::GetFlag(FLAGS_l2_normalize);
+  absl::StatusOr<v1::Preprocess> preprocess = PreprocessFromFlags("keep_aspect");
+  if (!preprocess.ok()) return UsageError(preprocess.status().message());
+  options.preprocess = *std::move(preprocess);
+  const int32_t rows_per_chunk = absl::GetFlag(FLAGS_rows_per_chunk);
+  if (rows_per_chunk < 0) return UsageError("--rows_per_chunk must be >= 0");
+  options.rows_per_chunk = rows_per_chunk;
+  const absl::Status status = RunDense(connection, options, std::cout);
+  return status.ok() ? 0 : Fail(status);
+}
+
+// --help lists the flags defined in this file (absl's default filter expects a file named
+// after the program).
+bool IsClientFlagFile(absl::string_view file) { return absl::StrContains(file, "client_main"); }
+
+int Main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_helpshort_flags = IsClientFlagFile;
+  usage_config.contains_help_flags = IsClientFlagFile;
+  absl::SetFlagsUsageConfig(usage_config);
+  if (const std::string error = FindFlagError(argc, argv); !error.empty()) {
+    return UsageError(error);
+  }
+  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() < 2) return UsageError("missing command (info, health, embed or dense)");
+  const std::string command = positional[1];
+  const std::vector<std::string> args(positional.begin() + 2, positional.end());
+
+  ConnectionOptions connection;
+  connection.server = absl::GetFlag(FLAGS_server);
+  connection.timeout_seconds = absl::GetFlag(FLAGS_timeout);
+  if (!(connection.timeout_seconds > 0)) return UsageError("--timeout must be > 0");
+
+  if (command == "info" || command == "health") {
+    if (!args.empty()) return UsageError(absl::StrCat(command, " takes no arguments"));
+  }
+  if (command == "info") {
+    const absl::Status status = RunInfo(connection, std::cout);
+    return status.ok() ? 0 : Fail(status);
+  }
+  if (command == "health") {
+    const auto serving = RunHealth(connection, "", std::cout);
+    if (!serving.ok()) return Fail(serving.status());
+    return *serving == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : kExitError;
+  }
+  if (command == "embed") return RunEmbedCommand(connection, args);
+  if (command == "dense") return RunDenseCommand(connection, args);
+  return UsageError(absl::StrCat("unknown command '", command, "'"));
+}
+
+}  // namespace
+}  // namespace dinov3::client
+
+int main(int argc, char** argv) { return dinov3::client::Main(argc, argv); }

@@ -1,0 +1,329 @@
+// The commands of dinov3-client; see commands.h.
+#include "client/cpp/commands.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <set>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "client/cpp/dense_assembler.h"
+#include "client/cpp/npy_writer.h"
+#include "client/cpp/tensor_decode.h"
+#include "dinov3/v1/embedding.grpc.pb.h"
+#include "google/protobuf/text_format.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "server/common/status_macros.h"
+
+namespace dinov3::client {
+namespace {
+
+using HealthStatus = grpc::health::v1::HealthCheckResponse::ServingStatus;
+
+absl::Status ToAbsl(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& connection) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // patch tokens of many images exceed the 4 MiB default
+  args.SetMaxSendMessageSize(-1);
+  return grpc::CreateCustomChannel(connection.server, grpc::InsecureChannelCredentials(), args);
+}
+
+void SetDeadline(const ConnectionOptions& connection, grpc::ClientContext& context) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::chrono::duration<double>(connection.timeout_seconds)));
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return absl::UnknownError(absl::StrCat("cannot read ", path));
+  return bytes;
+}
+
+std::string FileName(const std::string& path) {
+  return std::filesystem::path(path).filename().string();
+}
+
+void AppendJsonString(absl::string_view text, std::string& json) {
+  json.push_back('"');
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      json.push_back('\\');
+      json.push_back(c);
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppendFormat(&json, "\\u%04x", static_cast<unsigned char>(c));
+    } else {
+      json.push_back(c);
+    }
+  }
+  json.push_back('"');
+}
+
+// Shortest text that reads back to the same float; null for NaN and infinities.
+void AppendJsonFloat(float value, std::string& json) {
+  if (!std::isfinite(value)) {
+    json.append("null");
+    return;
+  }
+  char buffer[32];
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  json.append(buffer, result.ptr);
+}
+
+// Appends values[offset...] as nested arrays following shape[axis...]; advances offset.
+void AppendJsonArray(const std::vector<float>& values, const v1::Tensor& tensor, int axis,
+                     size_t& offset, std::string& json) {
+  if (axis == tensor.shape_size()) {
+    AppendJsonFloat(values[offset++], json);
+    return;
+  }
+  json.push_back('[');
+  for (int64_t i = 0; i < tensor.shape(axis); ++i) {
+    if (i > 0) json.push_back(',');
+    AppendJsonArray(values, tensor, axis + 1, offset, json);
+  }
+  json.push_back(']');
+}
+
+absl::Status AppendJsonTensor(absl::string_view name, const v1::Tensor& tensor,
+                              std::string& json) {
+  absl::StatusOr<std::vector<float>> values = DecodeTensor(tensor);
+  if (!values.ok()) {
+    return absl::InternalError(absl::StrCat("server sent a bad ", name, " tensor: ",
+                                            values.status().message()));
+  }
+  absl::StrAppend(&json, ",\"", name, "\":");
+  size_t offset = 0;
+  AppendJsonArray(*values, tensor, 0, offset, json);
+  return absl::OkStatus();
+}
+
+// Writes `tensor` as .npy: float32 and float16 bytes unchanged, bfloat16 widened to float32.
+absl::Status WriteTensorNpy(const std::string& path, const v1::Tensor& tensor) {
+  RETURN_IF_ERROR(ValidateTensor(tensor));
+  const std::vector<int64_t> shape(tensor.shape().begin(), tensor.shape().end());
+  switch (tensor.dtype()) {
+    case v1::FLOAT32:
+      return WriteNpy(path, NpyDType::kFloat32, shape, tensor.data());
+    case v1::FLOAT16:
+      return WriteNpy(path, NpyDType::kFloat16, shape, tensor.data());
+    default: {
+      ASSIGN_OR_RETURN(const std::vector<float> values, DecodeTensor(tensor));
+      return WriteNpy(path, NpyDType::kFloat32, shape,
+                      absl::string_view(reinterpret_cast<const char*>(values.data()),
+                                        values.size() * sizeof(float)));
+    }
+  }
+}
+
+// The tensors of `embedding` that the server filled, with their output names.
+std::vector<std::pair<const char*, const v1::Tensor*>> PresentTensors(
+    const v1::Embedding& embedding) {
+  std::vector<std::pair<const char*, const v1::Tensor*>> tensors;
+  if (embedding.has_cls()) tensors.emplace_back("cls", &embedding.cls());
+  if (embedding.has_pooled()) tensors.emplace_back("pooled", &embedding.pooled());
+  if (embedding.has_patch_tokens()) {
+    tensors.emplace_back("patch_tokens", &embedding.patch_tokens());
+  }
+  if (embedding.has_registers()) tensors.emplace_back("registers", &embedding.registers());
+  return tensors;
+}
+
+absl::Status PrintJson(const v1::Embedding& embedding, std::ostream& out) {
+  std::string json = "{\"id\":";
+  AppendJsonString(embedding.id(), json);
+  absl::StrAppend(&json, ",\"grid\":[", embedding.grid_height(), ",", embedding.grid_width(), "]");
+  for (const auto& [name, tensor] : PresentTensors(embedding)) {
+    RETURN_IF_ERROR(AppendJsonTensor(name, *tensor, json));
+  }
+  json.append("}\n");
+  out << json;
+  return absl::OkStatus();
+}
+
+absl::Status WriteNpyFiles(const v1::Embedding& embedding, const std::string& stem,
+                           const std::string& out_dir, std::ostream& out) {
+  for (const auto& [name, tensor] : PresentTensors(embedding)) {
+    const std::string path =
+        (std::filesystem::path(out_dir) / absl::StrCat(stem, ".", name, ".npy")).string();
+    absl::Status status = WriteTensorNpy(path, *tensor);
+    if (!status.ok()) {
+      return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
+    }
+    out << path << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckNpyOutput(const EmbedOptions& options) {
+  std::set<std::string> names;
+  for (const std::string& image : options.images) {
+    if (!names.insert(FileName(image)).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("two images are named ", FileName(image), "; their .npy files would clash"));
+    }
+  }
+  std::error_code error;
+  std::filesystem::create_directories(options.out_dir, error);
+  if (error) {
+    return absl::UnknownError(absl::StrCat("cannot create ", options.out_dir, ": ",
+                                           error.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<v1::Output>> ParseOutputs(absl::string_view list) {
+  std::vector<v1::Output> outputs;
+  for (absl::string_view name : absl::StrSplit(list, ',', absl::SkipWhitespace())) {
+    name = absl::StripAsciiWhitespace(name);
+    v1::Output output;
+    if (name == "cls") {
+      output = v1::CLS;
+    } else if (name == "pooled") {
+      output = v1::POOLED;
+    } else if (name == "patch_tokens") {
+      output = v1::PATCH_TOKENS;
+    } else if (name == "registers") {
+      output = v1::REGISTERS;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown output '", name, "' (expected cls, pooled, patch_tokens or registers)"));
+    }
+    if (std::find(outputs.begin(), outputs.end(), output) != outputs.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("output '", name, "' given twice"));
+    }
+    outputs.push_back(output);
+  }
+  return outputs;
+}
+
+absl::StatusOr<v1::ResizeMode> ParseResizeMode(absl::string_view name) {
+  if (name == "fixed") return v1::RESIZE_FIXED;
+  if (name == "crop") return v1::RESIZE_SHORTER_SIDE_CENTER_CROP;
+  if (name == "keep_aspect") return v1::RESIZE_KEEP_ASPECT;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown preprocess mode '", name, "' (expected fixed, crop or keep_aspect)"));
+}
+
+absl::Status RunInfo(const ConnectionOptions& connection, std::ostream& out) {
+  auto stub = v1::EmbeddingService::NewStub(MakeChannel(connection));
+  grpc::ClientContext context;
+  SetDeadline(connection, context);
+  v1::ModelInfo info;
+  RETURN_IF_ERROR(ToAbsl(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info)));
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(info, &text);
+  out << text;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<HealthStatus> RunHealth(const ConnectionOptions& connection,
+                                       const std::string& service, std::ostream& out) {
+  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(connection));
+  grpc::ClientContext context;
+  SetDeadline(connection, context);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  RETURN_IF_ERROR(ToAbsl(stub->Check(&context, request, &response)));
+  out << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status()) << "\n";
+  return response.status();
+}
+
+absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& options,
+                      std::ostream& out) {
+  if (options.format == OutputFormat::kNpy) RETURN_IF_ERROR(CheckNpyOutput(options));
+  v1::EmbedRequest request;
+  for (const std::string& path : options.images) {
+    v1::Image* image = request.add_images();
+    ASSIGN_OR_RETURN(*image->mutable_encoded(), ReadFile(path));
+    image->set_id(FileName(path));
+  }
+  for (const v1::Output output : options.outputs) request.add_outputs(output);
+  request.set_dtype(options.dtype);
+  request.set_l2_normalize(options.l2_normalize);
+  *request.mutable_preprocess() = options.preprocess;
+  request.set_request_id("dinov3-client");
+
+  auto stub = v1::EmbeddingService::NewStub(MakeChannel(connection));
+  grpc::ClientContext context;
+  SetDeadline(connection, context);
+  v1::EmbedResponse response;
+  RETURN_IF_ERROR(ToAbsl(stub->Embed(&context, request, &response)));
+  if (response.embeddings_size() != request.images_size()) {
+    return absl::InternalError(absl::StrCat("server returned ", response.embeddings_size(),
+                                            " embeddings for ", request.images_size(), " images"));
+  }
+  for (int i = 0; i < response.embeddings_size(); ++i) {
+    const v1::Embedding& embedding = response.embeddings(i);
+    if (options.format == OutputFormat::kJson) {
+      RETURN_IF_ERROR(PrintJson(embedding, out));
+    } else {
+      RETURN_IF_ERROR(
+          WriteNpyFiles(embedding, FileName(options.images[i]), options.out_dir, out));
+    }
+  }
+  out.flush();
+  return absl::OkStatus();
+}
+
+absl::Status RunDense(const ConnectionOptions& connection, const DenseOptions& options,
+                      std::ostream& out) {
+  v1::EmbedDenseRequest request;
+  ASSIGN_OR_RETURN(*request.mutable_image()->mutable_encoded(), ReadFile(options.image));
+  request.mutable_image()->set_id(FileName(options.image));
+  request.set_dtype(options.dtype);
+  request.set_l2_normalize(options.l2_normalize);
+  *request.mutable_preprocess() = options.preprocess;
+  request.set_request_id("dinov3-client");
+  request.set_rows_per_chunk(options.rows_per_chunk);
+
+  auto stub = v1::EmbeddingService::NewStub(MakeChannel(connection));
+  grpc::ClientContext context;
+  SetDeadline(connection, context);
+  std::unique_ptr<grpc::ClientReader<v1::DenseChunk>> reader =
+      stub->EmbedDense(&context, request);
+  DenseAssembler assembler;
+  absl::Status chunk_status;
+  v1::DenseChunk chunk;
+  while (reader->Read(&chunk)) {
+    if (chunk_status.ok()) chunk_status = assembler.Add(chunk);
+    if (!chunk_status.ok()) context.TryCancel();
+  }
+  const grpc::Status rpc_status = reader->Finish();
+  if (!chunk_status.ok()) {
+    return absl::InternalError(absl::StrCat("bad reply: ", chunk_status.message()));
+  }
+  RETURN_IF_ERROR(ToAbsl(rpc_status));
+  const int chunks = assembler.chunks();
+  absl::StatusOr<v1::Tensor> grid = assembler.Finish();
+  if (!grid.ok()) return absl::InternalError(absl::StrCat("bad reply: ", grid.status().message()));
+  RETURN_IF_ERROR(WriteTensorNpy(options.out_path, *grid));
+  out << absl::StrFormat("%s: [%d, %d, %d] %s (%s on the wire, %d chunks)\n", options.out_path,
+                         grid->shape(0), grid->shape(1), grid->shape(2),
+                         grid->dtype() == v1::FLOAT16 ? "float16" : "float32",
+                         DTypeName(grid->dtype()), chunks);
+  return absl::OkStatus();
+}
+
+}  // namespace dinov3::client

@@ -1,0 +1,74 @@
+// The commands of dinov3-client: info, health, embed and dense (flags live in client_main.cc).
+//
+// Each command opens an insecure channel to `server`, makes its calls with a deadline of
+// `timeout_seconds` and writes its result to `out`. Errors come back as absl::Status: gRPC
+// failures keep their status code and message; local problems (unreadable image, unwritable
+// output, malformed server reply) use NotFound / Unknown / Internal-style codes with a message
+// that names the file or field. Nothing here exits the process. Not meant for concurrent use.
+#ifndef DINOV3_CLIENT_CPP_COMMANDS_H_
+#define DINOV3_CLIENT_CPP_COMMANDS_H_
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "dinov3/v1/embedding.pb.h"
+#include "grpc/health/v1/health.pb.h"
+
+namespace dinov3::client {
+
+struct ConnectionOptions {
+  std::string server = "localhost:50051";
+  double timeout_seconds = 30;
+};
+
+enum class OutputFormat { kJson, kNpy };
+
+struct EmbedOptions {
+  std::vector<std::string> images;  // paths of encoded image files; id = file name
+  std::vector<v1::Output> outputs;  // empty = the server's default (cls, pooled)
+  v1::DType dtype = v1::FLOAT32;
+  bool l2_normalize = false;
+  v1::Preprocess preprocess;
+  OutputFormat format = OutputFormat::kJson;
+  std::string out_dir;  // kNpy: where <file name>.<output>.npy files go (created if missing)
+};
+
+struct DenseOptions {
+  std::string image;     // path of an encoded image file
+  std::string out_path;  // .npy file written with shape [grid_height, grid_width, dim]
+  v1::DType dtype = v1::FLOAT32;
+  bool l2_normalize = false;
+  v1::Preprocess preprocess;
+  uint32_t rows_per_chunk = 0;  // 0 = the server's choice
+};
+
+// "cls,pooled,patch_tokens,registers" (any subset, any order, no duplicates) -> outputs.
+absl::StatusOr<std::vector<v1::Output>> ParseOutputs(absl::string_view list);
+// "fixed" | "crop" | "keep_aspect" -> resize mode.
+absl::StatusOr<v1::ResizeMode> ParseResizeMode(absl::string_view name);
+
+// GetModelInfo, printed as protobuf text format.
+absl::Status RunInfo(const ConnectionOptions& connection, std::ostream& out);
+
+// grpc.health.v1 Check for `service` ("" = the whole server); prints the status name.
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> RunHealth(
+    const ConnectionOptions& connection, const std::string& service, std::ostream& out);
+
+// One Embed call with all images. kJson: one JSON object per image and line, with "id",
+// "grid" [h, w] and each returned tensor as (nested) float arrays. kNpy: one .npy file per
+// image and tensor (float16 stays float16, bfloat16 becomes float32); prints the paths.
+absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& options,
+                      std::ostream& out);
+
+// EmbedDense; reassembles the chunks by row_start and writes the .npy file; prints a summary.
+absl::Status RunDense(const ConnectionOptions& connection, const DenseOptions& options,
+                      std::ostream& out);
+
+}  // namespace dinov3::client
+
+#endif  // DINOV3_CLIENT_CPP_COMMANDS_H_

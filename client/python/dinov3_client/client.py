@@ -1,0 +1,220 @@
+"""EmbeddingClient: a typed, synchronous Python client of dinov3.v1.EmbeddingService.
+
+Images are given as encoded file bytes (JPEG/PNG/WebP/BMP), a path to such a file, or a numpy
+uint8 array (H x W x 3 RGB, H x W x 4 RGBA, or H x W gray) sent as raw pixels. Embeddings come
+back as numpy arrays (float32; float16 for dtype="float16"; bfloat16 is widened to float32).
+
+Errors: every failed RPC raises EmbeddingError, which carries the gRPC status `code`
+(grpc.StatusCode) and the server's `details` (e.g. "image[3]: unsupported format GIF").
+Thread-safety: one client may be used from many threads (gRPC channels are thread-safe).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Iterable, Iterator, Optional, Sequence, Union
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from dinov3_client._stubs import embedding_pb2 as pb2
+from dinov3_client._stubs import embedding_pb2_grpc as pb2_grpc
+from dinov3_client.tensors import assemble_dense, decode_tensor, dtype_value
+
+ImageLike = Union[bytes, bytearray, memoryview, np.ndarray, str, os.PathLike, "pb2.Image"]
+PreprocessLike = Union[None, dict, "pb2.Preprocess"]
+
+OUTPUT_NAMES = {"cls": pb2.CLS, "pooled": pb2.POOLED, "patch_tokens": pb2.PATCH_TOKENS,
+                "registers": pb2.REGISTERS}
+RESIZE_MODES = {"fixed": pb2.RESIZE_FIXED,
+                "shorter_side_center_crop": pb2.RESIZE_SHORTER_SIDE_CENTER_CROP,
+                "keep_aspect": pb2.RESIZE_KEEP_ASPECT}
+_RAW_FORMATS = {2: pb2.GRAY8, 3: pb2.RGB8, 4: pb2.RGBA8}  # ndim 2 is gray; else channel count
+DEFAULT_MAX_MESSAGE_BYTES = 256 << 20
+_STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+class EmbeddingError(Exception):
+    """A failed RPC: `code` is the grpc.StatusCode, `details` the server's message."""
+
+    def __init__(self, method: str, code: grpc.StatusCode, details: str):
+        super().__init__(f"{method} failed: {code.name}: {details}")
+        self.method, self.code, self.details = method, code, details
+
+
+@dataclasses.dataclass
+class EmbeddingResult:
+    """The embeddings of one image; outputs that were not requested are None."""
+    id: str
+    cls: Optional[np.ndarray]           # [D]
+    pooled: Optional[np.ndarray]        # [D]
+    registers: Optional[np.ndarray]     # [num_registers, D]
+    patch_tokens: Optional[np.ndarray]  # [grid_height * grid_width, D], row-major over the grid
+    grid_height: int
+    grid_width: int
+
+    @classmethod
+    def from_proto(cls, emb: "pb2.Embedding") -> "EmbeddingResult":
+        def get(name):
+            return decode_tensor(getattr(emb, name)) if emb.HasField(name) else None
+        return cls(emb.id, get("cls"), get("pooled"), get("registers"), get("patch_tokens"),
+                   emb.grid_height, emb.grid_width)
+
+
+@dataclasses.dataclass
+class StreamAnswer:
+    """One StreamEmbed response: the request's results, or `error` when that request failed."""
+    request_id: str
+    results: list[EmbeddingResult]
+    error: Optional[EmbeddingError] = None
+
+
+def make_image(image: ImageLike, image_id: str = "") -> "pb2.Image":
+    """The proto Image of encoded bytes, a file path, a uint8 numpy array or an Image."""
+    if isinstance(image, pb2.Image):
+        out = pb2.Image()
+        out.CopyFrom(image)
+        if image_id:
+            out.id = image_id
+        return out
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return pb2.Image(encoded=bytes(image), id=image_id)
+    if isinstance(image, (str, os.PathLike)):
+        with open(image, "rb") as f:
+            return pb2.Image(encoded=f.read(), id=image_id)
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise TypeError(f"numpy images must be uint8, got {image.dtype}")
+        key = 2 if image.ndim == 2 else (image.shape[2] if image.ndim == 3 else 0)
+        if key not in _RAW_FORMATS:
+            raise ValueError(f"numpy image of shape {image.shape}: expected HxW, HxWx3 or HxWx4")
+        raw = pb2.RawImage(width=image.shape[1], height=image.shape[0], format=_RAW_FORMATS[key],
+                           data=np.ascontiguousarray(image).tobytes())
+        return pb2.Image(raw=raw, id=image_id)
+    raise TypeError(f"unsupported image type {type(image).__name__}")
+
+
+def make_preprocess(preprocess: PreprocessLike) -> Optional["pb2.Preprocess"]:
+    """None, a Preprocess, or a dict like {"mode": "keep_aspect", "max_patches": 1024}."""
+    if preprocess is None or isinstance(preprocess, pb2.Preprocess):
+        return preprocess
+    fields = dict(preprocess)
+    mode = fields.pop("mode", "fixed")
+    if isinstance(mode, str):
+        key = mode.lower().removeprefix("resize_")
+        if key not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {mode!r}; "
+                             f"expected one of {sorted(RESIZE_MODES)}")
+        mode = RESIZE_MODES[key]
+    return pb2.Preprocess(mode=mode, **fields)
+
+
+def _output_value(output: Union[str, int]) -> int:
+    if isinstance(output, str):
+        try:
+            return OUTPUT_NAMES[output.lower()]
+        except KeyError:
+            raise ValueError(f"unknown output {output!r}; expected one of {sorted(OUTPUT_NAMES)}")
+    return int(output)
+
+
+class EmbeddingClient:
+    """A channel to the service. Use as a context manager, or call close()."""
+
+    def __init__(self, target: str = "localhost:50051", timeout: Optional[float] = 30.0,
+                 credentials: Optional[grpc.ChannelCredentials] = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+        options = [("grpc.max_receive_message_length", max_message_bytes),
+                   ("grpc.max_send_message_length", max_message_bytes)]
+        self.timeout = timeout
+        self.channel = (grpc.secure_channel(target, credentials, options) if credentials
+                        else grpc.insecure_channel(target, options))
+        self.stub = pb2_grpc.EmbeddingServiceStub(self.channel)  # the raw API, for anything else
+        self._health = health_pb2_grpc.HealthStub(self.channel)
+
+    def __enter__(self) -> "EmbeddingClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def build_request(self, images: Sequence[ImageLike], outputs=("cls", "pooled"),
+                      dtype: Union[str, int] = "float32", l2_normalize: bool = False,
+                      preprocess: PreprocessLike = None, ids: Optional[Sequence[str]] = None,
+                      request_id: str = "") -> "pb2.EmbedRequest":
+        """The EmbedRequest that embed() sends (for StreamEmbed, or to adjust by hand)."""
+        ids = list(ids) if ids is not None else [""] * len(images)
+        if len(ids) != len(images):
+            raise ValueError(f"{len(ids)} ids for {len(images)} images")
+        return pb2.EmbedRequest(
+            images=[make_image(im, i) for im, i in zip(images, ids)],
+            outputs=[_output_value(o) for o in outputs], dtype=dtype_value(dtype),
+            l2_normalize=l2_normalize, preprocess=make_preprocess(preprocess),
+            request_id=request_id)
+
+    def embed(self, images: Sequence[ImageLike], outputs=("cls", "pooled"),
+              dtype: Union[str, int] = "float32", l2_normalize: bool = False,
+              preprocess: PreprocessLike = None,
+              ids: Optional[Sequence[str]] = None) -> list[EmbeddingResult]:
+        """Embeds `images` in one Embed call; results are in the order of `images`."""
+        request = self.build_request(images, outputs, dtype, l2_normalize, preprocess, ids)
+        try:
+            response = self.stub.Embed(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise EmbeddingError("Embed", e.code(), e.details()) from None
+        return [EmbeddingResult.from_proto(e) for e in response.embeddings]
+
+    def stream_embed(self, requests: Iterable["pb2.EmbedRequest"], timeout: Optional[float] = None
+                     ) -> Iterator[StreamAnswer]:
+        """StreamEmbed: one StreamAnswer per request, possibly out of order.
+
+        A request that fails alone comes back as an answer with `error` set (the stream goes
+        on); a failure of the whole stream raises EmbeddingError.
+        """
+        try:
+            for response in self.stub.StreamEmbed(iter(requests), timeout=timeout):
+                error = None
+                if response.HasField("error"):
+                    error = EmbeddingError("StreamEmbed", _STATUS_CODES.get(
+                        response.error.code, grpc.StatusCode.UNKNOWN), response.error.message)
+                yield StreamAnswer(response.request_id,
+                                   [EmbeddingResult.from_proto(e) for e in response.embeddings],
+                                   error)
+        except grpc.RpcError as e:
+            raise EmbeddingError("StreamEmbed", e.code(), e.details()) from None
+
+    def embed_dense(self, image: ImageLike, dtype: Union[str, int] = "float32",
+                    l2_normalize: bool = False, preprocess: PreprocessLike = None,
+                    rows_per_chunk: int = 0) -> np.ndarray:
+        """Dense patch features [grid_height, grid_width, dim] of one image via EmbedDense.
+
+        preprocess None is the server default (RESIZE_FIXED); {"mode": "keep_aspect"} keeps
+        the image's aspect ratio, the usual choice for dense features.
+        """
+        request = pb2.EmbedDenseRequest(
+            image=make_image(image), dtype=dtype_value(dtype), l2_normalize=l2_normalize,
+            preprocess=make_preprocess(preprocess), rows_per_chunk=rows_per_chunk)
+        try:
+            return assemble_dense(self.stub.EmbedDense(request, timeout=self.timeout))
+        except grpc.RpcError as e:
+            raise EmbeddingError("EmbedDense", e.code(), e.details()) from None
+
+    def model_info(self) -> "pb2.ModelInfo":
+        """The served model and the server's limits (the ModelInfo proto message)."""
+        try:
+            return self.stub.GetModelInfo(pb2.GetModelInfoRequest(), timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise EmbeddingError("GetModelInfo", e.code(), e.details()) from None
+
+    def health(self, service: str = "") -> str:
+        """Standard gRPC health status name: "SERVING", "NOT_SERVING", "UNKNOWN", ..."""
+        try:
+            response = self._health.Check(health_pb2.HealthCheckRequest(service=service),
+                                          timeout=self.timeout)
+        except grpc.RpcError as e:
+            raise EmbeddingError("Health.Check", e.code(), e.details()) from None
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)

@@ -1,0 +1,54 @@
+// The unit of work that flows from the service to a device worker: one preprocessed image plus
+// what to compute, and the completion callback that answers it (DESIGN.md §2).
+//
+// Ownership: whoever holds the unique_ptr<EmbedTask> owns it; `done` must be called exactly
+// once, by whoever finishes the task (with results, an error, on cancellation, deadline or
+// shutdown). Torch- and gRPC-free.
+#ifndef DINOV3_SERVER_BATCHING_TASK_H_
+#define DINOV3_SERVER_BATCHING_TASK_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/common/types.h"
+
+namespace dinov3::batching {
+
+struct EmbedTask {
+  RgbImage image;
+  ResizePlan plan;
+  OutputSet outputs;
+  DType dtype = DType::kFloat32;
+  bool l2_normalize = false;
+  absl::Time deadline = absl::InfiniteFuture();
+  std::function<bool()> is_cancelled;  // may be empty; must be cheap and thread-safe
+  absl::Time enqueue_time;             // set by the queue
+  absl::AnyInvocable<void(absl::StatusOr<EmbeddingResult>) &&> done;
+
+  // Calls `done` with `result` and empties it; finishing a finished task does nothing.
+  void Finish(absl::StatusOr<EmbeddingResult> result) {
+    if (!done) return;
+    auto callback = std::move(done);
+    done = nullptr;
+    std::move(callback)(std::move(result));
+  }
+  bool finished() const { return !done; }
+};
+
+using TaskBatch = std::vector<std::unique_ptr<EmbedTask>>;
+
+// Runs a batch of tasks that share out_height x out_width and finishes every one of them.
+// Implemented by the engine; called from queue worker threads.
+class BatchRunner {
+ public:
+  virtual ~BatchRunner() = default;
+  virtual void Run(TaskBatch batch) = 0;
+};
+
+}  // namespace dinov3::batching
+
+#endif  // DINOV3_SERVER_BATCHING_TASK_H_

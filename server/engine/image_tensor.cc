@@ -1,0 +1,36 @@
+#include "server/engine/image_tensor.h"
+
+namespace dinov3::engine {
+
+torch::Tensor ImageToModelInput(const RgbImage& image, const ResizePlan& plan,
+                                const Normalization& norm, const torch::Device& device) {
+  namespace F = torch::nn::functional;
+  // from_blob does not own the pixels; .to() copies before `image` can go away.
+  torch::Tensor pixels =
+      torch::from_blob(const_cast<uint8_t*>(image.pixels.data()), {image.height, image.width, 3},
+                       torch::kUInt8)
+          .to(device, /*non_blocking=*/false, /*copy=*/true);
+  torch::Tensor x = pixels.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32);
+  x = x * (1.0f / 255.0f);
+  F::InterpolateFuncOptions resize;
+  resize.size(std::vector<int64_t>{plan.resize_height, plan.resize_width})
+      .align_corners(false)
+      .antialias(true);
+  if (plan.interpolation == Interpolation::kBicubic) {
+    resize.mode(torch::kBicubic);
+  } else {
+    resize.mode(torch::kBilinear);
+  }
+  x = F::interpolate(x, resize);
+  x = x.index({0, torch::indexing::Slice(),
+               torch::indexing::Slice(plan.crop_top, plan.crop_top + plan.out_height),
+               torch::indexing::Slice(plan.crop_left, plan.crop_left + plan.out_width)});
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(device);
+  const torch::Tensor mean =
+      torch::tensor({norm.mean[0], norm.mean[1], norm.mean[2]}, options).view({3, 1, 1});
+  const torch::Tensor std =
+      torch::tensor({norm.std[0], norm.std[1], norm.std[2]}, options).view({3, 1, 1});
+  return ((x - mean) / std).contiguous();
+}
+
+}  // namespace dinov3::engine

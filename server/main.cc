@@ -1,0 +1,78 @@
+// dinov3-server: flags and wiring only. Serves dinov3.v1.EmbeddingService until SIGTERM or
+// SIGINT, then drains (see server/service/server.h).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "server/service/server.h"
+
+ABSL_FLAG(std::string, model, "", "TorchScript model exported by `python -m model.export`");
+ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC address to listen on (port 0 = any)");
+ABSL_FLAG(std::string, device, "cpu", "Device for the model: cpu, cuda or cuda:N");
+ABSL_FLAG(int64_t, max_receive_message_bytes, 64 << 20, "Largest request message accepted");
+ABSL_FLAG(int, max_images_per_request, 64, "Most images in one Embed/StreamEmbed request");
+ABSL_FLAG(int64_t, max_image_bytes, 32 << 20, "Largest encoded or raw image, bytes");
+ABSL_FLAG(int64_t, max_pixels, 40'000'000, "Largest decoded image, width*height (checked "
+          "from the header before decoding)");
+ABSL_FLAG(int, min_image_side, 8, "Smallest accepted image width or height, pixels");
+ABSL_FLAG(int, max_patches, 4096, "Most patches per image after resizing (any mode)");
+ABSL_FLAG(int, max_batch_size, 8, "Most images per forward pass");
+ABSL_FLAG(int, max_queue_size, 256, "Most images waiting for the model; beyond: "
+          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, preprocess_threads, 0, "Image decode threads (0 = number of cores)");
+ABSL_FLAG(double, drain_seconds, 10, "On SIGTERM, how long in-flight calls may take to finish");
+
+namespace {
+
+dinov3::service::ServerOptions OptionsFromFlags() {
+  dinov3::service::ServerOptions o;
+  o.model_path = absl::GetFlag(FLAGS_model);
+  o.listen = absl::GetFlag(FLAGS_listen);
+  o.device = absl::GetFlag(FLAGS_device);
+  o.limits.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
+  o.limits.max_images_per_request = absl::GetFlag(FLAGS_max_images_per_request);
+  o.limits.image.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
+  o.limits.image.max_pixels = absl::GetFlag(FLAGS_max_pixels);
+  o.limits.image.min_image_side = absl::GetFlag(FLAGS_min_image_side);
+  o.limits.geometry.max_patches = absl::GetFlag(FLAGS_max_patches);
+  o.queue.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
+  o.queue.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
+  o.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
+  o.drain_timeout = absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves DINOv3 embeddings over gRPC.\nUsage: dinov3-server --model=FILE.pt [flags]");
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_model).empty()) {
+    spdlog::error("--model is required (export one with `python -m model.export`)");
+    return 2;
+  }
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto server = dinov3::service::EmbeddingServer::Start(OptionsFromFlags());
+  if (!server.ok()) {
+    spdlog::error("could not start: {}", server.status().ToString());
+    return 1;
+  }
+  spdlog::info("SERVING dinov3.v1.EmbeddingService on port {}", (*server)->port());
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  spdlog::info("received signal {}, shutting down", signal_number);
+  (*server)->Shutdown();
+  return 0;
+}

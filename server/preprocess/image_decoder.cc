@@ -1,0 +1,256 @@
+// Image bytes -> RgbImage: magic-byte sniffing, header size checks before decoding, OpenCV decode
+// (EXIF orientation, any depth/channels -> BGR8), BGR -> RGB. See image_decoder.h.
+#include "server/preprocess/image_decoder.h"
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/status_macros.h"
+#include "server/preprocess/image_header.h"
+
+namespace dinov3::preprocess {
+namespace {
+
+constexpr absl::string_view kSendAccepted = "send JPEG, PNG, WebP or BMP";
+constexpr absl::string_view kPngSignature("\x89PNG\r\n\x1a\n", 8);
+
+// "ff d8 ff e0 ..." for the first (up to 8) bytes.
+std::string FirstBytesHex(absl::string_view bytes) {
+  constexpr size_t kShown = 8;
+  std::string hex;
+  for (size_t i = 0; i < bytes.size() && i < kShown; ++i) {
+    absl::StrAppend(&hex, i == 0 ? "" : " ",
+                    absl::Hex(static_cast<uint8_t>(bytes[i]), absl::kZeroPad2));
+  }
+  if (bytes.size() > kShown) absl::StrAppend(&hex, " ...");
+  return hex;
+}
+
+absl::Status CheckByteCount(size_t size, const ImageLimits& limits) {
+  if (static_cast<uint64_t>(size) > static_cast<uint64_t>(limits.max_image_bytes)) {
+    return absl::InvalidArgumentError(absl::StrCat("image is ", size, " bytes, above the limit of ",
+                                                   limits.max_image_bytes,
+                                                   " bytes (max_image_bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+// The side and pixel-count limits, for a header, a decoded image or raw pixels.
+absl::Status CheckDimensions(int64_t width, int64_t height, const ImageLimits& limits) {
+  if (width < limits.min_image_side || height < limits.min_image_side) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image is ", width, "x", height, ", below the minimum side of ",
+                     limits.min_image_side, " pixels (min_image_side)"));
+  }
+  const int64_t pixels = width * height;  // both sides fit in int: no overflow
+  if (pixels > limits.max_pixels) {
+    return absl::InvalidArgumentError(absl::StrCat("image is ", width, "x", height, " = ", pixels,
+                                                   " pixels, above the limit of ",
+                                                   limits.max_pixels, " (max_pixels)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CouldNotDecode(ImageFormat format) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("could not decode ", FormatName(format), " data (corrupt or truncated)"));
+}
+
+// Copies 8-bit BGR pixels into a tightly packed RgbImage.
+absl::StatusOr<RgbImage> BgrToRgbImage(const cv::Mat& bgr) {
+  RgbImage image;
+  image.width = bgr.cols;
+  image.height = bgr.rows;
+  image.pixels.resize(static_cast<size_t>(bgr.cols) * bgr.rows * 3);
+  cv::Mat rgb(bgr.rows, bgr.cols, CV_8UC3, image.pixels.data());
+  cv::cvtColor(bgr, rgb, cv::COLOR_BGR2RGB);
+  if (rgb.data != image.pixels.data()) {
+    return absl::InternalError("colour conversion did not write into the output buffer");
+  }
+  return image;
+}
+
+// OpenCV decode and conversion, with its exceptions turned into statuses. IMREAD_COLOR applies
+// the EXIF orientation and gives 8-bit BGR for grayscale, palette, alpha and 16-bit inputs.
+absl::StatusOr<RgbImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat format,
+                                          const ImageLimits& limits) {
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat("image is ", bytes.size(), " bytes, too large"));
+  }
+  try {
+    // imdecode only reads the buffer; the const_cast just lets cv::Mat wrap it without a copy.
+    const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1,
+                         const_cast<char*>(bytes.data()));
+    const cv::Mat bgr = cv::imdecode(buffer, cv::IMREAD_COLOR);
+    if (bgr.empty()) return CouldNotDecode(format);
+    if (bgr.type() != CV_8UC3) {
+      return absl::InternalError("the decoder returned an unexpected pixel type");
+    }
+    // The header was checked already; this catches EXIF rotation and headers that disagree.
+    RETURN_IF_ERROR(CheckDimensions(bgr.cols, bgr.rows, limits));
+    return BgrToRgbImage(bgr);
+  } catch (const cv::Exception&) {
+    return CouldNotDecode(format);
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("not enough memory to decode the image");
+  }
+}
+
+int Channels(RawPixelFormat format) {
+  switch (format) {
+    case RawPixelFormat::kGray8:
+      return 1;
+    case RawPixelFormat::kRgba8:
+      return 4;
+    case RawPixelFormat::kRgb8:
+    case RawPixelFormat::kBgr8:
+      break;
+  }
+  return 3;
+}
+
+const char* RawFormatName(RawPixelFormat format) {
+  switch (format) {
+    case RawPixelFormat::kRgb8:
+      return "RGB8";
+    case RawPixelFormat::kBgr8:
+      return "BGR8";
+    case RawPixelFormat::kGray8:
+      return "GRAY8";
+    case RawPixelFormat::kRgba8:
+      return "RGBA8";
+  }
+  return "unknown";
+}
+
+// Converts validated raw pixels; `data` holds exactly width * height * Channels(format) bytes.
+absl::StatusOr<RgbImage> RawToRgbImage(int width, int height, RawPixelFormat format,
+                                       absl::string_view data) {
+  RgbImage image;
+  image.width = width;
+  image.height = height;
+  try {
+    image.pixels.resize(static_cast<size_t>(width) * height * 3);
+    if (format == RawPixelFormat::kRgb8) {
+      std::memcpy(image.pixels.data(), data.data(), image.pixels.size());
+      return image;
+    }
+    const int code = format == RawPixelFormat::kBgr8    ? cv::COLOR_BGR2RGB
+                     : format == RawPixelFormat::kGray8 ? cv::COLOR_GRAY2RGB
+                                                        : cv::COLOR_RGBA2RGB;
+    // cvtColor only reads `src`; the const_cast lets cv::Mat wrap the caller's bytes.
+    const cv::Mat src(height, width, CV_MAKETYPE(CV_8U, Channels(format)),
+                      const_cast<char*>(data.data()));
+    cv::Mat dst(height, width, CV_8UC3, image.pixels.data());
+    cv::cvtColor(src, dst, code);
+    if (dst.data != image.pixels.data()) {
+      return absl::InternalError("colour conversion did not write into the output buffer");
+    }
+  } catch (const cv::Exception&) {
+    return absl::InternalError("raw pixel conversion failed");
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("not enough memory to convert the image");
+  }
+  return image;
+}
+
+}  // namespace
+
+ImageFormat SniffFormat(absl::string_view bytes) {
+  if (absl::StartsWith(bytes, "\xFF\xD8\xFF")) return ImageFormat::kJpeg;
+  if (absl::StartsWith(bytes, kPngSignature)) return ImageFormat::kPng;
+  if (bytes.size() >= 12 && absl::StartsWith(bytes, "RIFF") && bytes.substr(8, 4) == "WEBP") {
+    return ImageFormat::kWebp;
+  }
+  if (absl::StartsWith(bytes, "BM")) return ImageFormat::kBmp;
+  if (absl::StartsWith(bytes, "GIF87a") || absl::StartsWith(bytes, "GIF89a")) {
+    return ImageFormat::kGif;
+  }
+  if (absl::StartsWith(bytes, absl::string_view("II*\0", 4)) ||
+      absl::StartsWith(bytes, absl::string_view("MM\0*", 4))) {
+    return ImageFormat::kTiff;
+  }
+  return ImageFormat::kUnknown;
+}
+
+const char* FormatName(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::kJpeg:
+      return "JPEG";
+    case ImageFormat::kPng:
+      return "PNG";
+    case ImageFormat::kWebp:
+      return "WebP";
+    case ImageFormat::kBmp:
+      return "BMP";
+    case ImageFormat::kGif:
+      return "GIF";
+    case ImageFormat::kTiff:
+      return "TIFF";
+    case ImageFormat::kUnknown:
+      break;
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ImageSize> ReadImageSize(absl::string_view bytes, ImageFormat format) {
+  if (bytes.empty()) return absl::InvalidArgumentError("image is empty (0 bytes)");
+  switch (format) {
+    case ImageFormat::kJpeg:
+      return internal::ReadJpegSize(bytes);
+    case ImageFormat::kPng:
+      return internal::ReadPngSize(bytes);
+    case ImageFormat::kWebp:
+      return internal::ReadWebpSize(bytes);
+    case ImageFormat::kBmp:
+      return internal::ReadBmpSize(bytes);
+    case ImageFormat::kGif:
+    case ImageFormat::kTiff:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unsupported image format ", FormatName(format), "; ", kSendAccepted));
+    case ImageFormat::kUnknown:
+      break;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unrecognised image format (first bytes ",
+                                                 FirstBytesHex(bytes), "); ", kSendAccepted));
+}
+
+absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const ImageLimits& limits) {
+  if (bytes.empty()) return absl::InvalidArgumentError("image is empty (0 bytes)");
+  RETURN_IF_ERROR(CheckByteCount(bytes.size(), limits));
+  const ImageFormat format = SniffFormat(bytes);
+  ASSIGN_OR_RETURN(const ImageSize size, ReadImageSize(bytes, format));
+  RETURN_IF_ERROR(CheckDimensions(size.width, size.height, limits));
+  if (format == ImageFormat::kJpeg) RETURN_IF_ERROR(internal::CheckJpegComplete(bytes));
+  return DecodeWithOpenCv(bytes, format, limits);
+}
+
+absl::StatusOr<RgbImage> ConvertRawImage(int width, int height, RawPixelFormat format,
+                                         absl::string_view data, const ImageLimits& limits) {
+  if (width <= 0 || height <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw image size ", width, "x", height, " is not positive"));
+  }
+  RETURN_IF_ERROR(CheckDimensions(width, height, limits));
+  RETURN_IF_ERROR(CheckByteCount(data.size(), limits));
+  const int channels = Channels(format);
+  const int64_t expected = int64_t{width} * height * channels;
+  if (static_cast<int64_t>(data.size()) != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("raw ", RawFormatName(format), " data is ", data.size(), " bytes, expected ",
+                     width, "x", height, "x", channels, " = ", expected, " bytes"));
+  }
+  return RawToRgbImage(width, height, format, data);
+}
+
+}  // namespace dinov3::preprocess

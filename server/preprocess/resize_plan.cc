@@ -1,0 +1,125 @@
+#include "server/preprocess/resize_plan.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "server/common/status_macros.h"
+
+namespace dinov3::preprocess {
+namespace {
+
+absl::Status CheckPatches(int height, int width, int max_patches, int patch) {
+  const int64_t patches = int64_t{height / patch} * (width / patch);
+  if (patches > max_patches) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "preprocess: ", height, "x", width, " is ", patches, " patches, above the limit of ",
+        max_patches, " (max_patches)"));
+  }
+  return absl::OkStatus();
+}
+
+ResizePlan Whole(int height, int width, Interpolation interpolation) {
+  return ResizePlan{height, width, 0, 0, height, width, interpolation};
+}
+
+int RoundToPatch(double side, int patch) {
+  return std::max(patch, static_cast<int>(std::lround(side / patch)) * patch);
+}
+
+ResizePlan KeepAspect(int h, int w, const PreprocessOptions& o, const ModelGeometry& g) {
+  const int patch = g.patch_size;
+  const int max_patches = o.max_patches > 0 ? o.max_patches : g.max_patches;
+  double scale = o.height > 0 ? static_cast<double>(o.height) / std::min(h, w) : 1.0;
+  int out_h = RoundToPatch(h * scale, patch);
+  int out_w = RoundToPatch(w * scale, patch);
+  while (int64_t{out_h / patch} * (out_w / patch) > max_patches) {
+    scale *= std::sqrt(static_cast<double>(max_patches) / ((out_h / patch) * (out_w / patch)));
+    scale *= 0.999;  // guarantees progress when rounding lands on the same sizes
+    out_h = std::max(patch, static_cast<int>(std::floor(h * scale / patch)) * patch);
+    out_w = std::max(patch, static_cast<int>(std::floor(w * scale / patch)) * patch);
+  }
+  return Whole(out_h, out_w, Interpolation::kBilinear);
+}
+
+ResizePlan CenterCrop(int h, int w, int crop) {
+  // torchvision Resize(int): the shorter side becomes `size`, the longer int(long*size/short).
+  const int size = static_cast<int>(std::lround(256.0 * crop / 224.0));
+  const bool portrait = h > w;
+  const int shorter = std::min(h, w), longer = std::max(h, w);
+  const int long_side = std::max(size, static_cast<int>(int64_t{size} * longer / shorter));
+  ResizePlan plan;
+  plan.resize_height = portrait ? long_side : size;
+  plan.resize_width = portrait ? size : long_side;
+  // torchvision center_crop: top = int(round((H - crop) / 2)).
+  plan.crop_top = static_cast<int>(std::lround((plan.resize_height - crop) / 2.0));
+  plan.crop_left = static_cast<int>(std::lround((plan.resize_width - crop) / 2.0));
+  plan.out_height = plan.out_width = crop;
+  plan.interpolation = Interpolation::kBicubic;
+  return plan;
+}
+
+}  // namespace
+
+absl::Status ValidateOptions(const PreprocessOptions& o, const ModelGeometry& g) {
+  const int patch = g.patch_size;
+  if (o.height < 0 || o.width < 0 || o.max_patches < 0) {
+    return absl::InvalidArgumentError("preprocess: height, width and max_patches must be >= 0");
+  }
+  if (o.max_patches > g.max_patches) {
+    return absl::InvalidArgumentError(absl::StrCat("preprocess.max_patches ", o.max_patches,
+                                                   " is above the server limit of ",
+                                                   g.max_patches));
+  }
+  switch (o.mode) {
+    case ResizeMode::kFixed: {
+      const int h = o.height > 0 ? o.height : g.default_height;
+      const int w = o.width > 0 ? o.width : g.default_width;
+      if (h % patch != 0 || w % patch != 0) {
+        return absl::InvalidArgumentError(absl::StrCat("preprocess: target size ", h, "x", w,
+                                                       " is not a multiple of the patch size ",
+                                                       patch));
+      }
+      return CheckPatches(h, w, g.max_patches, patch);
+    }
+    case ResizeMode::kShorterSideCenterCrop: {
+      const int crop = o.height > 0 ? o.height : g.default_height;
+      if (o.width != 0 && o.width != crop) {
+        return absl::InvalidArgumentError(
+            "preprocess: the centre crop is square; set width to 0 or equal to height");
+      }
+      if (crop % patch != 0) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "preprocess: crop size ", crop, " is not a multiple of the patch size ", patch));
+      }
+      return CheckPatches(crop, crop, g.max_patches, patch);
+    }
+    case ResizeMode::kKeepAspect:
+      if (o.width != 0) {
+        return absl::InvalidArgumentError(
+            "preprocess: RESIZE_KEEP_ASPECT takes height (the shorter side) only; width must "
+            "be 0");
+      }
+      return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("preprocess: unknown resize mode");
+}
+
+absl::StatusOr<ResizePlan> PlanResize(int h, int w, const PreprocessOptions& o,
+                                      const ModelGeometry& g) {
+  RETURN_IF_ERROR(ValidateOptions(o, g));
+  if (h <= 0 || w <= 0) return absl::InvalidArgumentError("preprocess: empty image");
+  switch (o.mode) {
+    case ResizeMode::kFixed:
+      return Whole(o.height > 0 ? o.height : g.default_height,
+                   o.width > 0 ? o.width : g.default_width, Interpolation::kBilinear);
+    case ResizeMode::kShorterSideCenterCrop:
+      return CenterCrop(h, w, o.height > 0 ? o.height : g.default_height);
+    case ResizeMode::kKeepAspect:
+      return KeepAspect(h, w, o, g);
+  }
+  return absl::InvalidArgumentError("preprocess: unknown resize mode");
+}
+
+}  // namespace dinov3::preprocess

@@ -1,0 +1,47 @@
+// Where an image goes before the model: the ResizePlan (server/common/types.h) for an image of
+// a given size under one of the three preprocessing modes of the API.
+//
+//   kFixed                   resize to target (default the model's 224x224), bilinear: exactly
+//                            the Hugging Face DINOv3 image processor.
+//   kShorterSideCenterCrop   the official eval recipe: shorter side to round(256*crop/224)
+//                            (bicubic), longer side int(long*that/short), centre crop crop x crop.
+//   kKeepAspect              keep the aspect ratio: scale so the shorter side is `height` (0 =
+//                            keep the image's size), round both sides to multiples of the patch
+//                            size, then shrink until at most max_patches patches.
+//
+// Pure functions; errors are InvalidArgument naming the field and the limit.
+#ifndef DINOV3_SERVER_PREPROCESS_RESIZE_PLAN_H_
+#define DINOV3_SERVER_PREPROCESS_RESIZE_PLAN_H_
+
+#include "absl/status/statusor.h"
+#include "server/common/types.h"
+
+namespace dinov3::preprocess {
+
+enum class ResizeMode { kFixed, kShorterSideCenterCrop, kKeepAspect };
+
+struct PreprocessOptions {
+  ResizeMode mode = ResizeMode::kFixed;
+  int height = 0;       // 0 = the mode's default
+  int width = 0;        // 0 = the mode's default
+  int max_patches = 0;  // kKeepAspect; 0 = ModelGeometry::max_patches
+};
+
+// What the model and server allow.
+struct ModelGeometry {
+  int patch_size = 16;
+  int default_height = 224;
+  int default_width = 224;
+  int max_patches = 4096;  // per image, all modes (a 1024x1024 input at patch 16)
+};
+
+// Validates the options alone (before any image is decoded).
+absl::Status ValidateOptions(const PreprocessOptions& options, const ModelGeometry& geometry);
+
+absl::StatusOr<ResizePlan> PlanResize(int image_height, int image_width,
+                                      const PreprocessOptions& options,
+                                      const ModelGeometry& geometry);
+
+}  // namespace dinov3::preprocess
+
+#endif  // DINOV3_SERVER_PREPROCESS_RESIZE_PLAN_H_

@@ -1,0 +1,121 @@
+#include "server/service/dense_reactor.h"
+
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "server/service/call_context.h"
+
+namespace dinov3::service {
+namespace {
+
+constexpr int64_t kDefaultChunkBytes = 1 << 20;
+
+class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
+ public:
+  DenseReactor(grpc::CallbackServerContext* context, const v1::EmbedDenseRequest& request,
+               EmbedPipeline* pipeline)
+      : request_id_(request.request_id()), rows_per_chunk_(request.rows_per_chunk()) {
+    if (!request.has_image()) {
+      Finish(ToGrpcStatus(absl::InvalidArgumentError("image: no image in the request")));
+      return;
+    }
+    auto embed = std::make_shared<v1::EmbedRequest>();
+    *embed->add_images() = request.image();
+    embed->add_outputs(v1::PATCH_TOKENS);
+    embed->set_dtype(request.dtype());
+    embed->set_l2_normalize(request.l2_normalize());
+    *embed->mutable_preprocess() = request.preprocess();
+    embed->set_request_id(request.request_id());
+    pipeline->Run(std::move(embed), DeadlineOf(*context), CancellationOf(context),
+                  [this](absl::Status status, v1::EmbedResponse response) {
+                    OnEmbedded(std::move(status), std::move(response));
+                  });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client stopped reading the stream"));
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void OnEmbedded(absl::Status status, v1::EmbedResponse response) {
+    if (!status.ok()) {
+      Finish(ToGrpcStatus(status));
+      return;
+    }
+    response_ = std::move(response);
+    const v1::Embedding& e = response_.embeddings(0);
+    const v1::Tensor& tokens = e.patch_tokens();
+    grid_h_ = e.grid_height();
+    grid_w_ = e.grid_width();
+    dim_ = tokens.shape_size() == 2 ? tokens.shape(1) : 0;
+    row_bytes_ = grid_h_ > 0 ? static_cast<int64_t>(tokens.data().size()) / grid_h_ : 0;
+    if (rows_per_chunk_ == 0) {
+      rows_per_chunk_ = static_cast<uint32_t>(
+          std::max<int64_t>(1, kDefaultChunkBytes / std::max<int64_t>(1, row_bytes_)));
+    }
+    WriteNext();
+  }
+
+  // Writes rows [next_row_, next_row_ + rows_per_chunk_) or finishes after the last row.
+  void WriteNext() {
+    if (next_row_ >= grid_h_) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    const v1::Tensor& tokens = response_.embeddings(0).patch_tokens();
+    const uint32_t rows = std::min(rows_per_chunk_, grid_h_ - next_row_);
+    chunk_.Clear();
+    chunk_.set_grid_height(grid_h_);
+    chunk_.set_grid_width(grid_w_);
+    chunk_.set_dim(static_cast<uint32_t>(dim_));
+    chunk_.set_dtype(tokens.dtype());
+    chunk_.set_row_start(next_row_);
+    chunk_.set_request_id(request_id_);
+    if (next_row_ == 0) *chunk_.mutable_timing() = response_.timing();
+    v1::Tensor* out = chunk_.mutable_rows();
+    out->set_dtype(tokens.dtype());
+    out->add_shape(rows);
+    out->add_shape(grid_w_);
+    out->add_shape(dim_);
+    out->set_data(tokens.data().substr(next_row_ * row_bytes_, rows * row_bytes_));
+    next_row_ += rows;
+    StartWrite(&chunk_);
+  }
+
+  const std::string request_id_;
+  uint32_t rows_per_chunk_;
+  v1::EmbedResponse response_;
+  v1::DenseChunk chunk_;
+  uint32_t grid_h_ = 0;
+  uint32_t grid_w_ = 0;
+  int64_t dim_ = 0;
+  int64_t row_bytes_ = 0;
+  uint32_t next_row_ = 0;
+};
+
+class RejectedDense : public grpc::ServerWriteReactor<v1::DenseChunk> {
+ public:
+  explicit RejectedDense(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::DenseChunk>* StartDenseCall(grpc::CallbackServerContext* context,
+                                                         const v1::EmbedDenseRequest* request,
+                                                         EmbedPipeline* pipeline,
+                                                         const absl::Status& unavailable) {
+  if (pipeline == nullptr) return new RejectedDense(unavailable);
+  return new DenseReactor(context, *request, pipeline);
+}
+
+}  // namespace dinov3::service

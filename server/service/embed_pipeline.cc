@@ -1,0 +1,163 @@
+#include "server/service/embed_pipeline.h"
+
+#include <algorithm>
+#include <atomic>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+
+namespace dinov3::service {
+
+// The state of one request while its images are in flight. Shared by the decode jobs and
+// tasks of the request; the last image to finish answers it.
+class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
+ public:
+  Call(const EmbedPipeline& pipeline, std::shared_ptr<const v1::EmbedRequest> request,
+       absl::Time deadline, std::function<bool()> is_cancelled, Done done)
+      : pipeline_(pipeline),
+        request_(std::move(request)),
+        deadline_(deadline),
+        is_cancelled_(std::move(is_cancelled)),
+        done_(std::move(done)),
+        results_(request_->images_size()),
+        remaining_(request_->images_size()) {
+    outputs_ = *ToOutputSet(request_->outputs());  // validated by Run
+    dtype_ = *ToDType(request_->dtype());
+    options_ = *ToPreprocessOptions(request_->preprocess());
+  }
+
+  void Start() {
+    for (int i = 0; i < request_->images_size(); ++i) {
+      ThreadPool::Job job = [self = shared_from_this(), i]() { self->DecodeAndSchedule(i); };
+      if (!pipeline_.pool_->TrySubmit(job)) {
+        Complete(i, absl::ResourceExhaustedError(
+                        "preprocess backlog full (too many images waiting to be decoded); "
+                        "retry later"));
+      }
+    }
+  }
+
+ private:
+  bool Cancelled() const {
+    return failed_.load(std::memory_order_relaxed) || (is_cancelled_ && is_cancelled_());
+  }
+
+  void DecodeAndSchedule(int index) {
+    if (Cancelled()) {
+      Complete(index, absl::CancelledError("request cancelled"));
+      return;
+    }
+    if (absl::Now() >= deadline_) {
+      Complete(index, absl::DeadlineExceededError("deadline passed before decoding"));
+      return;
+    }
+    const absl::Time start = absl::Now();
+    absl::StatusOr<RgbImage> image =
+        DecodeRequestImage(request_->images(index), pipeline_.limits_.image);
+    if (!image.ok()) return Complete(index, image.status());
+    absl::StatusOr<ResizePlan> plan = preprocess::PlanResize(
+        image->height, image->width, options_, pipeline_.limits_.geometry);
+    if (!plan.ok()) return Complete(index, plan.status());
+    RecordPreprocess(absl::ToDoubleSeconds(absl::Now() - start));
+
+    auto task = std::make_unique<batching::EmbedTask>();
+    task->image = *std::move(image);
+    task->plan = *plan;
+    task->outputs = outputs_;
+    task->dtype = dtype_;
+    task->l2_normalize = request_->l2_normalize();
+    task->deadline = deadline_;
+    task->is_cancelled = [self = shared_from_this()] { return self->Cancelled(); };
+    task->done = [self = shared_from_this(), index](absl::StatusOr<EmbeddingResult> result) {
+      self->Complete(index, std::move(result));
+    };
+    if (absl::Status s = pipeline_.queue_->Schedule(task); !s.ok()) Complete(index, s);
+  }
+
+  void RecordPreprocess(double seconds) {
+    absl::MutexLock lock(&mu_);
+    preprocess_seconds_ = std::max(preprocess_seconds_, seconds);
+  }
+
+  void Complete(int index, absl::StatusOr<EmbeddingResult> result) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (result.ok()) {
+        results_[index] = *std::move(result);
+      } else if (error_.ok()) {
+        error_ = absl::Status(result.status().code(),
+                              absl::StrCat("image[", index, "]: ", result.status().message()));
+        failed_.store(true, std::memory_order_relaxed);
+      }
+      if (--remaining_ > 0) return;
+    }
+    Answer();
+  }
+
+  // Runs once, after the last image finished; `done` runs outside the lock.
+  void Answer() {
+    v1::EmbedResponse response;
+    absl::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      status = error_;
+      if (status.ok()) FillResponse(response);
+    }
+    std::move(done_)(std::move(status), std::move(response));
+  }
+
+  void FillResponse(v1::EmbedResponse& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    {
+      response.set_request_id(request_->request_id());
+      response.set_model(pipeline_.model_name_);
+      v1::Timing* timing = response.mutable_timing();
+      timing->set_preprocess_seconds(preprocess_seconds_);
+      for (int i = 0; i < request_->images_size(); ++i) {
+        EmbeddingResult& result = *results_[i];
+        timing->set_queue_seconds(std::max(timing->queue_seconds(), result.queue_seconds));
+        timing->set_inference_seconds(
+            std::max(timing->inference_seconds(), result.inference_seconds));
+        v1::Embedding* embedding = response.add_embeddings();
+        embedding->set_id(request_->images(i).id());
+        MoveToProto(std::move(result), embedding);
+      }
+    }
+  }
+
+  const EmbedPipeline& pipeline_;
+  const std::shared_ptr<const v1::EmbedRequest> request_;
+  const absl::Time deadline_;
+  const std::function<bool()> is_cancelled_;
+  Done done_;
+  OutputSet outputs_;
+  DType dtype_ = DType::kFloat32;
+  preprocess::PreprocessOptions options_;
+  std::atomic<bool> failed_{false};
+
+  absl::Mutex mu_;
+  std::vector<std::optional<EmbeddingResult>> results_ ABSL_GUARDED_BY(mu_);
+  absl::Status error_ ABSL_GUARDED_BY(mu_);
+  double preprocess_seconds_ ABSL_GUARDED_BY(mu_) = 0;
+  int remaining_ ABSL_GUARDED_BY(mu_);
+};
+
+EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name,
+                             ThreadPool* pool, batching::TaskQueue* queue)
+    : limits_(limits), model_name_(std::move(model_name)), pool_(pool), queue_(queue) {}
+
+void EmbedPipeline::Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
+                        std::function<bool()> is_cancelled, Done done) {
+  if (absl::Status s = ValidateEmbedRequest(*request, limits_); !s.ok()) {
+    std::move(done)(s, v1::EmbedResponse());
+    return;
+  }
+  std::make_shared<Call>(*this, std::move(request), deadline, std::move(is_cancelled),
+                         std::move(done))
+      ->Start();
+}
+
+}  // namespace dinov3::service

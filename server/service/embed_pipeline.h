@@ -1,0 +1,52 @@
+// Runs one EmbedRequest through the server: validation, then per image a decode job on the
+// preprocess pool that plans the resize and schedules an EmbedTask on the queue; when every
+// image is finished it assembles the EmbedResponse (images in request order) or the first error.
+//
+// Contract: Run calls `done` exactly once, from some pool or worker thread (or inline when the
+// request is invalid), and only after every task it created has finished, so whatever the
+// callbacks reference may be released in `done`. An image that fails makes the remaining images
+// of the same request cancelled (they are dropped before inference). Errors name the image
+// index. gRPC-free apart from the message types; torch-free. Thread-safe.
+#ifndef DINOV3_SERVER_SERVICE_EMBED_PIPELINE_H_
+#define DINOV3_SERVER_SERVICE_EMBED_PIPELINE_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "dinov3/v1/embedding.pb.h"
+#include "server/batching/task_queue.h"
+#include "server/service/proto_conversion.h"
+#include "server/service/thread_pool.h"
+
+namespace dinov3::service {
+
+class EmbedPipeline {
+ public:
+  using Done = absl::AnyInvocable<void(absl::Status, v1::EmbedResponse) &&>;
+
+  // `pool` and `queue` must outlive the pipeline. `model_name` goes into every response.
+  EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
+                batching::TaskQueue* queue);
+
+  // `request` must stay valid until `done` runs. `is_cancelled` may be empty.
+  void Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
+           std::function<bool()> is_cancelled, Done done);
+
+  const RequestLimits& limits() const { return limits_; }
+
+ private:
+  class Call;
+
+  const RequestLimits limits_;
+  const std::string model_name_;
+  ThreadPool* const pool_;
+  batching::TaskQueue* const queue_;
+};
+
+}  // namespace dinov3::service
+
+#endif  // DINOV3_SERVER_SERVICE_EMBED_PIPELINE_H_

@@ -1,0 +1,85 @@
+#include "server/service/embedding_service.h"
+
+#include <memory>
+#include <utility>
+
+#include "server/service/call_context.h"
+#include "server/service/dense_reactor.h"
+#include "server/service/stream_reactor.h"
+
+namespace dinov3::service {
+
+void EmbeddingService::SetReady(EmbedPipeline* pipeline, v1::ModelInfo info) {
+  {
+    absl::MutexLock lock(&mu_);
+    info_ = std::move(info);
+  }
+  pipeline_.store(pipeline);
+}
+
+void EmbeddingService::StartDraining() { draining_.store(true); }
+
+EmbedPipeline* EmbeddingService::Pipeline(absl::Status* why) const {
+  if (draining_.load()) {
+    *why = absl::UnavailableError("server is draining (shutting down); retry on another replica");
+    return nullptr;
+  }
+  EmbedPipeline* pipeline = pipeline_.load();
+  if (pipeline == nullptr) {
+    *why = absl::UnavailableError("model is still loading; retry shortly");
+  }
+  return pipeline;
+}
+
+grpc::ServerUnaryReactor* EmbeddingService::Embed(grpc::CallbackServerContext* context,
+                                                  const v1::EmbedRequest* request,
+                                                  v1::EmbedResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status why;
+  EmbedPipeline* pipeline = Pipeline(&why);
+  if (pipeline == nullptr) {
+    reactor->Finish(ToGrpcStatus(why));
+    return reactor;
+  }
+  // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
+  std::shared_ptr<const v1::EmbedRequest> borrowed(request, [](const v1::EmbedRequest*) {});
+  pipeline->Run(std::move(borrowed), DeadlineOf(*context), CancellationOf(context),
+                [reactor, response](absl::Status status, v1::EmbedResponse result) {
+                  if (status.ok()) *response = std::move(result);
+                  reactor->Finish(ToGrpcStatus(status));
+                });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* EmbeddingService::StreamEmbed(
+    grpc::CallbackServerContext* context) {
+  absl::Status why;
+  EmbedPipeline* pipeline = Pipeline(&why);
+  return StartStreamCall(context, pipeline, why);
+}
+
+grpc::ServerWriteReactor<v1::DenseChunk>* EmbeddingService::EmbedDense(
+    grpc::CallbackServerContext* context, const v1::EmbedDenseRequest* request) {
+  absl::Status why;
+  EmbedPipeline* pipeline = Pipeline(&why);
+  return StartDenseCall(context, request, pipeline, why);
+}
+
+grpc::ServerUnaryReactor* EmbeddingService::GetModelInfo(grpc::CallbackServerContext* context,
+                                                         const v1::GetModelInfoRequest*,
+                                                         v1::ModelInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status why;
+  if (Pipeline(&why) == nullptr) {
+    reactor->Finish(ToGrpcStatus(why));
+    return reactor;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    *response = info_;
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace dinov3::service

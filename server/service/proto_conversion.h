@@ -1,0 +1,50 @@
+// Conversions between the dinov3.v1 protos and the server's internal types, request validation
+// that needs no decoding, and the one place that maps absl::Status to grpc::Status.
+//
+// Validation errors are InvalidArgument and name the field (and image index) and the limit.
+#ifndef DINOV3_SERVER_SERVICE_PROTO_CONVERSION_H_
+#define DINOV3_SERVER_SERVICE_PROTO_CONVERSION_H_
+
+#include <grpcpp/support/status.h>
+
+#include "absl/status/statusor.h"
+#include "dinov3/v1/embedding.pb.h"
+#include "model/runtime/model_metadata.h"
+#include "server/common/types.h"
+#include "server/preprocess/image_decoder.h"
+#include "server/preprocess/resize_plan.h"
+
+namespace dinov3::service {
+
+// Limits a request is checked against (also reported by GetModelInfo).
+struct RequestLimits {
+  int max_images_per_request = 64;
+  preprocess::ImageLimits image;
+  preprocess::ModelGeometry geometry;
+  int64_t max_receive_message_bytes = 64 << 20;
+};
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+absl::StatusOr<OutputSet> ToOutputSet(const google::protobuf::RepeatedField<int>& outputs);
+absl::StatusOr<DType> ToDType(int dtype);
+absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(const v1::Preprocess& p);
+
+// Checks everything about `request` that does not need decoding: image count, each image has a
+// source, raw formats, outputs, dtype and preprocessing options.
+absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request, const RequestLimits& limits);
+
+// Decodes image `index` (encoded or raw) into RGB8 with the image limits.
+absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,
+                                            const preprocess::ImageLimits& limits);
+
+// Moves the bytes of `data` into `tensor` (no copy).
+void MoveToProto(TensorData&& data, v1::Tensor* tensor);
+void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding);
+
+v1::ModelInfo MakeModelInfo(const model::ModelMetadata& metadata, const RequestLimits& limits,
+                            const std::string& device);
+
+}  // namespace dinov3::service
+
+#endif  // DINOV3_SERVER_SERVICE_PROTO_CONVERSION_H_

@@ -1,0 +1,128 @@
+#include "server/service/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "server/common/status_macros.h"
+
+namespace dinov3::service {
+namespace {
+
+// One synthetic request at the model's default size, run through the whole pipeline.
+absl::Status RunWarmUpRequest(EmbedPipeline& pipeline, const model::ModelMetadata& m) {
+  auto request = std::make_shared<v1::EmbedRequest>();
+  v1::RawImage* raw = request->add_images()->mutable_raw();
+  raw->set_width(m.default_width);
+  raw->set_height(m.default_height);
+  raw->set_format(v1::GRAY8);
+  raw->set_data(std::string(static_cast<size_t>(m.default_width) * m.default_height, '\x80'));
+  for (v1::Output o : {v1::CLS, v1::POOLED, v1::PATCH_TOKENS, v1::REGISTERS}) {
+    request->add_outputs(o);
+  }
+  absl::Notification finished;
+  absl::Status result;
+  pipeline.Run(request, absl::InfiniteFuture(), nullptr,
+               [&](absl::Status status, v1::EmbedResponse) {
+                 result = std::move(status);
+                 finished.Notify();
+               });
+  finished.WaitForNotification();
+  return result;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
+    const ServerOptions& options) {
+  std::unique_ptr<EmbeddingServer> server(new EmbeddingServer(options));
+  RETURN_IF_ERROR(server->Listen());
+  if (absl::Status s = server->LoadAndWarmUp(); !s.ok()) {
+    server->Shutdown();
+    return s;
+  }
+  server->SetServing(true);
+  return server;
+}
+
+EmbeddingServer::~EmbeddingServer() { Shutdown(); }
+
+absl::Status EmbeddingServer::Listen() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(std::min<int64_t>(options_.limits.max_receive_message_bytes, INT32_MAX)));
+  builder.RegisterService(&service_);
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("could not listen on ", options_.listen));
+  }
+  SetServing(false);
+  spdlog::info("listening on {} (port {}); health NOT_SERVING until the model is warm",
+               options_.listen, port_);
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingServer::LoadAndWarmUp() {
+  const absl::Time start = absl::Now();
+  ASSIGN_OR_RETURN(engine_, engine::ModelEngine::Load(options_.model_path, options_.device));
+  const model::ModelMetadata& m = engine_->metadata();
+  spdlog::info("model {}: {}", options_.model_path, model::DescribeModel(m));
+  if (m.untrained) spdlog::warn("the model has RANDOM weights: its embeddings are meaningless");
+
+  RequestLimits limits = options_.limits;
+  limits.geometry.patch_size = m.patch_size;
+  limits.geometry.default_height = m.default_height;
+  limits.geometry.default_width = m.default_width;
+  queue_ = std::make_unique<batching::TaskQueue>(options_.queue, engine_->runner());
+  const int threads = options_.preprocess_threads > 0
+                          ? options_.preprocess_threads
+                          : std::max(1u, std::thread::hardware_concurrency());
+  pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
+  pipeline_ = std::make_unique<EmbedPipeline>(
+      limits, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)), pool_.get(),
+      queue_.get());
+  for (int i = 0; i < 2; ++i) {  // TorchScript optimises on the second run
+    if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("warm-up failed: ", s.message()));
+    }
+  }
+  service_.SetReady(pipeline_.get(), MakeModelInfo(m, limits, engine_->device()));
+  spdlog::info("model loaded and warm in {:.2f} s on {}",
+               absl::ToDoubleSeconds(absl::Now() - start), engine_->device());
+  return absl::OkStatus();
+}
+
+void EmbeddingServer::SetServing(bool serving) {
+  grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(serving);  // overall ("")
+  health->SetServingStatus(kServiceName, serving);
+}
+
+void EmbeddingServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_server_ != nullptr) {
+    SetServing(false);
+    service_.StartDraining();
+    spdlog::info("draining: waiting up to {:.0f} s for in-flight calls",
+                 absl::ToDoubleSeconds(options_.drain_timeout));
+    grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_timeout));
+  }
+  if (queue_ != nullptr) queue_->Shutdown();
+  pipeline_.reset();
+  pool_.reset();
+  queue_.reset();
+  engine_.reset();
+  spdlog::info("server stopped");
+}
+
+}  // namespace dinov3::service

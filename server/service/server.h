@@ -1,0 +1,68 @@
+// The whole server: gRPC (EmbeddingService, health, reflection), the preprocess pool, the task
+// queue and the model worker, wired together and started in the order that keeps health
+// truthful: listen with health NOT_SERVING, load and warm up the model, then SERVING.
+// Shutdown drains: NOT_SERVING, new calls refused with UNAVAILABLE, in-flight calls finish (up
+// to drain_timeout, then they are cancelled), then the queue and pool stop.
+#ifndef DINOV3_SERVER_SERVICE_SERVER_H_
+#define DINOV3_SERVER_SERVICE_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/batching/task_queue.h"
+#include "server/engine/model_engine.h"
+#include "server/service/embed_pipeline.h"
+#include "server/service/embedding_service.h"
+#include "server/service/proto_conversion.h"
+#include "server/service/thread_pool.h"
+
+namespace dinov3::service {
+
+struct ServerOptions {
+  std::string model_path;
+  std::string device = "cpu";
+  std::string listen = "0.0.0.0:50051";  // port 0 picks a free port (see port())
+  RequestLimits limits;
+  batching::TaskQueueOptions queue;
+  int preprocess_threads = 0;  // 0 = number of cores
+  int preprocess_backlog = 1024;
+  absl::Duration drain_timeout = absl::Seconds(10);
+};
+
+// The name under which the health service reports the embedding service.
+inline constexpr char kServiceName[] = "dinov3.v1.EmbeddingService";
+
+class EmbeddingServer {
+ public:
+  // Returns once the server is SERVING, or the reason it could not start.
+  static absl::StatusOr<std::unique_ptr<EmbeddingServer>> Start(const ServerOptions& options);
+  ~EmbeddingServer();  // Shutdown()
+
+  int port() const { return port_; }
+  const model::ModelMetadata& metadata() const { return engine_->metadata(); }
+  void Shutdown();
+
+ private:
+  explicit EmbeddingServer(const ServerOptions& options) : options_(options) {}
+  absl::Status Listen();
+  absl::Status LoadAndWarmUp();
+  void SetServing(bool serving);
+
+  const ServerOptions options_;
+  EmbeddingService service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  std::unique_ptr<engine::ModelEngine> engine_;
+  std::unique_ptr<batching::TaskQueue> queue_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<EmbedPipeline> pipeline_;
+  bool shut_down_ = false;
+};
+
+}  // namespace dinov3::service
+
+#endif  // DINOV3_SERVER_SERVICE_SERVER_H_
