@@ -21,6 +21,7 @@ FROM build AS exporter
 ENTRYPOINT [".venv/bin/python", "-m", "model.export"]
 
 FROM build AS runtime
+EXPOSE 50051
 RUN useradd --system --uid 10001 dinov3 && mkdir -p models && chown dinov3 models
 USER dinov3
 ENTRYPOINT ["scripts/run.sh"]

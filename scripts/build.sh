@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures (once) and builds the C++ tree into build/ (Release). Binaries land in build/bin/.
 # Environment: BUILD_DIR (default build), CMAKE_ARGS (extra configure arguments, first run only).
+# Arguments go to `cmake --build` (e.g. --target dinov3-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${BUILD_DIR:-build}
@@ -11,4 +12,4 @@ if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   cmake -S . -B "$build_dir" "${generator[@]}" ${CMAKE_ARGS:-} >"$build_dir/configure.log" 2>&1 \
     || { cat "$build_dir/configure.log"; rm -f "$build_dir/CMakeCache.txt"; exit 1; }
 fi
-cmake --build "$build_dir" --parallel "$(nproc)"
+cmake --build "$build_dir" --parallel "$(nproc)" "$@"

@@ -74,9 +74,9 @@ Exit status: 0 success, 1 error ("error: <grpc code name>: <message>" on stderr)
 
 // Flags that absl's parser handles itself.
 bool IsBuiltinFlag(absl::string_view name) {
-  for (const char* builtin : {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch",
-                              "version", "only_check_args", "flagfile", "fromenv", "tryfromenv",
-                              "undefok"}) {
+  for (const char* builtin :
+       {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch", "version",
+        "only_check_args", "flagfile", "fromenv", "tryfromenv", "undefok"}) {
     if (name == builtin) return true;
   }
   return false;

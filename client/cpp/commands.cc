@@ -103,12 +103,11 @@ void AppendJsonArray(const std::vector<float>& values, const v1::Tensor& tensor,
   json.push_back(']');
 }
 
-absl::Status AppendJsonTensor(absl::string_view name, const v1::Tensor& tensor,
-                              std::string& json) {
+absl::Status AppendJsonTensor(absl::string_view name, const v1::Tensor& tensor, std::string& json) {
   absl::StatusOr<std::vector<float>> values = DecodeTensor(tensor);
   if (!values.ok()) {
-    return absl::InternalError(absl::StrCat("server sent a bad ", name, " tensor: ",
-                                            values.status().message()));
+    return absl::InternalError(
+        absl::StrCat("server sent a bad ", name, " tensor: ", values.status().message()));
   }
   absl::StrAppend(&json, ",\"", name, "\":");
   size_t offset = 0;
@@ -184,8 +183,8 @@ absl::Status CheckNpyOutput(const EmbedOptions& options) {
   std::error_code error;
   std::filesystem::create_directories(options.out_dir, error);
   if (error) {
-    return absl::UnknownError(absl::StrCat("cannot create ", options.out_dir, ": ",
-                                           error.message()));
+    return absl::UnknownError(
+        absl::StrCat("cannot create ", options.out_dir, ": ", error.message()));
   }
   return absl::OkStatus();
 }
@@ -279,8 +278,7 @@ absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& o
     if (options.format == OutputFormat::kJson) {
       RETURN_IF_ERROR(PrintJson(embedding, out));
     } else {
-      RETURN_IF_ERROR(
-          WriteNpyFiles(embedding, FileName(options.images[i]), options.out_dir, out));
+      RETURN_IF_ERROR(WriteNpyFiles(embedding, FileName(options.images[i]), options.out_dir, out));
     }
   }
   out.flush();
@@ -301,8 +299,7 @@ absl::Status RunDense(const ConnectionOptions& connection, const DenseOptions& o
   auto stub = v1::EmbeddingService::NewStub(MakeChannel(connection));
   grpc::ClientContext context;
   SetDeadline(connection, context);
-  std::unique_ptr<grpc::ClientReader<v1::DenseChunk>> reader =
-      stub->EmbedDense(&context, request);
+  std::unique_ptr<grpc::ClientReader<v1::DenseChunk>> reader = stub->EmbedDense(&context, request);
   DenseAssembler assembler;
   absl::Status chunk_status;
   v1::DenseChunk chunk;

@@ -13,9 +13,9 @@ namespace dinov3::client {
 absl::Status DenseAssembler::CheckHeader(const v1::DenseChunk& chunk) const {
   if (chunks_ == 0) {
     if (chunk.grid_height() == 0 || chunk.grid_width() == 0 || chunk.dim() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "dense chunk with an empty grid ", chunk.grid_height(), "x", chunk.grid_width(), "x",
-          chunk.dim()));
+      return absl::InvalidArgumentError(absl::StrCat("dense chunk with an empty grid ",
+                                                     chunk.grid_height(), "x", chunk.grid_width(),
+                                                     "x", chunk.dim()));
     }
     if (DTypeSize(chunk.dtype()) == 0) {
       return absl::InvalidArgumentError(absl::StrCat("dense chunk dtype ", chunk.dtype()));
@@ -50,9 +50,9 @@ absl::Status DenseAssembler::Add(const v1::DenseChunk& chunk) {
                                                    chunk.grid_height()));
   }
   const bool first = chunks_ == 0;
-  if (!first && std::any_of(row_received_.begin() + row_start,
-                            row_received_.begin() + row_start + row_count,
-                            [](bool received) { return received; })) {
+  if (!first &&
+      std::any_of(row_received_.begin() + row_start, row_received_.begin() + row_start + row_count,
+                  [](bool received) { return received; })) {
     return absl::InvalidArgumentError(
         absl::StrCat("dense chunk at row ", row_start, " repeats rows already received"));
   }
@@ -67,8 +67,7 @@ absl::Status DenseAssembler::Add(const v1::DenseChunk& chunk) {
   }
   const uint64_t row_bytes = uint64_t{grid_width_} * dim_ * DTypeSize(dtype_);
   std::copy(rows.data().begin(), rows.data().end(), data_.begin() + row_start * row_bytes);
-  std::fill(row_received_.begin() + row_start, row_received_.begin() + row_start + row_count,
-            true);
+  std::fill(row_received_.begin() + row_start, row_received_.begin() + row_start + row_count, true);
   ++chunks_;
   return absl::OkStatus();
 }
@@ -77,9 +76,9 @@ absl::StatusOr<v1::Tensor> DenseAssembler::Finish() {
   if (chunks_ == 0) return absl::InvalidArgumentError("the dense stream carried no chunk");
   const auto missing = std::find(row_received_.begin(), row_received_.end(), false);
   if (missing != row_received_.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "dense stream ended without patch row ", missing - row_received_.begin(), " of ",
-        grid_height_));
+    return absl::InvalidArgumentError(absl::StrCat("dense stream ended without patch row ",
+                                                   missing - row_received_.begin(), " of ",
+                                                   grid_height_));
   }
   v1::Tensor tensor;
   tensor.set_dtype(dtype_);

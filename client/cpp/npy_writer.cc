@@ -56,8 +56,8 @@ absl::Status WriteNpy(const std::string& path, NpyDType dtype, absl::Span<const 
     count *= static_cast<uint64_t>(dim);
   }
   if (count * NpyElementSize(dtype) != data.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("npy data has ", data.size(),
-                                                   " bytes, shape ", ShapeRepr(shape), " needs ",
+    return absl::InvalidArgumentError(absl::StrCat("npy data has ", data.size(), " bytes, shape ",
+                                                   ShapeRepr(shape), " needs ",
                                                    count * NpyElementSize(dtype)));
   }
   const std::string header = NpyHeader(dtype, shape);

@@ -24,8 +24,11 @@ ResizePlan Whole(int height, int width, Interpolation interpolation) {
   return ResizePlan{height, width, 0, 0, height, width, interpolation};
 }
 
+// Round half to even, like Python's round() that the reference transforms use.
+int RoundHalfEven(double x) { return static_cast<int>(std::nearbyint(x)); }
+
 int RoundToPatch(double side, int patch) {
-  return std::max(patch, static_cast<int>(std::lround(side / patch)) * patch);
+  return std::max(patch, RoundHalfEven(side / patch) * patch);
 }
 
 ResizePlan KeepAspect(int h, int w, const PreprocessOptions& o, const ModelGeometry& g) {
@@ -45,16 +48,16 @@ ResizePlan KeepAspect(int h, int w, const PreprocessOptions& o, const ModelGeome
 
 ResizePlan CenterCrop(int h, int w, int crop) {
   // torchvision Resize(int): the shorter side becomes `size`, the longer int(long*size/short).
-  const int size = static_cast<int>(std::lround(256.0 * crop / 224.0));
+  const int size = RoundHalfEven(256.0 * crop / 224.0);
   const bool portrait = h > w;
   const int shorter = std::min(h, w), longer = std::max(h, w);
   const int long_side = std::max(size, static_cast<int>(int64_t{size} * longer / shorter));
   ResizePlan plan;
   plan.resize_height = portrait ? long_side : size;
   plan.resize_width = portrait ? size : long_side;
-  // torchvision center_crop: top = int(round((H - crop) / 2)).
-  plan.crop_top = static_cast<int>(std::lround((plan.resize_height - crop) / 2.0));
-  plan.crop_left = static_cast<int>(std::lround((plan.resize_width - crop) / 2.0));
+  // torchvision center_crop: top = int(round((H - crop) / 2)), Python's round.
+  plan.crop_top = RoundHalfEven((plan.resize_height - crop) / 2.0);
+  plan.crop_left = RoundHalfEven((plan.resize_width - crop) / 2.0);
   plan.out_height = plan.out_width = crop;
   plan.interpolation = Interpolation::kBicubic;
   return plan;

@@ -66,9 +66,8 @@ class ClientCliTest : public ServerTest {
 
   // Runs dinov3-client with `args` against the server; stderr is merged into `output`.
   int Client(const std::string& args, std::string& output) {
-    return RunCommand(absl::StrCat("'", ClientBinary(), "' --server=", address(), " ", args,
-                                   " 2>&1"),
-                      output);
+    return RunCommand(
+        absl::StrCat("'", ClientBinary(), "' --server=", address(), " ", args, " 2>&1"), output);
   }
 
   // Direct Embed of the same pixels as a raw image, for comparison.
@@ -109,9 +108,9 @@ TEST_F(ClientCliTest, HealthPrintsServing) {
 TEST_F(ClientCliTest, EmbedJsonMatchesDirectCall) {
   const v1::Embedding want = DirectEmbed({v1::CLS, v1::POOLED, v1::PATCH_TOKENS});
   std::string output;
-  ASSERT_EQ(Client(absl::StrCat("embed '", image_path_, "' --outputs=cls,pooled,patch_tokens"),
-                   output),
-            0)
+  ASSERT_EQ(
+      Client(absl::StrCat("embed '", image_path_, "' --outputs=cls,pooled,patch_tokens"), output),
+      0)
       << output.substr(0, 2000);
   ASSERT_FALSE(output.empty());
   EXPECT_EQ(output.find('\n'), output.size() - 1) << "expected exactly one JSON line";
@@ -119,7 +118,8 @@ TEST_F(ClientCliTest, EmbedJsonMatchesDirectCall) {
   ASSERT_TRUE(json.is_object()) << output.substr(0, 2000);
   EXPECT_EQ(json["id"], "photo.bmp");
   EXPECT_EQ(json["grid"], nlohmann::json::array({want.grid_height(), want.grid_width()}));
-  for (const auto& [name, tensor] : {std::pair{"cls", &want.cls()}, {"pooled", &want.pooled()},
+  for (const auto& [name, tensor] : {std::pair{"cls", &want.cls()},
+                                     {"pooled", &want.pooled()},
                                      {"patch_tokens", &want.patch_tokens()}}) {
     SCOPED_TRACE(name);
     ASSERT_TRUE(json.contains(name));

@@ -84,13 +84,12 @@ class EmbeddingServiceTest : public ServerTest {
   // Pixels of `image` as the normalised [1, 3, H, W] model input.
   static torch::Tensor ModelInput(const RgbImage& image) {
     const model::ModelMetadata& m = runtime_->metadata();
-    torch::Tensor pixels =
-        torch::from_blob(const_cast<char*>(image.pixels.data()), {image.height, image.width, 3},
-                         torch::kUInt8)
-            .permute({2, 0, 1})
-            .unsqueeze(0)
-            .to(torch::kFloat32)
-            .div(255.0);
+    torch::Tensor pixels = torch::from_blob(const_cast<char*>(image.pixels.data()),
+                                            {image.height, image.width, 3}, torch::kUInt8)
+                               .permute({2, 0, 1})
+                               .unsqueeze(0)
+                               .to(torch::kFloat32)
+                               .div(255.0);
     torch::Tensor mean = torch::tensor({m.image_mean[0], m.image_mean[1], m.image_mean[2]});
     torch::Tensor std = torch::tensor({m.image_std[0], m.image_std[1], m.image_std[2]});
     return ((pixels - mean.view({1, 3, 1, 1})) / std.view({1, 3, 1, 1})).contiguous();

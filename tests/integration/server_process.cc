@@ -136,16 +136,15 @@ absl::Status ServerProcess::WaitUntilServing() {
     if (rpc.ok() && response.status() == grpc::health::v1::HealthCheckResponse::SERVING) {
       return absl::OkStatus();
     }
-    last_answer = rpc.ok() ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
-                                 response.status())
-                           : absl::StrCat("RPC error ", rpc.error_code(), ": ",
-                                          rpc.error_message());
+    last_answer = rpc.ok()
+                      ? grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
+                      : absl::StrCat("RPC error ", rpc.error_code(), ": ", rpc.error_message());
     absl::SleepFor(absl::Milliseconds(100));
   }
-  return absl::UnavailableError(absl::StrCat(
-      "dinov3-server on ", address_, " not SERVING after ",
-      absl::FormatDuration(options_.ready_timeout), " (last health answer: ", last_answer,
-      "); its log ", options_.log_path, " ends with:\n", LogTail()));
+  return absl::UnavailableError(absl::StrCat("dinov3-server on ", address_, " not SERVING after ",
+                                             absl::FormatDuration(options_.ready_timeout),
+                                             " (last health answer: ", last_answer, "); its log ",
+                                             options_.log_path, " ends with:\n", LogTail()));
 }
 
 std::string ServerProcess::Stop() {

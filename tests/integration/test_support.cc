@@ -1,8 +1,8 @@
 // Shared pieces of the integration tests; see test_support.h.
 #include "tests/integration/test_support.h"
 
-#include <grpcpp/grpcpp.h>
 #include <ftw.h>
+#include <grpcpp/grpcpp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -141,8 +141,8 @@ std::string ServerTest::ClientBinary() {
   if (client.empty()) {
     const std::string server = GetEnv("DINOV3_SERVER_BIN");
     const size_t slash = server.rfind('/');
-    client = absl::StrCat(slash == std::string::npos ? "." : server.substr(0, slash),
-                          "/dinov3-client");
+    client =
+        absl::StrCat(slash == std::string::npos ? "." : server.substr(0, slash), "/dinov3-client");
   }
   return client;
 }

@@ -19,13 +19,9 @@ health SERVING. A missing binary FAILS every test (it is never skipped). What th
     the server keeps serving afterwards.
 """
 import json
-import os
-import signal
-import socket
 import struct
 import subprocess
 import sys
-import time
 import zipfile
 import zlib
 from io import BytesIO
@@ -41,47 +37,15 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase)
 from PIL import Image
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "client", "python"))
-from dinov3_client import EmbeddingClient, EmbeddingError, assemble_dense  # noqa: E402
+from tests.integration.python.server_process import ROOT, running_server  # noqa: E402
+from dinov3_client import EmbeddingError, assemble_dense  # noqa: E402
 from dinov3_client import embedding_pb2 as pb2  # noqa: E402
 
-SERVER = os.path.join(ROOT, os.environ.get("BUILD_DIR", "build"), "bin", "dinov3-server")
 ALL = ("cls", "pooled", "registers", "patch_tokens")
-STARTUP_SECONDS = 60
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tail(path, n=4000):
-    with open(path, errors="replace") as f:
-        return f.read()[-n:]
-
-
-def wait_serving(proc, client, stderr_path):
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"dinov3-server exited with {proc.returncode} before SERVING:\n"
-                        f"{tail(stderr_path)}", pytrace=False)
-        try:
-            if client.health() == "SERVING":
-                return
-        except EmbeddingError:
-            pass  # not listening yet
-        time.sleep(0.2)
-    pytest.fail(f"dinov3-server not SERVING after {STARTUP_SECONDS} s:\n{tail(stderr_path)}",
-                pytrace=False)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not os.access(SERVER, os.X_OK):
-        pytest.fail(f"{SERVER} is missing: build it first (scripts/build.sh)", pytrace=False)
     tmp = tmp_path_factory.mktemp("server")
     model = str(tmp / "model.pt")
     export = subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant",
@@ -89,27 +53,12 @@ def server(tmp_path_factory):
                             cwd=ROOT, capture_output=True, text=True)
     if export.returncode != 0:
         pytest.fail(f"model export failed:\n{export.stderr}", pytrace=False)
-    target = f"127.0.0.1:{free_port()}"
-    stderr_path = str(tmp / "server.stderr")
-    with open(stderr_path, "w") as err:
-        proc = subprocess.Popen([SERVER, f"--model={model}", f"--listen={target}",
-                                 "--device=cpu"], stdout=err, stderr=subprocess.STDOUT)
-    client = EmbeddingClient(target, timeout=30.0)
-    try:
-        wait_serving(proc, client, stderr_path)
+    with running_server(model, str(tmp / "server.log")) as (target, client):
         with zipfile.ZipFile(model) as archive:
             name = next(n for n in archive.namelist() if n.endswith("extra/dinov3.json"))
             meta = json.loads(archive.read(name))
         yield SimpleNamespace(client=client, stub=client.stub, target=target, meta=meta,
                               module=torch.jit.load(model))
-    finally:
-        client.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def rgb(height, width, seed=0):

@@ -1,0 +1,73 @@
+"""Starts the real dinov3-server binary on a free loopback port for a test and stops it.
+
+`running_server(model_path, log_path)` is a context manager yielding (target, client): it waits
+(<= 60 s) for health SERVING, fails the test with the server's log if it exits or never gets
+there, fails (never skips) when the binary is missing, and stops it with SIGTERM (then SIGKILL).
+"""
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "client", "python"))
+from dinov3_client import EmbeddingClient, EmbeddingError  # noqa: E402
+
+BIN_DIR = os.path.join(ROOT, os.environ.get("BUILD_DIR", "build"), "bin")
+SERVER = os.path.join(BIN_DIR, "dinov3-server")
+STARTUP_SECONDS = 60
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tail(path, n=4000):
+    with open(path, errors="replace") as f:
+        return f.read()[-n:]
+
+
+def wait_serving(proc, client, log_path):
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"dinov3-server exited with {proc.returncode} before SERVING:\n"
+                        f"{tail(log_path)}", pytrace=False)
+        try:
+            if client.health() == "SERVING":
+                return
+        except EmbeddingError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    pytest.fail(f"dinov3-server not SERVING after {STARTUP_SECONDS} s:\n{tail(log_path)}",
+                pytrace=False)
+
+
+@contextlib.contextmanager
+def running_server(model_path, log_path, *extra_flags):
+    if not os.access(SERVER, os.X_OK):
+        pytest.fail(f"{SERVER} is missing: build it first (scripts/build.sh)", pytrace=False)
+    target = f"127.0.0.1:{free_port()}"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([SERVER, f"--model={model_path}", f"--listen={target}",
+                                 "--device=cpu", *extra_flags],
+                                stdout=log, stderr=subprocess.STDOUT)
+    client = EmbeddingClient(target, timeout=30.0)
+    try:
+        wait_serving(proc, client, log_path)
+        yield target, client
+    finally:
+        client.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
