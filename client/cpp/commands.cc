@@ -158,11 +158,11 @@ absl::Status PrintJson(const v1::Embedding& embedding, std::ostream& out) {
   return absl::OkStatus();
 }
 
-absl::Status WriteNpyFiles(const v1::Embedding& embedding, const std::string& stem,
+absl::Status WriteNpyFiles(const v1::Embedding& embedding, const std::string& file_name,
                            const std::string& out_dir, std::ostream& out) {
   for (const auto& [name, tensor] : PresentTensors(embedding)) {
     const std::string path =
-        (std::filesystem::path(out_dir) / absl::StrCat(stem, ".", name, ".npy")).string();
+        (std::filesystem::path(out_dir) / absl::StrCat(file_name, ".", name, ".npy")).string();
     absl::Status status = WriteTensorNpy(path, *tensor);
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
