@@ -84,7 +84,8 @@ ModelRuntime::ModelRuntime(torch::jit::Module module, ModelMetadata metadata, to
     : module_(std::move(module)), metadata_(std::move(metadata)), device_(device) {}
 
 absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::string& path,
-                                                                 absl::string_view device_name) {
+                                                                 absl::string_view device_name,
+                                                                 bool probe) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return absl::NotFoundError(absl::StrCat("model file '", path, "' does not exist"));
@@ -113,12 +114,13 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::stri
   std::unique_ptr<ModelRuntime> runtime(
       new ModelRuntime(std::move(module), *std::move(metadata), *device));
 
+  if (!probe) return runtime;
   // Probe: one patch per image, to prove that module and metadata agree.
   const int p = runtime->metadata_.patch_size;
-  absl::StatusOr<ModelOutputs> probe = runtime->Forward(torch::zeros({1, 3, p, p}));
-  if (!probe.ok()) {
+  absl::StatusOr<ModelOutputs> result = runtime->Forward(torch::zeros({1, 3, p, p}));
+  if (!result.ok()) {
     return absl::FailedPreconditionError(
-        absl::StrCat("'", path, "' failed its probe forward: ", probe.status().message()));
+        absl::StrCat("'", path, "' failed its probe forward: ", result.status().message()));
   }
   return runtime;
 }

@@ -31,10 +31,14 @@ struct ModelOutputs {
 
 class ModelRuntime {
  public:
-  // Loads `path` onto `device` ("cpu", "cuda", "cuda:N"), validates its metadata and checks
-  // with a one-patch probe forward that the module's output shapes match the metadata.
+  // Loads `path` onto `device` ("cpu", "cuda", "cuda:N"), validates its metadata and, with
+  // `probe`, checks with a one-patch forward on this thread that the module's output shapes
+  // match the metadata (every Forward checks them too). A server passes probe=false and warms
+  // up on its worker thread instead: LibTorch's OpenMP pool belongs to the calling thread and
+  // an idle pool spins, stealing cores from the thread that does the real work.
   static absl::StatusOr<std::unique_ptr<ModelRuntime>> Load(const std::string& path,
-                                                            absl::string_view device = "cpu");
+                                                            absl::string_view device = "cpu",
+                                                            bool probe = true);
 
   const ModelMetadata& metadata() const { return metadata_; }
   const torch::Device& device() const { return device_; }

@@ -25,7 +25,7 @@ class LoadedEngine : public ModelEngine {
 absl::StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::Load(const std::string& path,
                                                                const std::string& device) {
   absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime =
-      model::ModelRuntime::Load(path, device);
+      model::ModelRuntime::Load(path, device, /*probe=*/false);  // warm-up probes on the worker
   if (!runtime.ok()) return runtime.status();
   return std::make_unique<LoadedEngine>(*std::move(runtime));
 }
