@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -151,6 +152,12 @@ absl::StatusOr<ModelOutputs> ModelRuntime::Forward(const torch::Tensor& pixel_va
     c10::InferenceMode guard;
     result = module_.forward({pixel_values.to(device_)});
   } catch (const std::exception& e) {
+    // The TorchScript interpreter re-throws a c10::OutOfMemoryError as a plain error whose
+    // first line names the interpreter; the allocator's message is further down.
+    if (absl::StrContains(e.what(), "out of memory")) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("out of device memory running ", Shape(pixel_values)));
+    }
     return absl::InternalError(
         absl::StrCat("forward failed on ", Shape(pixel_values), ": ", FirstLine(e)));
   }

@@ -24,9 +24,11 @@ struct EmbedTask {
   OutputSet outputs;
   DType dtype = DType::kFloat32;
   bool l2_normalize = false;
+  int priority = 0;  // larger is more urgent (API: LOW -1, NORMAL 0, HIGH 1)
   absl::Time deadline = absl::InfiniteFuture();
   std::function<bool()> is_cancelled;  // may be empty; must be cheap and thread-safe
   absl::Time enqueue_time;             // set by the queue
+  int batch_size = 0;                  // set by the batcher: images in the batch it ran in
   absl::AnyInvocable<void(absl::StatusOr<EmbeddingResult>) &&> done;
 
   // Calls `done` with `result` and empties it; finishing a finished task does nothing.
@@ -41,11 +43,15 @@ struct EmbedTask {
 
 using TaskBatch = std::vector<std::unique_ptr<EmbedTask>>;
 
-// Runs a batch of tasks that share out_height x out_width and finishes every one of them.
-// Implemented by the engine; called from queue worker threads.
+// One model instance as the batcher sees it. The batcher gives each runner its own dispatch
+// thread and calls every method of that runner on that thread only: PrepareThread once (set
+// thread-local state such as the intra-op thread count, warm up; an error keeps the instance
+// out of service), then Run for each batch. Run must finish every task of the batch.
 class BatchRunner {
  public:
   virtual ~BatchRunner() = default;
+  virtual absl::Status PrepareThread() { return absl::OkStatus(); }
+  // All tasks share out_height x out_width and dtype.
   virtual void Run(TaskBatch batch) = 0;
 };
 

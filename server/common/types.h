@@ -62,6 +62,7 @@ struct EmbeddingResult {
   int grid_width = 0;
   double queue_seconds = 0;
   double inference_seconds = 0;
+  int batch_size = 0;  // images in the batch this image ran in
 };
 
 }  // namespace dinov3

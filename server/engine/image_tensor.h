@@ -1,7 +1,8 @@
 // The tensor half of preprocessing: RgbImage + ResizePlan -> normalised model input, exactly as
 // the Hugging Face DINOv3 image processor computes it (DESIGN.md §5): uint8 -> float * (1/255)
 // -> antialiased resize (ATen's interpolate, align_corners=false) -> crop -> (x - mean) / std.
-// Runs on `device`, so on GPU only the uint8 pixels cross the bus.
+// Runs on `device`, so on GPU only the uint8 pixels cross the bus, staged in pinned memory and
+// copied asynchronously on the current stream (the caller synchronises before reading results).
 #ifndef DINOV3_SERVER_ENGINE_IMAGE_TENSOR_H_
 #define DINOV3_SERVER_ENGINE_IMAGE_TENSOR_H_
 

@@ -1,33 +1,132 @@
 #include "server/engine/model_engine.h"
 
+#include <algorithm>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "model/runtime/model_runtime.h"
 #include "server/engine/model_worker.h"
 
 namespace dinov3::engine {
 namespace {
 
-class LoadedEngine : public ModelEngine {
+// Turns the workers' own health transitions into the engine's: unhealthy while any is.
+class HealthAggregator {
  public:
-  explicit LoadedEngine(std::unique_ptr<model::ModelRuntime> runtime)
-      : runtime_(std::move(runtime)), worker_(runtime_.get()) {}
+  explicit HealthAggregator(std::function<void(bool)> callback) : callback_(std::move(callback)) {}
 
-  const model::ModelMetadata& metadata() const override { return runtime_->metadata(); }
-  std::string device() const override { return runtime_->device().str(); }
-  batching::BatchRunner* runner() override { return &worker_; }
+  bool enabled() const { return callback_ != nullptr; }
+
+  void Report(bool healthy) {
+    absl::MutexLock lock(&mu_);
+    unhealthy_ += healthy ? -1 : 1;
+    if ((healthy && unhealthy_ == 0) || (!healthy && unhealthy_ == 1)) callback_(healthy);
+  }
 
  private:
-  std::unique_ptr<model::ModelRuntime> runtime_;
-  ModelWorker worker_;
+  absl::Mutex mu_;
+  int unhealthy_ ABSL_GUARDED_BY(mu_) = 0;
+  const std::function<void(bool)> callback_;
 };
+
+class LoadedEngine : public ModelEngine {
+ public:
+  LoadedEngine(std::vector<std::unique_ptr<model::ModelRuntime>> runtimes, std::string description,
+               std::function<void(bool)> on_health_change)
+      : runtimes_(std::move(runtimes)),
+        description_(std::move(description)),
+        health_(std::move(on_health_change)) {}
+
+  // Called by Load for each instance, before the engine is shared.
+  void AddWorker(const model::ModelRuntime* runtime, int intra_op_threads, int warmup_batch) {
+    WorkerOptions options;
+    options.intra_op_threads = intra_op_threads;
+    options.warmup_max_batch_size = warmup_batch;
+    if (health_.enabled()) {
+      options.on_health_change = [this](bool healthy) { health_.Report(healthy); };
+    }
+    workers_.push_back(std::make_unique<ModelWorker>(runtime, std::move(options)));
+  }
+
+  const model::ModelMetadata& metadata() const override { return runtimes_.front()->metadata(); }
+  std::string Describe() const override { return description_; }
+  std::vector<batching::BatchRunner*> runners() override {
+    std::vector<batching::BatchRunner*> runners;
+    for (const auto& worker : workers_) runners.push_back(worker.get());
+    return runners;
+  }
+
+ private:
+  const std::vector<std::unique_ptr<model::ModelRuntime>> runtimes_;
+  const std::string description_;
+  HealthAggregator health_;
+  std::vector<std::unique_ptr<ModelWorker>> workers_;  // after runtimes_: destroyed first
+};
+
+int CoresPerInstance(int instances) {
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / instances);
+}
+
+absl::Status ValidateOptions(const EngineOptions& options) {
+  if (options.devices.empty()) return absl::InvalidArgumentError("engine: no devices given");
+  if (options.instances_per_device < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "engine: instances per device must be at least 1, got ", options.instances_per_device));
+  }
+  if (options.intra_op_threads < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "engine: intra-op threads must be 0 (automatic) or more, got ", options.intra_op_threads));
+  }
+  if (options.warmup_max_batch_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "engine: warm-up batch size must be at least 1, got ", options.warmup_max_batch_size));
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::Load(const std::string& path,
-                                                               const std::string& device) {
-  absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime =
-      model::ModelRuntime::Load(path, device, /*probe=*/false);  // warm-up probes on the worker
-  if (!runtime.ok()) return runtime.status();
-  return std::make_unique<LoadedEngine>(*std::move(runtime));
+                                                               const EngineOptions& options) {
+  if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  std::vector<std::unique_ptr<model::ModelRuntime>> runtimes;
+  for (const std::string& device : options.devices) {
+    for (int i = 0; i < options.instances_per_device; ++i) {
+      // probe=false: each instance warms up on its own dispatch thread (PrepareThread).
+      absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime =
+          model::ModelRuntime::Load(path, device, /*probe=*/false);
+      if (!runtime.ok()) return runtime.status();
+      runtimes.push_back(*std::move(runtime));
+    }
+  }
+  int cpu_instances = 0;
+  for (const auto& runtime : runtimes) cpu_instances += runtime->device().is_cpu() ? 1 : 0;
+  const int cpu_threads = options.intra_op_threads > 0
+                              ? options.intra_op_threads
+                              : CoresPerInstance(std::max(1, cpu_instances));
+  std::vector<std::string> parts;
+  for (const std::string& device : options.devices) {
+    parts.push_back(absl::StrCat(device, " x", options.instances_per_device));
+  }
+  std::string description = absl::StrJoin(parts, ", ");
+  if (cpu_instances > 0) absl::StrAppend(&description, " (intra-op threads ", cpu_threads, ")");
+
+  std::vector<const model::ModelRuntime*> instances;
+  for (const auto& runtime : runtimes) instances.push_back(runtime.get());
+  auto engine = std::make_unique<LoadedEngine>(std::move(runtimes), std::move(description),
+                                               options.on_health_change);
+  for (const model::ModelRuntime* runtime : instances) {
+    // CUDA instances only copy pixels on the host: one thread, so no idle OpenMP pool spins.
+    const int threads = runtime->device().is_cpu()     ? cpu_threads
+                        : options.intra_op_threads > 0 ? options.intra_op_threads
+                                                       : 1;
+    engine->AddWorker(runtime, threads, options.warmup_max_batch_size);
+  }
+  return engine;
 }
 
 }  // namespace dinov3::engine

@@ -1,11 +1,13 @@
-// The torch-free face of the engine for the service: loads a model onto a device and offers
-// its metadata and a BatchRunner that runs task batches on it. Keeps LibTorch headers out of
-// everything that includes it.
+// The torch-free face of the engine for the service: loads a model as one or more instances
+// per device and offers its metadata and one BatchRunner per instance (each runs on its own
+// batcher dispatch thread). Keeps LibTorch headers out of everything that includes it.
 #ifndef DINOV3_SERVER_ENGINE_MODEL_ENGINE_H_
 #define DINOV3_SERVER_ENGINE_MODEL_ENGINE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "model/runtime/model_metadata.h"
@@ -13,17 +15,40 @@
 
 namespace dinov3::engine {
 
+// An instance whose batches fail this many times in a row counts as unhealthy.
+inline constexpr int kMaxConsecutiveFailures = 3;
+
+struct EngineOptions {
+  std::vector<std::string> devices = {"cpu"};  // "cpu", "cuda:0", "cuda:1", ...
+  int instances_per_device = 1;
+  // Intra-op threads of each instance's dispatch thread. 0: CPU instances get cores / CPU
+  // instances (at least 1), CUDA instances 1 (their host-side work is copying pixels).
+  int intra_op_threads = 0;
+  int warmup_max_batch_size = 8;  // warm-up runs batch 1 and this at the default size
+  // Optional. Called with false when an instance becomes unhealthy (kMaxConsecutiveFailures
+  // failed batches in a row) while all others were healthy, and with true when the last
+  // unhealthy instance succeeds again. Called from dispatch threads, one call at a time; it
+  // must not block or call into the engine.
+  std::function<void(bool healthy)> on_health_change;
+};
+
 class ModelEngine {
  public:
-  // Loads `path` on `device` ("cpu", "cuda", "cuda:N"); errors as ModelRuntime::Load.
+  // Loads `path` once per instance (each owns its module; no probe forward: the instances warm
+  // up in PrepareThread on their dispatch threads). Errors as ModelRuntime::Load (which also
+  // rejects unknown or unavailable devices), or InvalidArgument for bad options (no devices,
+  // instances or warm-up batch < 1, intra-op threads < 0).
   static absl::StatusOr<std::unique_ptr<ModelEngine>> Load(const std::string& path,
-                                                           const std::string& device);
+                                                           const EngineOptions& options);
   virtual ~ModelEngine() = default;
 
   virtual const model::ModelMetadata& metadata() const = 0;
-  virtual std::string device() const = 0;
-  // Valid as long as the engine; thread-safe.
-  virtual batching::BatchRunner* runner() = 0;
+  // e.g. "cpu x2 (intra-op threads 1)" or "cuda:0 x1, cuda:1 x1".
+  virtual std::string Describe() const = 0;
+  // One runner per instance (devices in order, then instances), valid as long as the engine.
+  // Each must be driven from one thread: PrepareThread (intra-op threads, CUDA stream, warm-up
+  // forwards at the default size; an error keeps the instance out of service), then Run.
+  virtual std::vector<batching::BatchRunner*> runners() = 0;
 };
 
 }  // namespace dinov3::engine

@@ -47,7 +47,9 @@ EmbeddingResult EncodeOutputs(const ImageOutputs& outputs, const EncodeOptions& 
     return ToTensorData(options.l2_normalize ? L2Normalize(f) : f, options.dtype);
   };
   if (options.outputs.cls) result.cls = finish(outputs.cls);
-  if (options.outputs.pooled) result.pooled = finish(outputs.patch_tokens.to(torch::kFloat32).mean(0));
+  if (options.outputs.pooled) {
+    result.pooled = finish(outputs.patch_tokens.to(torch::kFloat32).mean(0));
+  }
   if (options.outputs.patch_tokens) result.patch_tokens = finish(outputs.patch_tokens);
   if (options.outputs.registers) {
     result.registers = ToTensorData(outputs.registers.to(torch::kFloat32), options.dtype);

@@ -29,6 +29,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     embed->set_l2_normalize(request.l2_normalize());
     *embed->mutable_preprocess() = request.preprocess();
     embed->set_request_id(request.request_id());
+    embed->set_priority(request.priority());
     pipeline->Run(std::move(embed), DeadlineOf(*context), CancellationOf(context),
                   [this](absl::Status status, v1::EmbedResponse response) {
                     OnEmbedded(std::move(status), std::move(response));

@@ -28,6 +28,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     outputs_ = *ToOutputSet(request_->outputs());  // validated by Run
     dtype_ = *ToDType(request_->dtype());
     options_ = *ToPreprocessOptions(request_->preprocess());
+    priority_ = ToTaskPriority(request_->priority());
   }
 
   void Start() {
@@ -70,12 +71,13 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     task->outputs = outputs_;
     task->dtype = dtype_;
     task->l2_normalize = request_->l2_normalize();
+    task->priority = priority_;
     task->deadline = deadline_;
     task->is_cancelled = [self = shared_from_this()] { return self->Cancelled(); };
     task->done = [self = shared_from_this(), index](absl::StatusOr<EmbeddingResult> result) {
       self->Complete(index, std::move(result));
     };
-    if (absl::Status s = pipeline_.queue_->Schedule(task); !s.ok()) Complete(index, s);
+    if (absl::Status s = pipeline_.batcher_->Schedule(task); !s.ok()) Complete(index, s);
   }
 
   void RecordPreprocess(double seconds) {
@@ -121,6 +123,8 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
         timing->set_queue_seconds(std::max(timing->queue_seconds(), result.queue_seconds));
         timing->set_inference_seconds(
             std::max(timing->inference_seconds(), result.inference_seconds));
+        timing->set_batch_size(
+            std::max<uint32_t>(timing->batch_size(), static_cast<uint32_t>(result.batch_size)));
         v1::Embedding* embedding = response.add_embeddings();
         embedding->set_id(request_->images(i).id());
         MoveToProto(std::move(result), embedding);
@@ -136,6 +140,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
   OutputSet outputs_;
   DType dtype_ = DType::kFloat32;
   preprocess::PreprocessOptions options_;
+  int priority_ = 0;
   std::atomic<bool> failed_{false};
 
   absl::Mutex mu_;
@@ -146,8 +151,8 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 };
 
 EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name,
-                             ThreadPool* pool, batching::TaskQueue* queue)
-    : limits_(limits), model_name_(std::move(model_name)), pool_(pool), queue_(queue) {}
+                             ThreadPool* pool, batching::Batcher* batcher)
+    : limits_(limits), model_name_(std::move(model_name)), pool_(pool), batcher_(batcher) {}
 
 void EmbedPipeline::Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
                         std::function<bool()> is_cancelled, Done done) {

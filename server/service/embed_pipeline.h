@@ -18,7 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "dinov3/v1/embedding.pb.h"
-#include "server/batching/task_queue.h"
+#include "server/batching/batcher.h"
 #include "server/service/proto_conversion.h"
 #include "server/service/thread_pool.h"
 
@@ -28,9 +28,9 @@ class EmbedPipeline {
  public:
   using Done = absl::AnyInvocable<void(absl::Status, v1::EmbedResponse) &&>;
 
-  // `pool` and `queue` must outlive the pipeline. `model_name` goes into every response.
+  // `pool` and `batcher` must outlive the pipeline. `model_name` goes into every response.
   EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
-                batching::TaskQueue* queue);
+                batching::Batcher* batcher);
 
   // `request` must stay valid until `done` runs. `is_cancelled` may be empty.
   void Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
@@ -44,7 +44,7 @@ class EmbedPipeline {
   const RequestLimits limits_;
   const std::string model_name_;
   ThreadPool* const pool_;
-  batching::TaskQueue* const queue_;
+  batching::Batcher* const batcher_;
 };
 
 }  // namespace dinov3::service

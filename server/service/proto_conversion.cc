@@ -106,6 +106,17 @@ absl::StatusOr<DType> ToDType(int dtype) {
   }
 }
 
+int ToTaskPriority(int priority) {
+  switch (priority) {
+    case v1::PRIORITY_HIGH:
+      return 1;
+    case v1::PRIORITY_LOW:
+      return -1;
+    default:
+      return 0;
+  }
+}
+
 absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(const v1::Preprocess& p) {
   preprocess::PreprocessOptions options;
   switch (p.mode()) {
@@ -144,6 +155,11 @@ absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request, const Request
   }
   RETURN_IF_ERROR(ToOutputSet(request.outputs()).status());
   RETURN_IF_ERROR(ToDType(request.dtype()).status());
+  if (!v1::Priority_IsValid(request.priority())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "priority: unknown priority ", request.priority(),
+        "; expected PRIORITY_NORMAL (0), PRIORITY_HIGH (1) or PRIORITY_LOW (2)"));
+  }
   ASSIGN_OR_RETURN(preprocess::PreprocessOptions options,
                    ToPreprocessOptions(request.preprocess()));
   RETURN_IF_ERROR(preprocess::ValidateOptions(options, limits.geometry));

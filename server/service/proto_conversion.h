@@ -28,6 +28,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status);
 
 absl::StatusOr<OutputSet> ToOutputSet(const google::protobuf::RepeatedField<int>& outputs);
 absl::StatusOr<DType> ToDType(int dtype);
+// EmbedTask priority of a v1::Priority (unknown values count as NORMAL, validated elsewhere).
+int ToTaskPriority(int priority);
 absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(const v1::Preprocess& p);
 
 // Checks everything about `request` that does not need decoding: image count, each image has a

@@ -72,7 +72,10 @@ absl::Status EmbeddingServer::Listen() {
 
 absl::Status EmbeddingServer::LoadAndWarmUp() {
   const absl::Time start = absl::Now();
-  ASSIGN_OR_RETURN(engine_, engine::ModelEngine::Load(options_.model_path, options_.device));
+  RETURN_IF_ERROR(batching::ValidateBatchingOptions(options_.batching));
+  engine::EngineOptions engine_options = options_.engine;
+  engine_options.warmup_max_batch_size = options_.batching.max_batch_size;
+  ASSIGN_OR_RETURN(engine_, engine::ModelEngine::Load(options_.model_path, engine_options));
   const model::ModelMetadata& m = engine_->metadata();
   spdlog::info("model {}: {}", options_.model_path, model::DescribeModel(m));
   if (m.untrained) spdlog::warn("the model has RANDOM weights: its embeddings are meaningless");
@@ -81,22 +84,22 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   limits.geometry.patch_size = m.patch_size;
   limits.geometry.default_height = m.default_height;
   limits.geometry.default_width = m.default_width;
-  queue_ = std::make_unique<batching::TaskQueue>(options_.queue, engine_->runner());
+  batcher_ = std::make_unique<batching::Batcher>(options_.batching, engine_->runners());
+  RETURN_IF_ERROR(batcher_->WaitUntilPrepared());  // every instance loaded and warm
   const int threads = options_.preprocess_threads > 0
                           ? options_.preprocess_threads
                           : std::max(1u, std::thread::hardware_concurrency());
   pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
   pipeline_ = std::make_unique<EmbedPipeline>(
       limits, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)), pool_.get(),
-      queue_.get());
-  for (int i = 0; i < 2; ++i) {  // TorchScript optimises on the second run
-    if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("warm-up failed: ", s.message()));
-    }
+      batcher_.get());
+  // One request through the whole path (decode pool, batcher, an instance) before SERVING.
+  if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message()));
   }
-  service_.SetReady(pipeline_.get(), MakeModelInfo(m, limits, engine_->device()));
+  service_.SetReady(pipeline_.get(), MakeModelInfo(m, limits, engine_->Describe()));
   spdlog::info("model loaded and warm in {:.2f} s on {}",
-               absl::ToDoubleSeconds(absl::Now() - start), engine_->device());
+               absl::ToDoubleSeconds(absl::Now() - start), engine_->Describe());
   return absl::OkStatus();
 }
 
@@ -110,17 +113,23 @@ void EmbeddingServer::SetServing(bool serving) {
 void EmbeddingServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  const absl::Time deadline = absl::Now() + options_.drain_timeout;
   if (grpc_server_ != nullptr) {
     SetServing(false);
     service_.StartDraining();
-    spdlog::info("draining: waiting up to {:.0f} s for in-flight calls",
+    spdlog::info("draining: waiting up to {:.1f} s for accepted calls",
                  absl::ToDoubleSeconds(options_.drain_timeout));
-    grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_timeout));
+    grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
-  if (queue_ != nullptr) queue_->Shutdown();
+  if (batcher_ != nullptr) {
+    batcher_->Shutdown(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    const batching::BatcherStats stats = batcher_->stats();
+    spdlog::info("ran {} batches, {} images (largest batch {})", stats.batches, stats.images,
+                 stats.max_batch_size_seen);
+  }
+  pool_.reset();  // runs any decode job still queued (it gets UNAVAILABLE from the batcher)
+  batcher_.reset();
   pipeline_.reset();
-  pool_.reset();
-  queue_.reset();
   engine_.reset();
   spdlog::info("server stopped");
 }

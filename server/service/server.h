@@ -1,8 +1,9 @@
 // The whole server: gRPC (EmbeddingService, health, reflection), the preprocess pool, the task
 // queue and the model worker, wired together and started in the order that keeps health
 // truthful: listen with health NOT_SERVING, load and warm up the model, then SERVING.
-// Shutdown drains: NOT_SERVING, new calls refused with UNAVAILABLE, in-flight calls finish (up
-// to drain_timeout, then they are cancelled), then the queue and pool stop.
+// Shutdown drains: NOT_SERVING, new calls refused with UNAVAILABLE, accepted calls and their
+// queued images finish (up to drain_timeout; then calls are cancelled and images still waiting
+// are answered UNAVAILABLE), then the batcher and pool stop.
 #ifndef DINOV3_SERVER_SERVICE_SERVER_H_
 #define DINOV3_SERVER_SERVICE_SERVER_H_
 
@@ -13,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/batching/task_queue.h"
+#include "server/batching/batcher.h"
 #include "server/engine/model_engine.h"
 #include "server/service/embed_pipeline.h"
 #include "server/service/embedding_service.h"
@@ -24,10 +25,10 @@ namespace dinov3::service {
 
 struct ServerOptions {
   std::string model_path;
-  std::string device = "cpu";
   std::string listen = "0.0.0.0:50051";  // port 0 picks a free port (see port())
   RequestLimits limits;
-  batching::TaskQueueOptions queue;
+  engine::EngineOptions engine;      // devices, instances, intra-op threads
+  batching::BatchingOptions batching;
   int preprocess_threads = 0;  // 0 = number of cores
   int preprocess_backlog = 1024;
   absl::Duration drain_timeout = absl::Seconds(10);
@@ -44,6 +45,7 @@ class EmbeddingServer {
 
   int port() const { return port_; }
   const model::ModelMetadata& metadata() const { return engine_->metadata(); }
+  batching::BatcherStats batcher_stats() const { return batcher_->stats(); }
   void Shutdown();
 
  private:
@@ -57,7 +59,7 @@ class EmbeddingServer {
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
   std::unique_ptr<engine::ModelEngine> engine_;
-  std::unique_ptr<batching::TaskQueue> queue_;
+  std::unique_ptr<batching::Batcher> batcher_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<EmbedPipeline> pipeline_;
   bool shut_down_ = false;
