@@ -50,8 +50,8 @@ def wait_serving(proc, client, log_path):
                 pytrace=False)
 
 
-@contextlib.contextmanager
-def running_server(model_path, log_path, *extra_flags):
+def start_server(model_path, log_path, *extra_flags):
+    """Starts the server and waits for SERVING; returns (process, target, client)."""
     if not os.access(SERVER, os.X_OK):
         pytest.fail(f"{SERVER} is missing: build it first (scripts/build.sh)", pytrace=False)
     target = f"127.0.0.1:{free_port()}"
@@ -62,12 +62,27 @@ def running_server(model_path, log_path, *extra_flags):
     client = EmbeddingClient(target, timeout=30.0)
     try:
         wait_serving(proc, client, log_path)
+    except BaseException:
+        stop_server(proc, client)
+        raise
+    return proc, target, client
+
+
+def stop_server(proc, client):
+    """SIGTERM (the server drains), then SIGKILL after 15 s; returns the exit status."""
+    client.close()
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
+
+
+@contextlib.contextmanager
+def running_server(model_path, log_path, *extra_flags):
+    proc, target, client = start_server(model_path, log_path, *extra_flags)
+    try:
         yield target, client
     finally:
-        client.close()
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc, client)
