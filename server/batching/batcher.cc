@@ -38,6 +38,17 @@ absl::Status Batcher::Schedule(std::unique_ptr<EmbedTask>& task) {
   return status;
 }
 
+void Batcher::Expect(int n) {
+  absl::MutexLock lock(&mu_);
+  expected_ += n;
+}
+
+void Batcher::Unexpect(int n) {
+  absl::MutexLock lock(&mu_);
+  expected_ = std::max<int64_t>(0, expected_ - n);
+  ++epoch_;
+}
+
 int Batcher::queued() const {
   absl::MutexLock lock(&mu_);
   return policy_.size();
@@ -56,7 +67,9 @@ BatchPolicy::Decision Batcher::Next() {
     if (draining && (policy_.size() == 0 || now >= drain_deadline_)) {
       return {};  // stop; Shutdown finishes whatever is left
     }
-    BatchPolicy::Decision decision = policy_.NextBatch(now, /*flush=*/draining);
+    // Nothing more is on its way: waiting for a fuller batch cannot help.
+    const bool flush = draining || expected_ == 0;
+    BatchPolicy::Decision decision = policy_.NextBatch(now, flush);
     if (!decision.batch.empty() || !decision.dead.empty()) {
       if (!decision.batch.empty()) {
         ++stats_.batches;

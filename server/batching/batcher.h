@@ -1,7 +1,9 @@
 // The dynamic micro-batcher: a BatchPolicy behind one mutex, and one dispatch thread per model
 // instance (BatchRunner). Each thread waits until the policy has a ready batch for it (full,
 // or the oldest task waited max_queue_delay), runs it, and goes back for the next; with several
-// instances the next batch forms while the current one runs.
+// instances the next batch forms while the current one runs. An idle thread also takes what
+// is waiting when waiting cannot help: when no image is on its way (callers announce images
+// with Expect before decoding them and retire them with Unexpect once scheduled or failed).
 //
 // Ownership (TensorFlow Serving's Schedule): Schedule takes the task only when it returns OK
 // and never blocks. Every accepted task is finished exactly once: by its runner, as CANCELLED /
@@ -59,6 +61,10 @@ class Batcher {
   absl::Status WaitUntilPrepared();
 
   absl::Status Schedule(std::unique_ptr<EmbedTask>& task);
+
+  // `n` images will be scheduled soon (they are being decoded) / are no longer on their way.
+  void Expect(int n);
+  void Unexpect(int n);
   void Shutdown(absl::Duration grace);
 
   int queued() const;
@@ -74,7 +80,8 @@ class Batcher {
   std::vector<std::thread> threads_;
   mutable absl::Mutex mu_;
   BatchPolicy policy_ ABSL_GUARDED_BY(mu_);
-  int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on every Schedule and on Shutdown
+  int64_t epoch_ ABSL_GUARDED_BY(mu_) = 0;  // bumped on Schedule, Unexpect and Shutdown
+  int64_t expected_ ABSL_GUARDED_BY(mu_) = 0;  // images announced but not yet scheduled
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time drain_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   BatcherStats stats_ ABSL_GUARDED_BY(mu_);

@@ -32,9 +32,11 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
   }
 
   void Start() {
+    pipeline_.batcher_->Expect(request_->images_size());
     for (int i = 0; i < request_->images_size(); ++i) {
       ThreadPool::Job job = [self = shared_from_this(), i]() { self->DecodeAndSchedule(i); };
       if (!pipeline_.pool_->TrySubmit(job)) {
+        pipeline_.batcher_->Unexpect(1);
         Complete(i, absl::ResourceExhaustedError(
                         "preprocess backlog full (too many images waiting to be decoded); "
                         "retry later"));
@@ -47,22 +49,26 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     return failed_.load(std::memory_order_relaxed) || (is_cancelled_ && is_cancelled_());
   }
 
+  // Decodes image `index` and hands it to the batcher; retires the batcher's expectation of it
+  // either way.
   void DecodeAndSchedule(int index) {
-    if (Cancelled()) {
-      Complete(index, absl::CancelledError("request cancelled"));
-      return;
-    }
+    absl::Status status = TryDecodeAndSchedule(index);
+    pipeline_.batcher_->Unexpect(1);
+    if (!status.ok()) Complete(index, std::move(status));
+  }
+
+  absl::Status TryDecodeAndSchedule(int index) {
+    if (Cancelled()) return absl::CancelledError("request cancelled");
     if (absl::Now() >= deadline_) {
-      Complete(index, absl::DeadlineExceededError("deadline passed before decoding"));
-      return;
+      return absl::DeadlineExceededError("deadline passed before decoding");
     }
     const absl::Time start = absl::Now();
     absl::StatusOr<RgbImage> image =
         DecodeRequestImage(request_->images(index), pipeline_.limits_.image);
-    if (!image.ok()) return Complete(index, image.status());
+    if (!image.ok()) return image.status();
     absl::StatusOr<ResizePlan> plan = preprocess::PlanResize(
         image->height, image->width, options_, pipeline_.limits_.geometry);
-    if (!plan.ok()) return Complete(index, plan.status());
+    if (!plan.ok()) return plan.status();
     RecordPreprocess(absl::ToDoubleSeconds(absl::Now() - start));
 
     auto task = std::make_unique<batching::EmbedTask>();
@@ -77,7 +83,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     task->done = [self = shared_from_this(), index](absl::StatusOr<EmbeddingResult> result) {
       self->Complete(index, std::move(result));
     };
-    if (absl::Status s = pipeline_.batcher_->Schedule(task); !s.ok()) Complete(index, s);
+    return pipeline_.batcher_->Schedule(task);  // on error the task (and its `done`) is ours
   }
 
   void RecordPreprocess(double seconds) {

@@ -398,12 +398,14 @@ TEST(Batcher, TwoBlockedRunnersLetFullBatchesForm) {
   Batcher batcher(Options(4, absl::Hours(1)), {&a, &b}, &clock);
   OpenOnExit open_on_exit(gate);
   ASSERT_TRUE(batcher.WaitUntilPrepared().ok());
+  batcher.Expect(24);  // more is on its way: idle runners wait for full batches
   for (int id = 0; id < 4; ++id) ScheduleOk(batcher, tracker, id);
   ASSERT_TRUE(gate.AwaitWaiting(1));
   for (int id = 4; id < 8; ++id) ScheduleOk(batcher, tracker, id);
   ASSERT_TRUE(gate.AwaitWaiting(2));  // both runners busy
   for (int id = 8; id < 24; ++id) ScheduleOk(batcher, tracker, id);
   EXPECT_EQ(batcher.queued(), 16);
+  batcher.Unexpect(24);
   gate.Open();
   ASSERT_TRUE(tracker.AwaitTotal(24));
 
@@ -427,6 +429,23 @@ TEST(Batcher, TwoBlockedRunnersLetFullBatchesForm) {
   EXPECT_EQ(stats.batches, 6);
   EXPECT_EQ(stats.images, 24);
   EXPECT_EQ(stats.max_batch_size_seen, 4);
+}
+
+TEST(Batcher, IdleRunnerTakesALoneTaskWhenNothingElseIsExpected) {
+  FakeClock clock;  // never advanced: the one-hour delay never passes
+  Tracker tracker;
+  Gate gate;
+  FakeRunner runner(&gate);
+  Batcher batcher(Options(8, absl::Hours(1)), {&runner}, &clock);
+  ASSERT_TRUE(batcher.WaitUntilPrepared().ok());
+  ScheduleOk(batcher, tracker, 0);
+  ASSERT_TRUE(tracker.AwaitTotal(1));  // ran although the batch is not full
+  batcher.Expect(2);  // a two-image request is being decoded
+  ScheduleOk(batcher, tracker, 1);
+  ScheduleOk(batcher, tracker, 2);
+  batcher.Unexpect(2);  // both scheduled: they were held back to share one batch
+  ASSERT_TRUE(tracker.AwaitTotal(3));
+  EXPECT_THAT(runner.batches(), ElementsAre(ElementsAre(0), ElementsAre(1, 2)));
 }
 
 TEST(Batcher, CancelledAndExpiredTasksAreFinishedWithoutRunning) {
