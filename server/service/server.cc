@@ -75,6 +75,10 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   RETURN_IF_ERROR(batching::ValidateBatchingOptions(options_.batching));
   engine::EngineOptions engine_options = options_.engine;
   engine_options.warmup_max_batch_size = options_.batching.max_batch_size;
+  engine_options.on_health_change = [this](bool healthy) {
+    if (!healthy) spdlog::error("a model instance keeps failing: health NOT_SERVING");
+    if (!draining_.load()) SetServing(healthy);
+  };
   ASSIGN_OR_RETURN(engine_, engine::ModelEngine::Load(options_.model_path, engine_options));
   const model::ModelMetadata& m = engine_->metadata();
   spdlog::info("model {}: {}", options_.model_path, model::DescribeModel(m));
@@ -114,6 +118,7 @@ void EmbeddingServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   const absl::Time deadline = absl::Now() + options_.drain_timeout;
+  draining_.store(true);
   if (grpc_server_ != nullptr) {
     SetServing(false);
     service_.StartDraining();

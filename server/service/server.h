@@ -9,6 +9,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -63,6 +64,7 @@ class EmbeddingServer {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<EmbedPipeline> pipeline_;
   bool shut_down_ = false;
+  std::atomic<bool> draining_{false};  // set first thing in Shutdown
 };
 
 }  // namespace dinov3::service
