@@ -248,9 +248,11 @@ TEST(Batcher, RunnerErrorFansOutToItsBatchAndLaterBatchesStillRun) {
   gate.Close();
   Batcher batcher(Options(4, absl::Hours(1)), {&runner}, &clock);
   OpenOnExit open_on_exit(gate);
+  batcher.Expect(8);  // all eight are on their way: only full batches form
   for (int id = 0; id < 4; ++id) ScheduleOk(batcher, tracker, id);
   ASSERT_TRUE(gate.AwaitWaiting(1));  // batch 0 = {0..3} is in Run
   for (int id = 4; id < 8; ++id) ScheduleOk(batcher, tracker, id);
+  batcher.Unexpect(8);
   gate.Open();
   ASSERT_TRUE(tracker.AwaitTotal(8));
   EXPECT_THAT(runner.batches(), ElementsAre(ElementsAre(0, 1, 2, 3), ElementsAre(4, 5, 6, 7)));
@@ -278,7 +280,9 @@ class BatcherShutdown : public ::testing::Test {
  protected:
   void FillAndStartShutdown(absl::Duration grace) {
     gate_.Close();
+    batcher_.Expect(2);  // both on their way: they form one full batch
     for (int id = 0; id < 2; ++id) ScheduleOk(batcher_, tracker_, id);
+    batcher_.Unexpect(2);
     ASSERT_TRUE(gate_.AwaitWaiting(1));
     for (int id = 2; id < 5; ++id) ScheduleOk(batcher_, tracker_, id);
     auto probe = tracker_.MakeTask(99);
@@ -456,7 +460,9 @@ TEST(Batcher, CancelledAndExpiredTasksAreFinishedWithoutRunning) {
   gate.Close();
   Batcher batcher(Options(2, absl::Hours(1)), {&runner}, &clock);
   OpenOnExit open_on_exit(gate);
+  batcher.Expect(2);  // both on their way: they form one full batch
   for (int id = 0; id < 2; ++id) ScheduleOk(batcher, tracker, id);
+  batcher.Unexpect(2);
   ASSERT_TRUE(gate.AwaitWaiting(1));
 
   auto expiring = tracker.MakeTask(2);
