@@ -13,6 +13,7 @@ RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3
 WORKDIR /app
 COPY scripts/setup.sh scripts/debian-packages.txt scripts/
 COPY requirements.txt .
+COPY proto/ proto/
 RUN scripts/setup.sh && rm -rf /var/lib/apt/lists/* /root/.cache/pip
 COPY . .
 RUN CMAKE_ARGS="-DDINOV3_BUILD_TESTS=OFF" scripts/build.sh
