@@ -30,8 +30,12 @@ Batcher::Batcher(const BatchingOptions& options, std::vector<BatchRunner*> runne
 
 Batcher::~Batcher() { Shutdown(absl::ZeroDuration()); }
 
-absl::Status Batcher::Schedule(std::unique_ptr<EmbedTask>& task) {
+absl::Status Batcher::Schedule(std::unique_ptr<EmbedTask>& task, bool expected) {
   absl::MutexLock lock(&mu_);
+  if (expected) {
+    expected_ = std::max<int64_t>(0, expected_ - 1);
+    ++epoch_;
+  }
   if (stopping_) return absl::UnavailableError("server is shutting down");
   absl::Status status = policy_.Add(task, clock_->Now());
   if (status.ok()) ++epoch_;

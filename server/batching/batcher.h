@@ -60,7 +60,9 @@ class Batcher {
   // error (that runner's thread then serves nothing).
   absl::Status WaitUntilPrepared();
 
-  absl::Status Schedule(std::unique_ptr<EmbedTask>& task);
+  // `expected`: the task was announced with Expect; it is retired in the same step, whatever
+  // the outcome.
+  absl::Status Schedule(std::unique_ptr<EmbedTask>& task, bool expected = false);
 
   // `n` images will be scheduled soon (they are being decoded) / are no longer on their way.
   void Expect(int n);

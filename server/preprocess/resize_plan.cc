@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -27,34 +29,48 @@ ResizePlan Whole(int height, int width, Interpolation interpolation) {
 // Round half to even, like Python's round() that the reference transforms use.
 int RoundHalfEven(double x) { return static_cast<int>(std::nearbyint(x)); }
 
-int RoundToPatch(double side, int patch) {
-  return std::max(patch, RoundHalfEven(side / patch) * patch);
+// Patch-grid sides of the image scaled by `scale`, each at least 1 and at most `cap` (so the
+// products below fit easily in int64 whatever the input).
+std::pair<int64_t, int64_t> GridSides(int h, int w, double scale, int patch, int cap, bool round) {
+  auto side = [&](int pixels) {
+    const double patches = pixels * scale / patch;
+    const double rounded = round ? std::nearbyint(patches) : std::floor(patches);
+    return static_cast<int64_t>(std::clamp(rounded, 1.0, static_cast<double>(cap)));
+  };
+  return {side(h), side(w)};
 }
 
 ResizePlan KeepAspect(int h, int w, const PreprocessOptions& o, const ModelGeometry& g) {
   const int patch = g.patch_size;
   const int max_patches = o.max_patches > 0 ? o.max_patches : g.max_patches;
   double scale = o.height > 0 ? static_cast<double>(o.height) / std::min(h, w) : 1.0;
-  int out_h = RoundToPatch(h * scale, patch);
-  int out_w = RoundToPatch(w * scale, patch);
-  while (int64_t{out_h / patch} * (out_w / patch) > max_patches) {
-    scale *= std::sqrt(static_cast<double>(max_patches) / ((out_h / patch) * (out_w / patch)));
-    scale *= 0.999;  // guarantees progress when rounding lands on the same sizes
-    out_h = std::max(patch, static_cast<int>(std::floor(h * scale / patch)) * patch);
-    out_w = std::max(patch, static_cast<int>(std::floor(w * scale / patch)) * patch);
+  auto [grid_h, grid_w] = GridSides(h, w, scale, patch, max_patches, /*round=*/true);
+  while (grid_h * grid_w > max_patches) {
+    // Shrink uniformly; 0.999 guarantees progress when flooring lands on the same sides.
+    scale *= std::sqrt(static_cast<double>(max_patches) / static_cast<double>(grid_h * grid_w));
+    scale *= 0.999;
+    std::tie(grid_h, grid_w) = GridSides(h, w, scale, patch, max_patches, /*round=*/false);
   }
-  return Whole(out_h, out_w, Interpolation::kBilinear);
+  return Whole(static_cast<int>(grid_h) * patch, static_cast<int>(grid_w) * patch,
+               Interpolation::kBilinear);
 }
 
-ResizePlan CenterCrop(int h, int w, int crop) {
+absl::StatusOr<ResizePlan> CenterCrop(int h, int w, int crop, const ModelGeometry& g) {
   // torchvision Resize(int): the shorter side becomes `size`, the longer int(long*size/short).
   const int size = RoundHalfEven(256.0 * crop / 224.0);
   const bool portrait = h > w;
   const int shorter = std::min(h, w), longer = std::max(h, w);
-  const int long_side = std::max(size, static_cast<int>(int64_t{size} * longer / shorter));
+  const int64_t long_side = std::max<int64_t>(size, int64_t{size} * longer / shorter);
+  if (long_side * size > g.max_resize_pixels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "preprocess: a ", w, "x", h, " image is too elongated for "
+        "RESIZE_SHORTER_SIDE_CENTER_CROP (it would be resized to ", long_side, "x", size,
+        " before cropping, above ", g.max_resize_pixels, " pixels); use RESIZE_FIXED or "
+        "RESIZE_KEEP_ASPECT"));
+  }
   ResizePlan plan;
-  plan.resize_height = portrait ? long_side : size;
-  plan.resize_width = portrait ? size : long_side;
+  plan.resize_height = portrait ? static_cast<int>(long_side) : size;
+  plan.resize_width = portrait ? size : static_cast<int>(long_side);
   // torchvision center_crop: top = int(round((H - crop) / 2)), Python's round.
   plan.crop_top = RoundHalfEven((plan.resize_height - crop) / 2.0);
   plan.crop_left = RoundHalfEven((plan.resize_width - crop) / 2.0);
@@ -118,7 +134,7 @@ absl::StatusOr<ResizePlan> PlanResize(int h, int w, const PreprocessOptions& o,
       return Whole(o.height > 0 ? o.height : g.default_height,
                    o.width > 0 ? o.width : g.default_width, Interpolation::kBilinear);
     case ResizeMode::kShorterSideCenterCrop:
-      return CenterCrop(h, w, o.height > 0 ? o.height : g.default_height);
+      return CenterCrop(h, w, o.height > 0 ? o.height : g.default_height, g);
     case ResizeMode::kKeepAspect:
       return KeepAspect(h, w, o, g);
   }

@@ -13,6 +13,8 @@
 #ifndef DINOV3_SERVER_PREPROCESS_RESIZE_PLAN_H_
 #define DINOV3_SERVER_PREPROCESS_RESIZE_PLAN_H_
 
+#include <cstdint>
+
 #include "absl/status/statusor.h"
 #include "server/common/types.h"
 
@@ -33,6 +35,8 @@ struct ModelGeometry {
   int default_height = 224;
   int default_width = 224;
   int max_patches = 4096;  // per image, all modes (a 1024x1024 input at patch 16)
+  // Largest intermediate resize before the centre crop (guards against extreme aspect ratios).
+  int64_t max_resize_pixels = 16 << 20;
 };
 
 // Validates the options alone (before any image is decoded).

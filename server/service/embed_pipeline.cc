@@ -31,12 +31,17 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     priority_ = ToTaskPriority(request_->priority());
   }
 
+  // Submits one decode job per image. The request may be answered (and released) while this
+  // loop still runs, so it reads nothing of the request after the last submit.
   void Start() {
-    pipeline_.batcher_->Expect(request_->images_size());
-    for (int i = 0; i < request_->images_size(); ++i) {
+    const int images = request_->images_size();
+    batching::Batcher* const batcher = pipeline_.batcher_;
+    ThreadPool* const pool = pipeline_.pool_;
+    batcher->Expect(images);
+    for (int i = 0; i < images; ++i) {
       ThreadPool::Job job = [self = shared_from_this(), i]() { self->DecodeAndSchedule(i); };
-      if (!pipeline_.pool_->TrySubmit(job)) {
-        pipeline_.batcher_->Unexpect(1);
+      if (!pool->TrySubmit(job)) {
+        batcher->Unexpect(1);
         Complete(i, absl::ResourceExhaustedError(
                         "preprocess backlog full (too many images waiting to be decoded); "
                         "retry later"));
@@ -49,15 +54,20 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     return failed_.load(std::memory_order_relaxed) || (is_cancelled_ && is_cancelled_());
   }
 
-  // Decodes image `index` and hands it to the batcher; retires the batcher's expectation of it
-  // either way.
+  // Decodes image `index` and hands it to the batcher, which retires its expectation of the
+  // image in the same step; on failure retires it here. Touches nothing after a successful
+  // hand-off: the request may be answered from then on.
   void DecodeAndSchedule(int index) {
-    absl::Status status = TryDecodeAndSchedule(index);
-    pipeline_.batcher_->Unexpect(1);
-    if (!status.ok()) Complete(index, std::move(status));
+    batching::Batcher* const batcher = pipeline_.batcher_;
+    bool reached_batcher = false;
+    absl::Status status = TryDecodeAndSchedule(index, batcher, reached_batcher);
+    if (status.ok()) return;
+    if (!reached_batcher) batcher->Unexpect(1);
+    Complete(index, std::move(status));
   }
 
-  absl::Status TryDecodeAndSchedule(int index) {
+  absl::Status TryDecodeAndSchedule(int index, batching::Batcher* batcher,
+                                    bool& reached_batcher) {
     if (Cancelled()) return absl::CancelledError("request cancelled");
     if (absl::Now() >= deadline_) {
       return absl::DeadlineExceededError("deadline passed before decoding");
@@ -83,7 +93,9 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     task->done = [self = shared_from_this(), index](absl::StatusOr<EmbeddingResult> result) {
       self->Complete(index, std::move(result));
     };
-    return pipeline_.batcher_->Schedule(task);  // on error the task (and its `done`) is ours
+    // On error the task (and its `done`) stays ours and is dropped; the image is retired.
+    reached_batcher = true;
+    return batcher->Schedule(task, /*expected=*/true);
   }
 
   void RecordPreprocess(double seconds) {

@@ -77,7 +77,8 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   engine_options.warmup_max_batch_size = options_.batching.max_batch_size;
   engine_options.on_health_change = [this](bool healthy) {
     if (!healthy) spdlog::error("a model instance keeps failing: health NOT_SERVING");
-    if (!draining_.load()) SetServing(healthy);
+    absl::MutexLock lock(&health_mu_);
+    if (!draining_) SetServing(healthy);
   };
   ASSIGN_OR_RETURN(engine_, engine::ModelEngine::Load(options_.model_path, engine_options));
   const model::ModelMetadata& m = engine_->metadata();
@@ -118,9 +119,12 @@ void EmbeddingServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   const absl::Time deadline = absl::Now() + options_.drain_timeout;
-  draining_.store(true);
+  {
+    absl::MutexLock lock(&health_mu_);
+    draining_ = true;
+    if (grpc_server_ != nullptr) SetServing(false);
+  }
   if (grpc_server_ != nullptr) {
-    SetServing(false);
     service_.StartDraining();
     spdlog::info("draining: waiting up to {:.1f} s for accepted calls",
                  absl::ToDoubleSeconds(options_.drain_timeout));

@@ -9,11 +9,11 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <atomic>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/batching/batcher.h"
 #include "server/engine/model_engine.h"
@@ -64,7 +64,8 @@ class EmbeddingServer {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<EmbedPipeline> pipeline_;
   bool shut_down_ = false;
-  std::atomic<bool> draining_{false};  // set first thing in Shutdown
+  absl::Mutex health_mu_;  // orders health changes from workers against the drain
+  bool draining_ ABSL_GUARDED_BY(health_mu_) = false;
 };
 
 }  // namespace dinov3::service

@@ -2,6 +2,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
@@ -21,9 +22,13 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // client half-closed, or the call is broken
-      absl::MutexLock lock(&mu_);
-      reads_done_ = true;
-      MaybeFinish();
+      std::optional<grpc::Status> finish;
+      {
+        absl::MutexLock lock(&mu_);
+        reads_done_ = true;
+        finish = MaybeFinish();
+      }
+      if (finish) Finish(*finish);
       return;
     }
     auto request = std::make_shared<v1::EmbedRequest>(std::move(incoming_));
@@ -37,7 +42,7 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
                      OnAnswered(*request, std::move(status), std::move(response));
                    });
     absl::MutexLock lock(&mu_);
-    if (in_flight_ < kMaxInFlight) {
+    if (Backlog() < kMaxInFlight) {
       StartRead(&incoming_);
     } else {
       read_paused_ = true;
@@ -45,14 +50,19 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   }
 
   void OnWriteDone(bool ok) override {
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    outgoing_.pop_front();
-    if (!ok) {
-      broken_ = true;
-      outgoing_.clear();
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      outgoing_.pop_front();
+      if (!ok) {
+        broken_ = true;
+        outgoing_.clear();
+      }
+      ResumeReadingIfRoom();
+      finish = WriteNextOrFinish();
     }
-    WriteNextOrFinish();
+    if (finish) Finish(*finish);
   }
 
   void OnDone() override { delete this; }
@@ -66,31 +76,49 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
       response.mutable_error()->set_code(static_cast<int>(status.code()));
       response.mutable_error()->set_message(std::string(status.message()));
     }
-    absl::MutexLock lock(&mu_);
-    --in_flight_;
-    if (!broken_) outgoing_.push_back(std::move(response));
-    if (read_paused_ && !reads_done_) {
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      --in_flight_;
+      if (!broken_) outgoing_.push_back(std::move(response));
+      ResumeReadingIfRoom();
+      finish = WriteNextOrFinish();
+    }
+    // Outside the lock: once Finish is called, OnDone may delete this reactor at any moment.
+    if (finish) Finish(*finish);
+  }
+
+  // Requests being computed plus answers not yet written: what this stream holds in memory.
+  int Backlog() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_flight_ + static_cast<int>(outgoing_.size());
+  }
+
+  void ResumeReadingIfRoom() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (read_paused_ && !reads_done_ && Backlog() < kMaxInFlight) {
       read_paused_ = false;
       StartRead(&incoming_);
     }
-    WriteNextOrFinish();
   }
 
-  void WriteNextOrFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_) return;
+  // Starts the next write, or returns the status to finish with (the caller calls Finish after
+  // releasing the lock).
+  std::optional<grpc::Status> WriteNextOrFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_) return std::nullopt;
     if (!outgoing_.empty() && !broken_) {
       writing_ = true;
       StartWrite(&outgoing_.front());
-      return;
+      return std::nullopt;
     }
-    MaybeFinish();
+    return MaybeFinish();
   }
 
-  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || !reads_done_ || in_flight_ > 0 || writing_ || !outgoing_.empty()) return;
+  std::optional<grpc::Status> MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || !reads_done_ || in_flight_ > 0 || writing_ || !outgoing_.empty()) {
+      return std::nullopt;
+    }
     finished_ = true;
-    Finish(broken_ ? grpc::Status(grpc::StatusCode::CANCELLED, "stream broken")
-                   : grpc::Status::OK);
+    return broken_ ? grpc::Status(grpc::StatusCode::CANCELLED, "stream broken")
+                   : grpc::Status::OK;
   }
 
   grpc::CallbackServerContext* const context_;

@@ -1,5 +1,6 @@
 // The StreamEmbed call: reads EmbedRequests as they come, runs each through the pipeline
-// concurrently (at most kMaxInFlight per stream; reading pauses beyond that) and writes each
+// concurrently (reading pauses while 32 requests are computing or their answers unwritten, so a
+// client that does not read cannot make the server buffer without bound) and writes each
 // response as soon as it is ready, so responses may come out of order; each carries its
 // request_id. A request that fails yields a response with `error` set; the stream goes on.
 // The call finishes (OK) once the client half-closed and every response is written, or with

@@ -83,3 +83,34 @@ TEST(ResizePlan, BadOptionsNameTheProblem) {
 
 }  // namespace
 }  // namespace dinov3::preprocess
+
+namespace dinov3::preprocess {
+namespace {
+
+// Hostile geometry (found in review): extreme aspect ratios must neither blow up the
+// intermediate resize nor overflow the arithmetic.
+TEST(ResizePlan, ExtremeAspectRatioIsRefusedForCenterCrop) {
+  PreprocessOptions o;
+  o.mode = ResizeMode::kShorterSideCenterCrop;
+  absl::StatusOr<ResizePlan> plan = PlanResize(8, 1 << 20, o, {});
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(plan.status().message(), ::testing::HasSubstr("too elongated"));
+}
+
+TEST(ResizePlan, KeepAspectStaysWithinTheBudgetForExtremeInputs) {
+  PreprocessOptions o;
+  o.mode = ResizeMode::kKeepAspect;
+  o.height = 16384;
+  for (auto [h, w] : {std::pair{8, 1 << 20}, std::pair{1 << 20, 8}, std::pair{16384, 16384}}) {
+    absl::StatusOr<ResizePlan> plan = PlanResize(h, w, o, {});
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    EXPECT_GT(plan->out_height, 0);
+    EXPECT_GT(plan->out_width, 0);
+    EXPECT_EQ(plan->out_height % 16, 0);
+    EXPECT_EQ(plan->out_width % 16, 0);
+    EXPECT_LE(int64_t{plan->out_height / 16} * (plan->out_width / 16), 4096) << h << "x" << w;
+  }
+}
+
+}  // namespace
+}  // namespace dinov3::preprocess
