@@ -17,7 +17,10 @@ void EmbeddingService::SetReady(EmbedPipeline* pipeline, v1::ModelInfo info) {
   pipeline_.store(pipeline);
 }
 
-void EmbeddingService::StartDraining() { draining_.store(true); }
+void EmbeddingService::StartDraining() {
+  draining_.store(true);
+  streams_.DrainAll();
+}
 
 EmbedPipeline* EmbeddingService::Pipeline(absl::Status* why) const {
   if (draining_.load()) {
@@ -55,7 +58,7 @@ grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* EmbeddingService::
     grpc::CallbackServerContext* context) {
   absl::Status why;
   EmbedPipeline* pipeline = Pipeline(&why);
-  return StartStreamCall(context, pipeline, why);
+  return StartStreamCall(context, pipeline, why, &streams_);
 }
 
 grpc::ServerWriteReactor<v1::DenseChunk>* EmbeddingService::EmbedDense(

@@ -1,7 +1,8 @@
 // The dinov3.v1.EmbeddingService callback handlers. Handlers never block: they validate,
 // hand the work to the EmbedPipeline and return a reactor that is finished by the pipeline's
 // completion callback. Until SetReady (model loaded and warm) and again after StartDraining,
-// every call gets UNAVAILABLE with the reason. Thread-safe.
+// every call gets UNAVAILABLE with the reason; StartDraining also ends open streams once their
+// accepted requests are answered. Thread-safe.
 #ifndef DINOV3_SERVER_SERVICE_EMBEDDING_SERVICE_H_
 #define DINOV3_SERVER_SERVICE_EMBEDDING_SERVICE_H_
 
@@ -12,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "dinov3/v1/embedding.grpc.pb.h"
 #include "server/service/embed_pipeline.h"
+#include "server/service/stream_reactor.h"
 
 namespace dinov3::service {
 
@@ -38,6 +40,7 @@ class EmbeddingService final : public v1::EmbeddingService::CallbackService {
 
   std::atomic<EmbedPipeline*> pipeline_{nullptr};
   std::atomic<bool> draining_{false};
+  StreamRegistry streams_;
   mutable absl::Mutex mu_;
   v1::ModelInfo info_ ABSL_GUARDED_BY(mu_);
 };

@@ -13,11 +13,24 @@ namespace {
 
 constexpr int kMaxInFlight = 32;
 
-class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse> {
+class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>,
+                      public DrainableStream {
  public:
-  StreamReactor(grpc::CallbackServerContext* context, EmbedPipeline* pipeline)
-      : context_(context), pipeline_(pipeline) {
+  StreamReactor(grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
+                StreamRegistry* registry)
+      : context_(context), pipeline_(pipeline), registry_(registry) {
     StartRead(&incoming_);
+    if (registry_->Add(this)) Drain();
+  }
+
+  void Drain() override {
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      draining_ = true;
+      finish = MaybeFinish();
+    }
+    if (finish) Finish(*finish);
   }
 
   void OnReadDone(bool ok) override {
@@ -33,15 +46,23 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     }
     auto request = std::make_shared<v1::EmbedRequest>(std::move(incoming_));
     incoming_.Clear();
+    bool refused = false;
     {
       absl::MutexLock lock(&mu_);
       ++in_flight_;
+      refused = draining_;
+    }
+    if (refused) {  // read after the drain started: answered, not computed, and reading stops
+      OnAnswered(*request, absl::UnavailableError("server is draining; send this request to "
+                                                  "another replica"), v1::EmbedResponse());
+      return;
     }
     pipeline_->Run(request, DeadlineOf(*context_), CancellationOf(context_),
                    [this, request](absl::Status status, v1::EmbedResponse response) {
                      OnAnswered(*request, std::move(status), std::move(response));
                    });
     absl::MutexLock lock(&mu_);
+    if (draining_) return;
     if (Backlog() < kMaxInFlight) {
       StartRead(&incoming_);
     } else {
@@ -65,7 +86,10 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     if (finish) Finish(*finish);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    registry_->Remove(this);
+    delete this;
+  }
 
  private:
   void OnAnswered(const v1::EmbedRequest& request, absl::Status status,
@@ -94,7 +118,7 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   }
 
   void ResumeReadingIfRoom() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (read_paused_ && !reads_done_ && Backlog() < kMaxInFlight) {
+    if (read_paused_ && !reads_done_ && !draining_ && Backlog() < kMaxInFlight) {
       read_paused_ = false;
       StartRead(&incoming_);
     }
@@ -113,16 +137,22 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   }
 
   std::optional<grpc::Status> MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (finished_ || !reads_done_ || in_flight_ > 0 || writing_ || !outgoing_.empty()) {
+    if (finished_ || !(reads_done_ || draining_) || in_flight_ > 0 || writing_ ||
+        !outgoing_.empty()) {
       return std::nullopt;
     }
     finished_ = true;
-    return broken_ ? grpc::Status(grpc::StatusCode::CANCELLED, "stream broken")
-                   : grpc::Status::OK;
+    if (broken_) return grpc::Status(grpc::StatusCode::CANCELLED, "stream broken");
+    if (!reads_done_) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "server is draining; open a new stream on another replica");
+    }
+    return grpc::Status::OK;
   }
 
   grpc::CallbackServerContext* const context_;
   EmbedPipeline* const pipeline_;
+  StreamRegistry* const registry_;
   v1::EmbedRequest incoming_;  // only touched by the read chain
 
   absl::Mutex mu_;
@@ -133,6 +163,7 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 class RejectedStream : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse> {
@@ -143,11 +174,28 @@ class RejectedStream : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embe
 
 }  // namespace
 
+void StreamRegistry::DrainAll() {
+  absl::MutexLock lock(&mu_);  // held: a stream cannot be deleted while it is told
+  draining_ = true;
+  for (DrainableStream* stream : streams_) stream->Drain();
+}
+
+bool StreamRegistry::Add(DrainableStream* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.insert(stream);
+  return draining_;
+}
+
+void StreamRegistry::Remove(DrainableStream* stream) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(stream);
+}
+
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* StartStreamCall(
     grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-    const absl::Status& unavailable) {
+    const absl::Status& unavailable, StreamRegistry* registry) {
   if (pipeline == nullptr) return new RejectedStream(unavailable);
-  return new StreamReactor(context, pipeline);
+  return new StreamReactor(context, pipeline, registry);
 }
 
 }  // namespace dinov3::service

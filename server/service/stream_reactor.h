@@ -4,21 +4,51 @@
 // response as soon as it is ready, so responses may come out of order; each carries its
 // request_id. A request that fails yields a response with `error` set; the stream goes on.
 // The call finishes (OK) once the client half-closed and every response is written, or with
-// CANCELLED if the client went away; never while a request is still in the pipeline.
+// CANCELLED if the client went away, or with UNAVAILABLE once a drain started and every
+// accepted request is answered (requests read after the drain started are answered
+// UNAVAILABLE); never while a request is still in the pipeline.
 // Deletes itself in OnDone.
 #ifndef DINOV3_SERVER_SERVICE_STREAM_REACTOR_H_
 #define DINOV3_SERVER_SERVICE_STREAM_REACTOR_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <set>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "dinov3/v1/embedding.pb.h"
 #include "server/service/embed_pipeline.h"
 
 namespace dinov3::service {
 
+// An open stream as the registry sees it.
+class DrainableStream {
+ public:
+  virtual ~DrainableStream() = default;
+  virtual void Drain() = 0;
+};
+
+// The open StreamEmbed calls, so that a drain can end them instead of waiting for clients to
+// close them. Thread-safe.
+class StreamRegistry {
+ public:
+  // Tells every open stream, and every stream opened from now on, to drain.
+  void DrainAll();
+  // Returns true when the stream must drain at once.
+  bool Add(DrainableStream* stream);
+  void Remove(DrainableStream* stream);
+
+ private:
+  absl::Mutex mu_;
+  std::set<DrainableStream*> streams_ ABSL_GUARDED_BY(mu_);
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// `registry` must outlive every stream.
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* StartStreamCall(
     grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-    const absl::Status& unavailable);
+    const absl::Status& unavailable, StreamRegistry* registry);
 
 }  // namespace dinov3::service
 
