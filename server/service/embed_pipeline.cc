@@ -17,19 +17,15 @@ namespace dinov3::service {
 class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
  public:
   Call(const EmbedPipeline& pipeline, std::shared_ptr<const v1::EmbedRequest> request,
-       absl::Time deadline, std::function<bool()> is_cancelled, Done done)
+       EmbedSettings settings, absl::Time deadline, std::function<bool()> is_cancelled, Done done)
       : pipeline_(pipeline),
         request_(std::move(request)),
+        settings_(std::move(settings)),
         deadline_(deadline),
         is_cancelled_(std::move(is_cancelled)),
         done_(std::move(done)),
         results_(request_->images_size()),
-        remaining_(request_->images_size()) {
-    outputs_ = *ToOutputSet(request_->outputs());  // validated by Run
-    dtype_ = *ToDType(request_->dtype());
-    options_ = *ToPreprocessOptions(request_->preprocess());
-    priority_ = ToTaskPriority(request_->priority());
-  }
+        remaining_(request_->images_size()) {}
 
   // Submits one decode job per image. The request may be answered (and released) while this
   // loop still runs, so it reads nothing of the request after the last submit.
@@ -66,8 +62,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     Complete(index, std::move(status));
   }
 
-  absl::Status TryDecodeAndSchedule(int index, batching::Batcher* batcher,
-                                    bool& reached_batcher) {
+  absl::Status TryDecodeAndSchedule(int index, batching::Batcher* batcher, bool& reached_batcher) {
     if (Cancelled()) return absl::CancelledError("request cancelled");
     if (absl::Now() >= deadline_) {
       return absl::DeadlineExceededError("deadline passed before decoding");
@@ -77,17 +72,17 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
         DecodeRequestImage(request_->images(index), pipeline_.limits_.image);
     if (!image.ok()) return image.status();
     absl::StatusOr<ResizePlan> plan = preprocess::PlanResize(
-        image->height, image->width, options_, pipeline_.limits_.geometry);
+        image->height, image->width, settings_.preprocess, pipeline_.limits_.geometry);
     if (!plan.ok()) return plan.status();
     RecordPreprocess(absl::ToDoubleSeconds(absl::Now() - start));
 
     auto task = std::make_unique<batching::EmbedTask>();
     task->image = *std::move(image);
     task->plan = *plan;
-    task->outputs = outputs_;
-    task->dtype = dtype_;
+    task->outputs = settings_.outputs;
+    task->dtype = settings_.dtype;
     task->l2_normalize = request_->l2_normalize();
-    task->priority = priority_;
+    task->priority = settings_.priority;
     task->deadline = deadline_;
     task->is_cancelled = [self = shared_from_this()] { return self->Cancelled(); };
     task->done = [self = shared_from_this(), index](absl::StatusOr<EmbeddingResult> result) {
@@ -131,34 +126,29 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
   }
 
   void FillResponse(v1::EmbedResponse& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    {
-      response.set_request_id(request_->request_id());
-      response.set_model(pipeline_.model_name_);
-      v1::Timing* timing = response.mutable_timing();
-      timing->set_preprocess_seconds(preprocess_seconds_);
-      for (int i = 0; i < request_->images_size(); ++i) {
-        EmbeddingResult& result = *results_[i];
-        timing->set_queue_seconds(std::max(timing->queue_seconds(), result.queue_seconds));
-        timing->set_inference_seconds(
-            std::max(timing->inference_seconds(), result.inference_seconds));
-        timing->set_batch_size(
-            std::max<uint32_t>(timing->batch_size(), static_cast<uint32_t>(result.batch_size)));
-        v1::Embedding* embedding = response.add_embeddings();
-        embedding->set_id(request_->images(i).id());
-        MoveToProto(std::move(result), embedding);
-      }
+    response.set_request_id(request_->request_id());
+    response.set_model(pipeline_.model_name_);
+    v1::Timing* timing = response.mutable_timing();
+    timing->set_preprocess_seconds(preprocess_seconds_);
+    for (int i = 0; i < request_->images_size(); ++i) {
+      EmbeddingResult& result = *results_[i];
+      timing->set_queue_seconds(std::max(timing->queue_seconds(), result.queue_seconds));
+      timing->set_inference_seconds(
+          std::max(timing->inference_seconds(), result.inference_seconds));
+      timing->set_batch_size(
+          std::max<uint32_t>(timing->batch_size(), static_cast<uint32_t>(result.batch_size)));
+      v1::Embedding* embedding = response.add_embeddings();
+      embedding->set_id(request_->images(i).id());
+      MoveToProto(std::move(result), embedding);
     }
   }
 
   const EmbedPipeline& pipeline_;
   const std::shared_ptr<const v1::EmbedRequest> request_;
+  const EmbedSettings settings_;
   const absl::Time deadline_;
   const std::function<bool()> is_cancelled_;
   Done done_;
-  OutputSet outputs_;
-  DType dtype_ = DType::kFloat32;
-  preprocess::PreprocessOptions options_;
-  int priority_ = 0;
   std::atomic<bool> failed_{false};
 
   absl::Mutex mu_;
@@ -168,18 +158,19 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
   int remaining_ ABSL_GUARDED_BY(mu_);
 };
 
-EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name,
-                             ThreadPool* pool, batching::Batcher* batcher)
+EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
+                             batching::Batcher* batcher)
     : limits_(limits), model_name_(std::move(model_name)), pool_(pool), batcher_(batcher) {}
 
 void EmbedPipeline::Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
                         std::function<bool()> is_cancelled, Done done) {
-  if (absl::Status s = ValidateEmbedRequest(*request, limits_); !s.ok()) {
-    std::move(done)(s, v1::EmbedResponse());
+  absl::StatusOr<EmbedSettings> settings = ParseEmbedRequest(*request, limits_);
+  if (!settings.ok()) {
+    std::move(done)(settings.status(), v1::EmbedResponse());
     return;
   }
-  std::make_shared<Call>(*this, std::move(request), deadline, std::move(is_cancelled),
-                         std::move(done))
+  std::make_shared<Call>(*this, std::move(request), *std::move(settings), deadline,
+                         std::move(is_cancelled), std::move(done))
       ->Start();
 }
 

@@ -19,8 +19,8 @@ absl::StatusOr<preprocess::RawPixelFormat> ToRawFormat(int format) {
     case v1::RGBA8:
       return preprocess::RawPixelFormat::kRgba8;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "raw.format ", format, " is not one of RGB8, BGR8, GRAY8, RGBA8"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("raw.format ", format, " is not one of RGB8, BGR8, GRAY8, RGBA8"));
   }
 }
 
@@ -55,14 +55,6 @@ absl::Status ValidateImage(const v1::Image& image, int index) {
       absl::StrCat("image[", index, "]: neither encoded bytes nor raw pixels were set"));
 }
 
-}  // namespace
-
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  // absl::StatusCode values are the canonical gRPC codes.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
-
 absl::StatusOr<OutputSet> ToOutputSet(const google::protobuf::RepeatedField<int>& outputs) {
   OutputSet set;
   if (outputs.empty()) {
@@ -84,9 +76,9 @@ absl::StatusOr<OutputSet> ToOutputSet(const google::protobuf::RepeatedField<int>
         set.registers = true;
         break;
       default:
-        return absl::InvalidArgumentError(absl::StrCat(
-            "outputs: unknown output ", output,
-            "; expected CLS (1), POOLED (2), PATCH_TOKENS (3) or REGISTERS (4)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("outputs: unknown output ", output,
+                         "; expected CLS (1), POOLED (2), PATCH_TOKENS (3) or REGISTERS (4)"));
     }
   }
   return set;
@@ -106,14 +98,18 @@ absl::StatusOr<DType> ToDType(int dtype) {
   }
 }
 
-int ToTaskPriority(int priority) {
+absl::StatusOr<int> ToTaskPriority(int priority) {
   switch (priority) {
+    case v1::PRIORITY_NORMAL:
+      return 0;
     case v1::PRIORITY_HIGH:
       return 1;
     case v1::PRIORITY_LOW:
       return -1;
     default:
-      return 0;
+      return absl::InvalidArgumentError(
+          absl::StrCat("priority: unknown priority ", priority,
+                       "; expected PRIORITY_NORMAL (0), PRIORITY_HIGH (1) or PRIORITY_LOW (2)"));
   }
 }
 
@@ -144,7 +140,15 @@ absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(const v1::Prep
   return options;
 }
 
-absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request, const RequestLimits& limits) {
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  // absl::StatusCode values are the canonical gRPC codes.
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
+                                                const RequestLimits& limits) {
   if (request.images_size() == 0) {
     return absl::InvalidArgumentError("images: the request has no images");
   }
@@ -153,20 +157,16 @@ absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request, const Request
         "images: ", request.images_size(), " images in one request, above the limit of ",
         limits.max_images_per_request, " (max_images_per_request)"));
   }
-  RETURN_IF_ERROR(ToOutputSet(request.outputs()).status());
-  RETURN_IF_ERROR(ToDType(request.dtype()).status());
-  if (!v1::Priority_IsValid(request.priority())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "priority: unknown priority ", request.priority(),
-        "; expected PRIORITY_NORMAL (0), PRIORITY_HIGH (1) or PRIORITY_LOW (2)"));
-  }
-  ASSIGN_OR_RETURN(preprocess::PreprocessOptions options,
-                   ToPreprocessOptions(request.preprocess()));
-  RETURN_IF_ERROR(preprocess::ValidateOptions(options, limits.geometry));
+  EmbedSettings settings;
+  ASSIGN_OR_RETURN(settings.outputs, ToOutputSet(request.outputs()));
+  ASSIGN_OR_RETURN(settings.dtype, ToDType(request.dtype()));
+  ASSIGN_OR_RETURN(settings.priority, ToTaskPriority(request.priority()));
+  ASSIGN_OR_RETURN(settings.preprocess, ToPreprocessOptions(request.preprocess()));
+  RETURN_IF_ERROR(preprocess::ValidateOptions(settings.preprocess, limits.geometry));
   for (int i = 0; i < request.images_size(); ++i) {
     RETURN_IF_ERROR(ValidateImage(request.images(i), i));
   }
-  return absl::OkStatus();
+  return settings;
 }
 
 absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,
@@ -181,8 +181,8 @@ absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,
     return absl::InvalidArgumentError(absl::StrCat("raw image ", raw.width(), "x", raw.height(),
                                                    " is larger than any limit allows"));
   }
-  return preprocess::ConvertRawImage(static_cast<int>(raw.width()),
-                                     static_cast<int>(raw.height()), format, raw.data(), limits);
+  return preprocess::ConvertRawImage(static_cast<int>(raw.width()), static_cast<int>(raw.height()),
+                                     format, raw.data(), limits);
 }
 
 void MoveToProto(TensorData&& data, v1::Tensor* tensor) {

@@ -26,15 +26,19 @@ struct RequestLimits {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-absl::StatusOr<OutputSet> ToOutputSet(const google::protobuf::RepeatedField<int>& outputs);
-absl::StatusOr<DType> ToDType(int dtype);
-// EmbedTask priority of a v1::Priority (unknown values count as NORMAL, validated elsewhere).
-int ToTaskPriority(int priority);
-absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(const v1::Preprocess& p);
+// What an EmbedRequest asks for, beyond its images.
+struct EmbedSettings {
+  OutputSet outputs;
+  DType dtype = DType::kFloat32;
+  preprocess::PreprocessOptions preprocess;
+  int priority = 0;  // EmbedTask priority: LOW -1, NORMAL 0, HIGH 1
+};
 
-// Checks everything about `request` that does not need decoding: image count, each image has a
-// source, raw formats, outputs, dtype and preprocessing options.
-absl::Status ValidateEmbedRequest(const v1::EmbedRequest& request, const RequestLimits& limits);
+// Checks everything about `request` that does not need decoding (image count, each image has a
+// source, raw formats, outputs, dtype, priority, preprocessing options) and returns the
+// settings it asks for.
+absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
+                                                const RequestLimits& limits);
 
 // Decodes image `index` (encoded or raw) into RGB8 with the image limits.
 absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,
