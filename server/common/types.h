@@ -65,6 +65,13 @@ struct EmbeddingResult {
   int batch_size = 0;  // images in the batch this image ran in
 };
 
+// Memory held by one device's caching allocator (CUDA devices).
+struct DeviceMemory {
+  std::string device;  // e.g. "cuda:0"
+  int64_t allocated_bytes = 0;
+  int64_t reserved_bytes = 0;
+};
+
 }  // namespace dinov3
 
 #endif  // DINOV3_SERVER_COMMON_TYPES_H_

@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
+#include "server/common/status_reason.h"
 #include "server/preprocess/image_header.h"
 
 namespace dinov3::preprocess {
@@ -38,9 +39,10 @@ std::string FirstBytesHex(absl::string_view bytes) {
 
 absl::Status CheckByteCount(size_t size, const ImageLimits& limits) {
   if (static_cast<uint64_t>(size) > static_cast<uint64_t>(limits.max_image_bytes)) {
-    return absl::InvalidArgumentError(absl::StrCat("image is ", size, " bytes, above the limit of ",
-                                                   limits.max_image_bytes,
-                                                   " bytes (max_image_bytes)"));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "image is ", size, " bytes, above the limit of ", limits.max_image_bytes,
+                          " bytes (max_image_bytes)")),
+                      kReasonTooLarge);
   }
   return absl::OkStatus();
 }
@@ -54,9 +56,10 @@ absl::Status CheckDimensions(int64_t width, int64_t height, const ImageLimits& l
   }
   const int64_t pixels = width * height;  // both sides fit in int: no overflow
   if (pixels > limits.max_pixels) {
-    return absl::InvalidArgumentError(absl::StrCat("image is ", width, "x", height, " = ", pixels,
-                                                   " pixels, above the limit of ",
-                                                   limits.max_pixels, " (max_pixels)"));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "image is ", width, "x", height, " = ", pixels,
+                          " pixels, above the limit of ", limits.max_pixels, " (max_pixels)")),
+                      kReasonTooLarge);
   }
   return absl::OkStatus();
 }
@@ -85,7 +88,9 @@ absl::StatusOr<RgbImage> BgrToRgbImage(const cv::Mat& bgr) {
 absl::StatusOr<RgbImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat format,
                                           const ImageLimits& limits) {
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return absl::InvalidArgumentError(absl::StrCat("image is ", bytes.size(), " bytes, too large"));
+    return WithReason(
+        absl::InvalidArgumentError(absl::StrCat("image is ", bytes.size(), " bytes, too large")),
+        kReasonTooLarge);
   }
   try {
     // imdecode only reads the buffer; the const_cast just lets cv::Mat wrap it without a copy.
@@ -102,7 +107,8 @@ absl::StatusOr<RgbImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat f
   } catch (const cv::Exception&) {
     return CouldNotDecode(format);
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("not enough memory to decode the image");
+    return WithReason(absl::ResourceExhaustedError("not enough memory to decode the image"),
+                      kReasonTooLarge);
   }
 }
 
@@ -159,7 +165,8 @@ absl::StatusOr<RgbImage> RawToRgbImage(int width, int height, RawPixelFormat for
   } catch (const cv::Exception&) {
     return absl::InternalError("raw pixel conversion failed");
   } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError("not enough memory to convert the image");
+    return WithReason(absl::ResourceExhaustedError("not enough memory to convert the image"),
+                      kReasonTooLarge);
   }
   return image;
 }

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
+#include "server/common/status_reason.h"
 
 namespace dinov3::preprocess {
 namespace {
@@ -15,9 +16,10 @@ namespace {
 absl::Status CheckPatches(int height, int width, int max_patches, int patch) {
   const int64_t patches = int64_t{height / patch} * (width / patch);
   if (patches > max_patches) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "preprocess: ", height, "x", width, " is ", patches, " patches, above the limit of ",
-        max_patches, " (max_patches)"));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "preprocess: ", height, "x", width, " is ", patches,
+                          " patches, above the limit of ", max_patches, " (max_patches)")),
+                      kReasonTooLarge);
   }
   return absl::OkStatus();
 }

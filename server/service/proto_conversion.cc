@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
+#include "server/common/status_reason.h"
 
 namespace dinov3::service {
 namespace {
@@ -153,9 +154,11 @@ absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
     return absl::InvalidArgumentError("images: the request has no images");
   }
   if (request.images_size() > limits.max_images_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "images: ", request.images_size(), " images in one request, above the limit of ",
-        limits.max_images_per_request, " (max_images_per_request)"));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "images: ", request.images_size(),
+                          " images in one request, above the limit of ",
+                          limits.max_images_per_request, " (max_images_per_request)")),
+                      kReasonTooLarge);
   }
   EmbedSettings settings;
   ASSIGN_OR_RETURN(settings.outputs, ToOutputSet(request.outputs()));
@@ -178,8 +181,10 @@ absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,
   ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, ToRawFormat(raw.format()));
   constexpr uint32_t kMaxSide = 1 << 20;
   if (raw.width() > kMaxSide || raw.height() > kMaxSide) {
-    return absl::InvalidArgumentError(absl::StrCat("raw image ", raw.width(), "x", raw.height(),
-                                                   " is larger than any limit allows"));
+    return WithReason(absl::InvalidArgumentError(absl::StrCat("raw image ", raw.width(), "x",
+                                                              raw.height(),
+                                                              " is larger than any limit allows")),
+                      kReasonTooLarge);
   }
   return preprocess::ConvertRawImage(static_cast<int>(raw.width()), static_cast<int>(raw.height()),
                                      format, raw.data(), limits);
