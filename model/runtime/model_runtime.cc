@@ -25,6 +25,7 @@ std::string FirstLine(const std::exception& e) {
 absl::StatusOr<torch::Device> ParseDevice(absl::string_view name) {
   try {
     torch::Device device{std::string(name)};
+    if (device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, 0);
     if (device.is_cuda()) {
       const int count = static_cast<int>(torch::cuda::device_count());
       if (count == 0) {

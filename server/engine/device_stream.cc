@@ -37,4 +37,18 @@ int64_t OutOfMemoryCount(const c10::Device& device) {
   return 0;
 }
 
+std::optional<DeviceMemory> DeviceMemoryOf(const c10::Device& device) {
+#if DINOV3_WITH_CUDA
+  if (device.is_cuda() && device.has_index()) {
+    using c10::CachingAllocator::StatType;
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    const auto aggregate = static_cast<size_t>(StatType::AGGREGATE);
+    return DeviceMemory{device.str(), stats.allocated_bytes[aggregate].current,
+                        stats.reserved_bytes[aggregate].current};
+  }
+#endif
+  (void)device;
+  return std::nullopt;
+}
+
 }  // namespace dinov3::engine

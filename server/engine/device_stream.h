@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
+#include "server/common/types.h"
 
 namespace dinov3::engine {
 
@@ -30,6 +31,10 @@ void SynchronizeStream(const std::optional<c10::Stream>& stream);
 // tells an out-of-memory error apart from others, whatever the error's type or message became
 // on its way out of the TorchScript interpreter.
 int64_t OutOfMemoryCount(const c10::Device& device);
+
+// The caching allocator's current allocated and reserved bytes on a CUDA `device` (given with
+// its index); nullopt for CPU devices and in a build without CUDA.
+std::optional<DeviceMemory> DeviceMemoryOf(const c10::Device& device);
 
 }  // namespace dinov3::engine
 

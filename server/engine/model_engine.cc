@@ -1,6 +1,7 @@
 #include "server/engine/model_engine.h"
 
 #include <algorithm>
+#include <set>
 #include <thread>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "model/runtime/model_runtime.h"
+#include "server/engine/device_stream.h"
 #include "server/engine/model_worker.h"
 
 namespace dinov3::engine {
@@ -36,10 +38,11 @@ class HealthAggregator {
 class LoadedEngine : public ModelEngine {
  public:
   LoadedEngine(std::vector<std::unique_ptr<model::ModelRuntime>> runtimes, std::string description,
-               std::function<void(bool)> on_health_change)
+               const EngineOptions& options)
       : runtimes_(std::move(runtimes)),
         description_(std::move(description)),
-        health_(std::move(on_health_change)) {}
+        health_(options.on_health_change),
+        on_batch_(options.on_batch) {}
 
   // Called by Load for each instance, before the engine is shared.
   void AddWorker(const model::ModelRuntime* runtime, int intra_op_threads, int warmup_batch) {
@@ -49,11 +52,21 @@ class LoadedEngine : public ModelEngine {
     if (health_.enabled()) {
       options.on_health_change = [this](bool healthy) { health_.Report(healthy); };
     }
+    options.on_batch = on_batch_;
     workers_.push_back(std::make_unique<ModelWorker>(runtime, std::move(options)));
   }
 
   const model::ModelMetadata& metadata() const override { return runtimes_.front()->metadata(); }
   std::string Describe() const override { return description_; }
+  std::vector<DeviceMemory> DeviceMemoryUsage() const override {
+    std::vector<DeviceMemory> usage;
+    std::set<std::string> seen;
+    for (const auto& runtime : runtimes_) {
+      std::optional<DeviceMemory> memory = DeviceMemoryOf(runtime->device());
+      if (memory && seen.insert(memory->device).second) usage.push_back(*std::move(memory));
+    }
+    return usage;
+  }
   std::vector<batching::BatchRunner*> runners() override {
     std::vector<batching::BatchRunner*> runners;
     for (const auto& worker : workers_) runners.push_back(worker.get());
@@ -64,6 +77,7 @@ class LoadedEngine : public ModelEngine {
   const std::vector<std::unique_ptr<model::ModelRuntime>> runtimes_;
   const std::string description_;
   HealthAggregator health_;
+  const std::function<void(const std::string&, int, double)> on_batch_;
   std::vector<std::unique_ptr<ModelWorker>> workers_;  // after runtimes_: destroyed first
 };
 
@@ -117,8 +131,8 @@ absl::StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::Load(const std::string
 
   std::vector<const model::ModelRuntime*> instances;
   for (const auto& runtime : runtimes) instances.push_back(runtime.get());
-  auto engine = std::make_unique<LoadedEngine>(std::move(runtimes), std::move(description),
-                                               options.on_health_change);
+  auto engine =
+      std::make_unique<LoadedEngine>(std::move(runtimes), std::move(description), options);
   for (const model::ModelRuntime* runtime : instances) {
     // CUDA instances only copy pixels on the host: one thread, so no idle OpenMP pool spins.
     const int threads = runtime->device().is_cpu()     ? cpu_threads

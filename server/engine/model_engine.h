@@ -30,6 +30,11 @@ struct EngineOptions {
   // unhealthy instance succeeds again. Called from dispatch threads, one call at a time; it
   // must not block or call into the engine.
   std::function<void(bool healthy)> on_health_change;
+  // Optional. Called on a dispatch thread after every forward pass that succeeded (each half of
+  // a batch split after running out of memory counts as its own), with the instance's device,
+  // the images in it and the seconds from the start of the batch (inputs built on the device)
+  // to the end of the forward. Must not block or call into the engine.
+  std::function<void(const std::string& device, int images, double seconds)> on_batch;
 };
 
 class ModelEngine {
@@ -45,6 +50,9 @@ class ModelEngine {
   virtual const model::ModelMetadata& metadata() const = 0;
   // e.g. "cpu x2 (intra-op threads 1)" or "cuda:0 x1, cuda:1 x1".
   virtual std::string Describe() const = 0;
+  // The caching allocator's memory on each CUDA device in use (empty with CPU devices only).
+  // Thread-safe; cheap enough to call at every metrics scrape.
+  virtual std::vector<DeviceMemory> DeviceMemoryUsage() const = 0;
   // One runner per instance (devices in order, then instances), valid as long as the engine.
   // Each must be driven from one thread: PrepareThread (intra-op threads, CUDA stream, warm-up
   // forwards at the default size; an error keeps the instance out of service), then Run.

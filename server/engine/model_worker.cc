@@ -133,6 +133,10 @@ absl::Status ModelWorker::RunTasksOrThrow(TaskSpan tasks, absl::Time start) {
   ASSIGN_OR_RETURN(model::ModelOutputs out, runtime_->Forward(torch::stack(inputs)));
   SynchronizeStream(stream_);  // the forward is asynchronous on a GPU
   const absl::Time forward_done = absl::Now();
+  if (options_.on_batch) {
+    options_.on_batch(device.str(), static_cast<int>(tasks.size()),
+                      SecondsBetween(start, forward_done));
+  }
   const int patch = runtime_->metadata().patch_size;
   std::vector<EmbeddingResult> results;  // all encoded before any task is finished
   results.reserve(tasks.size());

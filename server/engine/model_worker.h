@@ -35,6 +35,8 @@ struct WorkerOptions {
   // Optional; called on Run's thread on transitions only: false once kMaxConsecutiveFailures
   // batches in a row have failed, true at the next batch that succeeds after that.
   std::function<void(bool healthy)> on_health_change;
+  // Optional; EngineOptions::on_batch for this worker.
+  std::function<void(const std::string& device, int images, double seconds)> on_batch;
 };
 
 class ModelWorker : public batching::BatchRunner {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "server/service/call_context.h"
+#include "server/service/request_recorder.h"
 
 namespace dinov3::service {
 namespace {
@@ -16,10 +17,12 @@ constexpr int64_t kDefaultChunkBytes = 1 << 20;
 class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
  public:
   DenseReactor(grpc::CallbackServerContext* context, const v1::EmbedDenseRequest& request,
-               EmbedPipeline* pipeline)
-      : request_id_(request.request_id()), rows_per_chunk_(request.rows_per_chunk()) {
+               EmbedPipeline* pipeline, RequestRecorder recorder)
+      : request_id_(request.request_id()),
+        rows_per_chunk_(request.rows_per_chunk()),
+        recorder_(std::move(recorder)) {
     if (!request.has_image()) {
-      Finish(ToGrpcStatus(absl::InvalidArgumentError("image: no image in the request")));
+      FinishCall(absl::InvalidArgumentError("image: no image in the request"));
       return;
     }
     auto embed = std::make_shared<v1::EmbedRequest>();
@@ -38,7 +41,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "client stopped reading the stream"));
+      FinishCall(absl::CancelledError("client stopped reading the stream"));
       return;
     }
     WriteNext();
@@ -47,9 +50,14 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   void OnDone() override { delete this; }
 
  private:
+  void FinishCall(const absl::Status& status) {
+    recorder_.Finish(status);
+    Finish(ToGrpcStatus(status));
+  }
+
   void OnEmbedded(absl::Status status, v1::EmbedResponse response) {
     if (!status.ok()) {
-      Finish(ToGrpcStatus(status));
+      FinishCall(status);
       return;
     }
     response_ = std::move(response);
@@ -69,7 +77,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   // Writes rows [next_row_, next_row_ + rows_per_chunk_) or finishes after the last row.
   void WriteNext() {
     if (next_row_ >= grid_h_) {
-      Finish(grpc::Status::OK);
+      FinishCall(absl::OkStatus());
       return;
     }
     const v1::Tensor& tokens = response_.embeddings(0).patch_tokens();
@@ -94,6 +102,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
 
   const std::string request_id_;
   uint32_t rows_per_chunk_;
+  RequestRecorder recorder_;
   v1::EmbedResponse response_;
   v1::DenseChunk chunk_;
   uint32_t grid_h_ = 0;
@@ -114,9 +123,15 @@ class RejectedDense : public grpc::ServerWriteReactor<v1::DenseChunk> {
 grpc::ServerWriteReactor<v1::DenseChunk>* StartDenseCall(grpc::CallbackServerContext* context,
                                                          const v1::EmbedDenseRequest* request,
                                                          EmbedPipeline* pipeline,
-                                                         const absl::Status& unavailable) {
-  if (pipeline == nullptr) return new RejectedDense(unavailable);
-  return new DenseReactor(context, *request, pipeline);
+                                                         const absl::Status& unavailable,
+                                                         metrics::ServerMetrics* metrics) {
+  RequestRecorder recorder(metrics, "EmbedDense", *context, request->request_id(),
+                           request->has_image() ? 1 : 0);
+  if (pipeline == nullptr) {
+    recorder.Finish(unavailable);
+    return new RejectedDense(unavailable);
+  }
+  return new DenseReactor(context, *request, pipeline, std::move(recorder));
 }
 
 }  // namespace dinov3::service

@@ -13,11 +13,13 @@
 namespace dinov3::service {
 
 // Starts the call; gRPC owns the returned reactor. `pipeline` may be null when the server is
-// not ready, `unavailable` then says why.
+// not ready, `unavailable` then says why. The call is recorded in `metrics` (RequestRecorder),
+// which must outlive it.
 grpc::ServerWriteReactor<v1::DenseChunk>* StartDenseCall(grpc::CallbackServerContext* context,
                                                          const v1::EmbedDenseRequest* request,
                                                          EmbedPipeline* pipeline,
-                                                         const absl::Status& unavailable);
+                                                         const absl::Status& unavailable,
+                                                         metrics::ServerMetrics* metrics);
 
 }  // namespace dinov3::service
 

@@ -9,8 +9,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/common/status_reason.h"
 
 namespace dinov3::service {
+namespace {
+
+// An image's own error: INVALID_ARGUMENT without a more specific reason is a bad image.
+std::string ImageErrorReason(const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kInvalidArgument &&
+      !status.GetPayload(kReasonPayloadUrl).has_value()) {
+    return kReasonInvalidImage;
+  }
+  return ReasonOf(status);
+}
+
+}  // namespace
 
 // The state of one request while its images are in flight. Shared by the decode jobs and
 // tasks of the request; the last image to finish answers it.
@@ -94,6 +107,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
   }
 
   void RecordPreprocess(double seconds) {
+    pipeline_.metrics_->ObservePreprocess(seconds);
     absl::MutexLock lock(&mu_);
     preprocess_seconds_ = std::max(preprocess_seconds_, seconds);
   }
@@ -102,10 +116,13 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     {
       absl::MutexLock lock(&mu_);
       if (result.ok()) {
+        pipeline_.metrics_->ObserveQueueWait(result->queue_seconds);
         results_[index] = *std::move(result);
       } else if (error_.ok()) {
-        error_ = absl::Status(result.status().code(),
-                              absl::StrCat("image[", index, "]: ", result.status().message()));
+        error_ = WithReason(
+            absl::Status(result.status().code(),
+                         absl::StrCat("image[", index, "]: ", result.status().message())),
+            ImageErrorReason(result.status()));
         failed_.store(true, std::memory_order_relaxed);
       }
       if (--remaining_ > 0) return;
@@ -159,8 +176,12 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 };
 
 EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
-                             batching::Batcher* batcher)
-    : limits_(limits), model_name_(std::move(model_name)), pool_(pool), batcher_(batcher) {}
+                             batching::Batcher* batcher, metrics::ServerMetrics* metrics)
+    : limits_(limits),
+      model_name_(std::move(model_name)),
+      pool_(pool),
+      batcher_(batcher),
+      metrics_(metrics) {}
 
 void EmbedPipeline::Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
                         std::function<bool()> is_cancelled, Done done) {

@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "dinov3/v1/embedding.pb.h"
 #include "server/batching/batcher.h"
+#include "server/metrics/server_metrics.h"
 #include "server/service/proto_conversion.h"
 #include "server/service/thread_pool.h"
 
@@ -28,9 +29,10 @@ class EmbedPipeline {
  public:
   using Done = absl::AnyInvocable<void(absl::Status, v1::EmbedResponse) &&>;
 
-  // `pool` and `batcher` must outlive the pipeline. `model_name` goes into every response.
+  // `pool`, `batcher` and `metrics` must outlive the pipeline. `model_name` goes into every
+  // response. Records each image's preprocessing and queue wait in `metrics`.
   EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
-                batching::Batcher* batcher);
+                batching::Batcher* batcher, metrics::ServerMetrics* metrics);
 
   // `request` must stay valid until `done` runs. `is_cancelled` may be empty.
   void Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
@@ -45,6 +47,7 @@ class EmbedPipeline {
   const std::string model_name_;
   ThreadPool* const pool_;
   batching::Batcher* const batcher_;
+  metrics::ServerMetrics* const metrics_;
 };
 
 }  // namespace dinov3::service

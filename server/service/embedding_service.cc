@@ -5,6 +5,7 @@
 
 #include "server/service/call_context.h"
 #include "server/service/dense_reactor.h"
+#include "server/service/request_recorder.h"
 #include "server/service/stream_reactor.h"
 
 namespace dinov3::service {
@@ -38,17 +39,22 @@ grpc::ServerUnaryReactor* EmbeddingService::Embed(grpc::CallbackServerContext* c
                                                   const v1::EmbedRequest* request,
                                                   v1::EmbedResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RequestRecorder recorder(metrics_, "Embed", *context, request->request_id(),
+                           request->images_size());
   absl::Status why;
   EmbedPipeline* pipeline = Pipeline(&why);
   if (pipeline == nullptr) {
+    recorder.Finish(why);
     reactor->Finish(ToGrpcStatus(why));
     return reactor;
   }
   // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
   std::shared_ptr<const v1::EmbedRequest> borrowed(request, [](const v1::EmbedRequest*) {});
   pipeline->Run(std::move(borrowed), DeadlineOf(*context), CancellationOf(context),
-                [reactor, response](absl::Status status, v1::EmbedResponse result) {
+                [reactor, response, recorder = std::move(recorder)](
+                    absl::Status status, v1::EmbedResponse result) mutable {
                   if (status.ok()) *response = std::move(result);
+                  recorder.Finish(status);
                   reactor->Finish(ToGrpcStatus(status));
                 });
   return reactor;
@@ -58,22 +64,24 @@ grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* EmbeddingService::
     grpc::CallbackServerContext* context) {
   absl::Status why;
   EmbedPipeline* pipeline = Pipeline(&why);
-  return StartStreamCall(context, pipeline, why, &streams_);
+  return StartStreamCall(context, pipeline, why, &streams_, metrics_);
 }
 
 grpc::ServerWriteReactor<v1::DenseChunk>* EmbeddingService::EmbedDense(
     grpc::CallbackServerContext* context, const v1::EmbedDenseRequest* request) {
   absl::Status why;
   EmbedPipeline* pipeline = Pipeline(&why);
-  return StartDenseCall(context, request, pipeline, why);
+  return StartDenseCall(context, request, pipeline, why, metrics_);
 }
 
 grpc::ServerUnaryReactor* EmbeddingService::GetModelInfo(grpc::CallbackServerContext* context,
                                                          const v1::GetModelInfoRequest*,
                                                          v1::ModelInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  RequestRecorder recorder(metrics_, "GetModelInfo", *context, "", 0);
   absl::Status why;
   if (Pipeline(&why) == nullptr) {
+    recorder.Finish(why);
     reactor->Finish(ToGrpcStatus(why));
     return reactor;
   }
@@ -81,6 +89,7 @@ grpc::ServerUnaryReactor* EmbeddingService::GetModelInfo(grpc::CallbackServerCon
     absl::MutexLock lock(&mu_);
     *response = info_;
   }
+  recorder.Finish(absl::OkStatus());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

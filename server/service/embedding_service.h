@@ -19,6 +19,9 @@ namespace dinov3::service {
 
 class EmbeddingService final : public v1::EmbeddingService::CallbackService {
  public:
+  // Every request is recorded in `metrics` (RequestRecorder), which must outlive the service.
+  explicit EmbeddingService(metrics::ServerMetrics* metrics) : metrics_(metrics) {}
+
   // `pipeline` must stay valid until the gRPC server has shut down.
   void SetReady(EmbedPipeline* pipeline, v1::ModelInfo info);
   void StartDraining();
@@ -38,6 +41,7 @@ class EmbeddingService final : public v1::EmbeddingService::CallbackService {
   // The pipeline, or null with `why` set when calls must be refused.
   EmbedPipeline* Pipeline(absl::Status* why) const;
 
+  metrics::ServerMetrics* const metrics_;
   std::atomic<EmbedPipeline*> pipeline_{nullptr};
   std::atomic<bool> draining_{false};
   StreamRegistry streams_;

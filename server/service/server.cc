@@ -50,9 +50,20 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
   return server;
 }
 
+EmbeddingServer::EmbeddingServer(const ServerOptions& options)
+    : options_(options),
+      metrics_(std::make_unique<metrics::ServerMetrics>(DINOV3_VERSION)),
+      service_(metrics_.get()) {}
+
 EmbeddingServer::~EmbeddingServer() { Shutdown(); }
 
 absl::Status EmbeddingServer::Listen() {
+  if (!options_.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(metrics_endpoint_,
+                     metrics::MetricsEndpoint::Start(options_.metrics_listen, *metrics_));
+    spdlog::info("metrics on http://{}/metrics (port {})", options_.metrics_listen,
+                 metrics_endpoint_->port());
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -75,6 +86,10 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   RETURN_IF_ERROR(batching::ValidateBatchingOptions(options_.batching));
   engine::EngineOptions engine_options = options_.engine;
   engine_options.warmup_max_batch_size = options_.batching.max_batch_size;
+  engine_options.on_batch = [metrics = metrics_.get()](const std::string& device, int images,
+                                                       double seconds) {
+    metrics->RecordBatch(device, images, seconds);
+  };
   engine_options.on_health_change = [this](bool healthy) {
     if (!healthy) spdlog::error("a model instance keeps failing: health NOT_SERVING");
     absl::MutexLock lock(&health_mu_);
@@ -84,12 +99,17 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   const model::ModelMetadata& m = engine_->metadata();
   spdlog::info("model {}: {}", options_.model_path, model::DescribeModel(m));
   if (m.untrained) spdlog::warn("the model has RANDOM weights: its embeddings are meaningless");
+  for (const std::string& device : engine_options.devices) {
+    metrics_->SetModelInfo(m.variant, m.dtype, device);
+  }
+  metrics_->SetDeviceMemorySource([engine = engine_.get()] { return engine->DeviceMemoryUsage(); });
 
   RequestLimits limits = options_.limits;
   limits.geometry.patch_size = m.patch_size;
   limits.geometry.default_height = m.default_height;
   limits.geometry.default_width = m.default_width;
   batcher_ = std::make_unique<batching::Batcher>(options_.batching, engine_->runners());
+  metrics_->SetQueueDepthSource([batcher = batcher_.get()] { return batcher->queued(); });
   RETURN_IF_ERROR(batcher_->WaitUntilPrepared());  // every instance loaded and warm
   const int threads = options_.preprocess_threads > 0
                           ? options_.preprocess_threads
@@ -97,7 +117,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
   pipeline_ = std::make_unique<EmbedPipeline>(
       limits, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)), pool_.get(),
-      batcher_.get());
+      batcher_.get(), metrics_.get());
   // One request through the whole path (decode pool, batcher, an instance) before SERVING.
   if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message()));
@@ -136,6 +156,8 @@ void EmbeddingServer::Shutdown() {
     spdlog::info("ran {} batches, {} images (largest batch {})", stats.batches, stats.images,
                  stats.max_batch_size_seen);
   }
+  metrics_->SetQueueDepthSource(nullptr);  // scrapes stop reading what is released below
+  metrics_->SetDeviceMemorySource(nullptr);
   pool_.reset();  // runs any decode job still queued (it gets UNAVAILABLE from the batcher)
   batcher_.reset();
   pipeline_.reset();

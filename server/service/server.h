@@ -1,6 +1,8 @@
 // The whole server: gRPC (EmbeddingService, health, reflection), the preprocess pool, the task
 // queue and the model worker, wired together and started in the order that keeps health
 // truthful: listen with health NOT_SERVING, load and warm up the model, then SERVING.
+// Metrics (server/metrics) are served on their own HTTP address from Listen on, so start-up can
+// be watched, until the server is destroyed.
 // Shutdown drains: NOT_SERVING, new calls refused with UNAVAILABLE, accepted calls and their
 // queued images finish (up to drain_timeout; then calls are cancelled and images still waiting
 // are answered UNAVAILABLE), then the batcher and pool stop.
@@ -17,6 +19,8 @@
 #include "absl/time/time.h"
 #include "server/batching/batcher.h"
 #include "server/engine/model_engine.h"
+#include "server/metrics/metrics_endpoint.h"
+#include "server/metrics/server_metrics.h"
 #include "server/service/embed_pipeline.h"
 #include "server/service/embedding_service.h"
 #include "server/service/proto_conversion.h"
@@ -27,6 +31,7 @@ namespace dinov3::service {
 struct ServerOptions {
   std::string model_path;
   std::string listen = "0.0.0.0:50051";  // port 0 picks a free port (see port())
+  std::string metrics_listen;  // "" = no metrics endpoint; port 0 picks one (metrics_port())
   RequestLimits limits;
   engine::EngineOptions engine;      // devices, instances, intra-op threads
   batching::BatchingOptions batching;
@@ -45,17 +50,21 @@ class EmbeddingServer {
   ~EmbeddingServer();  // Shutdown()
 
   int port() const { return port_; }
+  int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
+  const metrics::ServerMetrics& metrics() const { return *metrics_; }
   const model::ModelMetadata& metadata() const { return engine_->metadata(); }
   batching::BatcherStats batcher_stats() const { return batcher_->stats(); }
   void Shutdown();
 
  private:
-  explicit EmbeddingServer(const ServerOptions& options) : options_(options) {}
+  explicit EmbeddingServer(const ServerOptions& options);
   absl::Status Listen();
   absl::Status LoadAndWarmUp();
   void SetServing(bool serving);
 
   const ServerOptions options_;
+  std::unique_ptr<metrics::ServerMetrics> metrics_;
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
   EmbeddingService service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

@@ -7,6 +7,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "server/service/call_context.h"
+#include "server/service/request_recorder.h"
 
 namespace dinov3::service {
 namespace {
@@ -17,8 +18,8 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
                       public DrainableStream {
  public:
   StreamReactor(grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-                StreamRegistry* registry)
-      : context_(context), pipeline_(pipeline), registry_(registry) {
+                StreamRegistry* registry, metrics::ServerMetrics* metrics)
+      : context_(context), pipeline_(pipeline), registry_(registry), metrics_(metrics) {
     StartRead(&incoming_);
     if (registry_->Add(this)) Drain();
   }
@@ -46,6 +47,8 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     }
     auto request = std::make_shared<v1::EmbedRequest>(std::move(incoming_));
     incoming_.Clear();
+    RequestRecorder recorder(metrics_, "StreamEmbed", *context_, request->request_id(),
+                             request->images_size());
     bool refused = false;
     {
       absl::MutexLock lock(&mu_);
@@ -53,13 +56,16 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
       refused = draining_;
     }
     if (refused) {  // read after the drain started: answered, not computed, and reading stops
-      OnAnswered(*request, absl::UnavailableError("server is draining; send this request to "
-                                                  "another replica"), v1::EmbedResponse());
+      OnAnswered(*request, recorder,
+                 absl::UnavailableError("server is draining; send this request to another "
+                                        "replica"),
+                 v1::EmbedResponse());
       return;
     }
     pipeline_->Run(request, DeadlineOf(*context_), CancellationOf(context_),
-                   [this, request](absl::Status status, v1::EmbedResponse response) {
-                     OnAnswered(*request, std::move(status), std::move(response));
+                   [this, request, recorder = std::move(recorder)](
+                       absl::Status status, v1::EmbedResponse response) mutable {
+                     OnAnswered(*request, recorder, std::move(status), std::move(response));
                    });
     absl::MutexLock lock(&mu_);
     if (draining_) return;
@@ -92,8 +98,9 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   }
 
  private:
-  void OnAnswered(const v1::EmbedRequest& request, absl::Status status,
+  void OnAnswered(const v1::EmbedRequest& request, RequestRecorder& recorder, absl::Status status,
                   v1::EmbedResponse response) {
+    recorder.Finish(status);
     if (!status.ok()) {
       response.Clear();
       response.set_request_id(request.request_id());
@@ -153,6 +160,7 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   grpc::CallbackServerContext* const context_;
   EmbedPipeline* const pipeline_;
   StreamRegistry* const registry_;
+  metrics::ServerMetrics* const metrics_;
   v1::EmbedRequest incoming_;  // only touched by the read chain
 
   absl::Mutex mu_;
@@ -193,9 +201,12 @@ void StreamRegistry::Remove(DrainableStream* stream) {
 
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* StartStreamCall(
     grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-    const absl::Status& unavailable, StreamRegistry* registry) {
-  if (pipeline == nullptr) return new RejectedStream(unavailable);
-  return new StreamReactor(context, pipeline, registry);
+    const absl::Status& unavailable, StreamRegistry* registry, metrics::ServerMetrics* metrics) {
+  if (pipeline == nullptr) {
+    RequestRecorder(metrics, "StreamEmbed", *context, "", 0).Finish(unavailable);
+    return new RejectedStream(unavailable);
+  }
+  return new StreamReactor(context, pipeline, registry, metrics);
 }
 
 }  // namespace dinov3::service

@@ -45,10 +45,11 @@ class StreamRegistry {
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// `registry` must outlive every stream.
+// `registry` and `metrics` must outlive every stream. Each request message is recorded in
+// `metrics` (RequestRecorder) when it is answered; a stream refused at once counts as one.
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* StartStreamCall(
     grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-    const absl::Status& unavailable, StreamRegistry* registry);
+    const absl::Status& unavailable, StreamRegistry* registry, metrics::ServerMetrics* metrics);
 
 }  // namespace dinov3::service
 

@@ -94,7 +94,9 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   if (!port.ok()) return port.status();
   const std::string address = absl::StrCat("127.0.0.1:", *port);
   std::vector<std::string> args = {options.binary, absl::StrCat("--model=", options.model),
-                                   absl::StrCat("--listen=", address), "--device=cpu"};
+                                   absl::StrCat("--listen=", address), "--device=cpu",
+                                   // any free port: tests run in parallel (a later flag wins)
+                                   "--metrics_listen=127.0.0.1:0"};
   args.insert(args.end(), options.extra_flags.begin(), options.extra_flags.end());
 
   const int log_fd =

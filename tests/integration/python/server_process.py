@@ -56,8 +56,9 @@ def start_server(model_path, log_path, *extra_flags):
         pytest.fail(f"{SERVER} is missing: build it first (scripts/build.sh)", pytrace=False)
     target = f"127.0.0.1:{free_port()}"
     with open(log_path, "w") as log:
+        # Metrics on any free port unless the test names one: tests run in parallel.
         proc = subprocess.Popen([SERVER, f"--model={model_path}", f"--listen={target}",
-                                 "--device=cpu", *extra_flags],
+                                 "--device=cpu", "--metrics_listen=127.0.0.1:0", *extra_flags],
                                 stdout=log, stderr=subprocess.STDOUT)
     client = EmbeddingClient(target, timeout=30.0)
     try:

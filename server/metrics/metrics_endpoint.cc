@@ -1,0 +1,180 @@
+#include "server/metrics/metrics_endpoint.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace dinov3::metrics {
+namespace {
+
+constexpr size_t kMaxRequestHead = 8 << 10;
+constexpr int kIoTimeoutSeconds = 5;
+
+absl::Status Malformed(const std::string& listen) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      "metrics.listen must be HOST:PORT (e.g. 0.0.0.0:9464 or [::]:9464), got '", listen, "'"));
+}
+
+// Splits "host:port" / "[v6]:port"; an empty host means all interfaces.
+absl::Status SplitHostPort(const std::string& listen, std::string& host, std::string& port) {
+  const size_t colon = listen.rfind(':');
+  int number = 0;
+  if (colon == std::string::npos || !absl::SimpleAtoi(listen.substr(colon + 1), &number) ||
+      number < 0 || number > 65535) {
+    return Malformed(listen);
+  }
+  host = listen.substr(0, colon);
+  port = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> BindAndListen(const std::string& listen) {
+  std::string host, port;
+  if (absl::Status s = SplitHostPort(listen, host, port); !s.ok()) return s;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints,
+                                 &found);
+      rc != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics.listen '", listen, "': ", gai_strerror(rc)));
+  }
+  std::string error = "no address";
+  int fd = -1;
+  for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 16) != 0) {
+      error = std::strerror(errno);
+      close(fd);
+      fd = -1;
+    }
+  }
+  freeaddrinfo(found);
+  if (fd < 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", listen, " (metrics.listen): ", error));
+  }
+  return fd;
+}
+
+int LocalPort(int fd) {
+  sockaddr_storage address{};
+  socklen_t length = sizeof(address);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) return 0;
+  if (address.ss_family == AF_INET6) {
+    return ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
+  }
+  return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+}
+
+void SendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t sent = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (sent <= 0) return;
+    data.remove_prefix(static_cast<size_t>(sent));
+  }
+}
+
+void Respond(int fd, const char* status, const char* content_type, const std::string& body,
+             bool head) {
+  SendAll(fd, absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
+                           "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n"));
+  if (!head) SendAll(fd, body);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
+    const std::string& listen, const ServerMetrics& metrics) {
+  absl::StatusOr<int> fd = BindAndListen(listen);
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<MetricsEndpoint>(new MetricsEndpoint(*fd, LocalPort(*fd), metrics));
+}
+
+MetricsEndpoint::MetricsEndpoint(int listen_fd, int port, const ServerMetrics& metrics)
+    : listen_fd_(listen_fd), port_(port), metrics_(metrics) {
+  if (pipe2(wake_, O_CLOEXEC) != 0) wake_[0] = wake_[1] = -1;
+  thread_ = std::thread([this] { Serve(); });
+}
+
+MetricsEndpoint::~MetricsEndpoint() {
+  if (wake_[1] >= 0) {
+    const char stop = 1;
+    (void)!write(wake_[1], &stop, 1);
+  } else {
+    shutdown(listen_fd_, SHUT_RDWR);  // no pipe: poll sees the closed socket
+  }
+  thread_.join();
+  close(listen_fd_);
+  for (int fd : wake_) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+void MetricsEndpoint::Serve() {
+  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+  while (true) {
+    const int ready = poll(fds, wake_[0] >= 0 ? 2 : 1, -1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0 || (fds[1].revents & POLLIN) || (fds[0].revents & (POLLERR | POLLHUP))) return;
+    if (!(fds[0].revents & POLLIN)) continue;
+    const int connection = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (connection < 0) continue;
+    const timeval timeout{kIoTimeoutSeconds, 0};
+    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+    setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+    Answer(connection);
+    close(connection);
+  }
+}
+
+void MetricsEndpoint::Answer(int connection) {
+  std::string head;
+  char buffer[2048];
+  while (head.find("\r\n\r\n") == std::string::npos && head.size() < kMaxRequestHead) {
+    const ssize_t got = recv(connection, buffer, sizeof(buffer), 0);
+    if (got <= 0) break;
+    head.append(buffer, static_cast<size_t>(got));
+  }
+  const std::string_view line = std::string_view(head).substr(0, head.find("\r\n"));
+  const size_t first_space = line.find(' ');
+  const size_t second_space = line.find(' ', first_space + 1);
+  if (first_space == std::string_view::npos || second_space == std::string_view::npos) {
+    Respond(connection, "400 Bad Request", "text/plain", "bad request\n", false);
+    return;
+  }
+  const std::string_view method = line.substr(0, first_space);
+  std::string_view path = line.substr(first_space + 1, second_space - first_space - 1);
+  path = path.substr(0, path.find('?'));
+  const bool head_only = method == "HEAD";
+  if (method != "GET" && !head_only) {
+    Respond(connection, "405 Method Not Allowed", "text/plain", "use GET\n", false);
+  } else if (path != "/metrics") {
+    Respond(connection, "404 Not Found", "text/plain", "metrics are at /metrics\n", head_only);
+  } else {
+    Respond(connection, "200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics_.Scrape(),
+            head_only);
+  }
+}
+
+}  // namespace dinov3::metrics

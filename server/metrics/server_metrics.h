@@ -1,0 +1,92 @@
+// The server's Prometheus metrics (README "Metrics" lists them): one registry holding every
+// dinov3_* family, fed by the service (requests, rejections, preprocessing, queue waits) and the
+// engine (batches), plus values read at scrape time (queue depth, device memory, process_*).
+//
+// Histogram buckets: durations use kDurationBuckets (0.5 ms to 60 s: a small model's
+// sub-millisecond queue waits up to a large model's multi-second dense requests on CPU);
+// batch sizes use powers of two up to 1024 (the largest max_batch_size). Labels are bounded:
+// method is one of the four RPCs, code a gRPC code name, reason one of the kReason* names in
+// server/common/status_reason.h, device one of the configured devices.
+// Prometheus-cpp only; no gRPC or torch. Thread-safe.
+#ifndef DINOV3_SERVER_METRICS_SERVER_METRICS_H_
+#define DINOV3_SERVER_METRICS_SERVER_METRICS_H_
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "server/common/types.h"
+
+namespace dinov3::metrics {
+
+inline const std::vector<double>& DurationBuckets() {
+  static const std::vector<double> buckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                              0.05,   0.1,   0.25,   0.5,   1,    2.5,
+                                              5,      10,    30,     60};
+  return buckets;
+}
+
+class ServerMetrics {
+ public:
+  // `version` goes into dinov3_build_info.
+  explicit ServerMetrics(const std::string& version);
+  ~ServerMetrics();
+
+  // One finished request (an Embed or EmbedDense call, one StreamEmbed message, a
+  // GetModelInfo call). `reason` is empty unless the request was rejected.
+  void RecordRequest(std::string_view method, std::string_view code, double seconds,
+                     std::string_view reason);
+  void RequestStarted() { inflight_->Increment(); }
+  void RequestEnded() { inflight_->Decrement(); }
+
+  void ObservePreprocess(double seconds) { preprocess_->Observe(seconds); }
+  void ObserveQueueWait(double seconds) { queue_->Observe(seconds); }
+  // One executed forward pass of `images` images on `device`.
+  void RecordBatch(const std::string& device, int images, double inference_seconds);
+
+  // Also creates the device's inference histogram, so it is scraped before the first batch.
+  void SetModelInfo(const std::string& variant, const std::string& dtype,
+                    const std::string& device);
+
+  // Read at every scrape; may be called again to replace. Must be cheap and thread-safe.
+  void SetQueueDepthSource(std::function<int64_t()> source);
+  void SetDeviceMemorySource(std::function<std::vector<DeviceMemory>()> source);
+
+  // Everything an HTTP scrape would return: the registry, the scrape-time values and the
+  // process_* metrics.
+  std::vector<std::weak_ptr<prometheus::Collectable>> collectables() const;
+  // The Prometheus text exposition of collectables() (for tests and debugging).
+  std::string Scrape() const;
+
+ private:
+  class ScrapeTimeValues;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<ScrapeTimeValues> scrape_time_;
+  std::shared_ptr<prometheus::Collectable> process_;
+
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* request_duration_;
+  prometheus::Family<prometheus::Counter>* rejected_;
+  prometheus::Family<prometheus::Histogram>* inference_;
+  prometheus::Family<prometheus::Gauge>* model_info_;
+  prometheus::Histogram* preprocess_;
+  prometheus::Histogram* queue_;
+  prometheus::Histogram* batch_size_;
+  prometheus::Counter* images_;
+  prometheus::Gauge* inflight_;
+};
+
+}  // namespace dinov3::metrics
+
+#endif  // DINOV3_SERVER_METRICS_SERVER_METRICS_H_

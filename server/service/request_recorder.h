@@ -1,0 +1,45 @@
+// Accounts for one request from the moment the service accepts it until it is answered:
+// dinov3_inflight_requests counts it while open; Finish records dinov3_requests_total
+// {method,code}, dinov3_request_duration_seconds{method}, dinov3_rejected_total{reason} (see
+// server/common/status_reason.h) and writes the access-log line. A request is an Embed,
+// EmbedDense or GetModelInfo call, or one message of a StreamEmbed stream.
+// Finish once; a recorder destroyed unfinished records CANCELLED ("never answered"), so the
+// in-flight gauge cannot drift. Movable, not copyable; not thread-safe (one owner at a time).
+#ifndef DINOV3_SERVER_SERVICE_REQUEST_RECORDER_H_
+#define DINOV3_SERVER_SERVICE_REQUEST_RECORDER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/metrics/server_metrics.h"
+
+namespace dinov3::service {
+
+class RequestRecorder {
+ public:
+  // `metrics` must outlive the recorder; `method` is a string literal (the RPC name).
+  RequestRecorder(metrics::ServerMetrics* metrics, const char* method,
+                  const grpc::CallbackServerContext& context, std::string request_id,
+                  int images);
+  RequestRecorder(RequestRecorder&& other) noexcept;
+  RequestRecorder& operator=(RequestRecorder&&) = delete;
+  RequestRecorder(const RequestRecorder&) = delete;
+  ~RequestRecorder();
+
+  void Finish(const absl::Status& status);
+
+ private:
+  metrics::ServerMetrics* metrics_;  // null once finished or moved from
+  const char* method_;
+  std::string peer_;
+  std::string request_id_;
+  int images_;
+  absl::Time start_;
+};
+
+}  // namespace dinov3::service
+
+#endif  // DINOV3_SERVER_SERVICE_REQUEST_RECORDER_H_

@@ -1,0 +1,222 @@
+"""The server's Prometheus metrics and access log, checked against the real binary.
+
+  - The /metrics scrape passes `promtool check metrics` (Debian's prometheus package) and holds
+    every family README "Metrics" lists.
+  - After a known mix of calls (OK, invalid image, too many images, a stream with one good and
+    one bad request, EmbedDense, GetModelInfo), every counter and histogram count moved by
+    exactly the expected amount (max_batch_size 1, so batches = images).
+  - One access-log line per request (rejections as warnings with their reason), JSON lines
+    with --log_format=json, and no image bytes in the log.
+  - A real Prometheus server (started here on loopback, 1 s scrape interval) scrapes the server
+    under load; its HTTP API answers rate(dinov3_images_total[...]) > 0 and a p99 request
+    duration from histogram_quantile.
+The binaries missing (server, promtool, prometheus) fail the tests; nothing is skipped.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tests.integration.python.server_process import (ROOT, free_port, running_server)
+
+MAX_IMAGES = 4
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("model") / "model.pt")
+    subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", "vits16",
+                    "--depth", "1", "--seed", "3", "--output", path],
+                   cwd=ROOT, check=True, capture_output=True)
+    return path
+
+
+def tool(name):
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} not found: install Debian's prometheus package (scripts/setup.sh)",
+                    pytrace=False)
+    return path
+
+
+def scrape(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return response.read().decode()
+
+
+def samples(text):
+    """{'name{label="v",...}': value} of a text exposition (labels sorted as the server wrote)."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+def image(seed, size=(48, 64)):
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+def test_scrape_passes_promtool_and_has_every_family(model, tmp_path):
+    port = free_port()
+    with running_server(model, str(tmp_path / "server.log"),
+                        f"--metrics_listen=127.0.0.1:{port}") as (_, client):
+        client.embed([image(0)])
+        text = scrape(port)
+    check = subprocess.run([tool("promtool"), "check", "metrics"], input=text, text=True,
+                           capture_output=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    for family in ["dinov3_requests_total", "dinov3_request_duration_seconds",
+                   "dinov3_queue_duration_seconds", "dinov3_preprocess_duration_seconds",
+                   "dinov3_inference_duration_seconds", "dinov3_batch_size",
+                   "dinov3_images_total", "dinov3_queue_images", "dinov3_inflight_requests",
+                   "dinov3_rejected_total", "dinov3_model_info", "dinov3_build_info",
+                   "process_resident_memory_bytes", "process_cpu_seconds_total",
+                   "process_open_fds", "process_start_time_seconds"]:
+        assert f"# TYPE {family} " in text, family
+    values = samples(text)
+    assert values['dinov3_model_info{device="cpu",dtype="float32",variant="vits16"}'] == 1
+    assert values["process_resident_memory_bytes"] > 50e6
+    # CPU only: the device memory families are absent rather than zero.
+    assert "dinov3_device_memory_allocated_bytes" not in text
+
+
+def test_counters_count_exactly_what_was_sent(model, tmp_path):
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with running_server(model, str(log_path), f"--metrics_listen=127.0.0.1:{port}",
+                        "--max_batch_size=1",
+                        f"--max_images_per_request={MAX_IMAGES}") as (_, client):
+        before = samples(scrape(port))
+        for seed in range(3):
+            client.embed([image(seed)])
+        client.embed([image(10), image(11)])
+        bad_png = b"\x89PNG\r\n\x1a\n" + b"\0" * 40
+        for images in ([bad_png], [image(20)] * (MAX_IMAGES + 1)):
+            try:
+                client.embed(images)
+            except Exception:  # noqa: BLE001 - the codes are checked through the metrics
+                pass
+        requests = [client.build_request([image(30)], request_id="good"),
+                    client.build_request([bad_png], request_id="bad")]
+        answers = list(client.stream_embed(requests))
+        assert sorted(a.error is None for a in answers) == [False, True]
+        client.embed_dense(image(40, (64, 64)))
+        client.model_info()
+        client.model_info()
+        after = samples(scrape(port))
+
+    def delta(key):
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert delta('dinov3_requests_total{code="OK",method="Embed"}') == 4
+    assert delta('dinov3_requests_total{code="INVALID_ARGUMENT",method="Embed"}') == 2
+    assert delta('dinov3_requests_total{code="OK",method="StreamEmbed"}') == 1
+    assert delta('dinov3_requests_total{code="INVALID_ARGUMENT",method="StreamEmbed"}') == 1
+    assert delta('dinov3_requests_total{code="OK",method="EmbedDense"}') == 1
+    assert delta('dinov3_requests_total{code="OK",method="GetModelInfo"}') == 2
+    assert delta('dinov3_request_duration_seconds_count{method="Embed"}') == 6
+    assert delta('dinov3_rejected_total{reason="invalid_image"}') == 2
+    assert delta('dinov3_rejected_total{reason="too_large"}') == 1
+    images = 3 + 2 + 1 + 1  # Embed OK, the stream's good request, EmbedDense
+    assert delta("dinov3_images_total") == images
+    assert delta("dinov3_batch_size_count") == images  # max_batch_size 1
+    assert delta("dinov3_batch_size_sum") == images
+    assert delta('dinov3_inference_duration_seconds_count{device="cpu"}') == images
+    assert delta("dinov3_queue_duration_seconds_count") == images
+    assert delta("dinov3_preprocess_duration_seconds_count") == images  # bad ones never decode
+    assert after["dinov3_inflight_requests"] == 0
+    assert after["dinov3_queue_images"] == 0
+    assert after['dinov3_request_duration_seconds_bucket{method="Embed",le="+Inf"}'] == \
+        after['dinov3_request_duration_seconds_count{method="Embed"}']
+
+    log = log_path.read_text()
+    access = [line for line in log.splitlines() if "[access]" in line]
+    assert len(access) == 4 + 2 + 2 + 1 + 2  # one per request, stream messages each
+    warnings = [line for line in access if "[warning]" in line]
+    assert len(warnings) == 3
+    assert any('reason="too_large"' in w and "max_images_per_request" in w for w in warnings)
+    assert any('request_id="bad"' in w and 'reason="invalid_image"' in w for w in warnings)
+    assert "PNG\\r\\n" not in log and "\\u0000\\u0000" not in log  # no image bytes
+
+
+def test_json_log_lines(model, tmp_path):
+    log_path = tmp_path / "server.log"
+    with running_server(model, str(log_path), "--log_format=json") as (_, client):
+        client.embed([image(1)])
+        request = client.build_request([image(2)], request_id='line"1\nline2')
+        list(client.stream_embed([request]))
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert all({"time", "level", "logger", "msg"} <= set(line) for line in lines)
+    rpcs = [line for line in lines if line["logger"] == "access"]
+    assert [r["method"] for r in rpcs] == ["Embed", "StreamEmbed"]
+    assert rpcs[0]["code"] == "OK" and rpcs[0]["images"] == 1 and rpcs[0]["seconds"] > 0
+    assert rpcs[1]["request_id"] == 'line"1\nline2'  # escaped, one line, read back intact
+    banner = next(line["msg"] for line in lines if "starting" in line["msg"])
+    assert "batching.max_batch_size=" in banner
+
+
+def prometheus_query(port, query):
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return [float(r["value"][1]) for r in body["data"]["result"]]
+
+
+def test_real_prometheus_scrapes_the_server(model, tmp_path):
+    metrics_port, prometheus_port = free_port(), free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        "  - job_name: dinov3\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n")
+    prometheus = subprocess.Popen(
+        [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+         f"--web.listen-address=127.0.0.1:{prometheus_port}"],
+        stdout=open(tmp_path / "prometheus.log", "w"), stderr=subprocess.STDOUT)
+    stop = threading.Event()
+    try:
+        with running_server(model, str(tmp_path / "server.log"),
+                            f"--metrics_listen=127.0.0.1:{metrics_port}") as (_, client):
+            def load():
+                seed = 0
+                while not stop.is_set():
+                    client.embed([image(seed)])
+                    seed += 1
+            worker = threading.Thread(target=load)
+            worker.start()
+            rate = quantile = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not (rate and quantile):
+                time.sleep(1)
+                try:
+                    rate = prometheus_query(prometheus_port, "rate(dinov3_images_total[10s])")
+                    quantile = prometheus_query(
+                        prometheus_port, "histogram_quantile(0.99, sum by (le) "
+                        "(rate(dinov3_request_duration_seconds_bucket[10s])))")
+                except OSError:
+                    continue  # Prometheus not up yet
+                rate = [v for v in rate if v > 0]
+                quantile = [v for v in quantile if v == v]  # not NaN
+            stop.set()
+            worker.join()
+    finally:
+        stop.set()
+        prometheus.terminate()
+        prometheus.wait(timeout=30)
+    log = (tmp_path / "prometheus.log").read_text()[-3000:]
+    assert rate, f"rate(dinov3_images_total) never > 0 in Prometheus:\n{log}"
+    assert quantile and 0 < quantile[0] < 60, f"no p99 from Prometheus: {quantile}\n{log}"
