@@ -1,98 +1,211 @@
-// dinov3-server: flags and wiring only. Serves dinov3.v1.EmbeddingService until SIGTERM or
-// SIGINT, then drains (see server/service/server.h).
+// dinov3-server: flags and wiring only. Loads the configuration (built-in defaults < --config
+// file < DINOV3_* environment < command-line flags; config/config.h), sets up logging, then
+// serves dinov3.v1.EmbeddingService until SIGTERM or SIGINT and drains (server/service/server.h).
+// Exit codes: 0 after a clean shutdown or --print_config, 1 when the server cannot start,
+// 2 for a bad command line or configuration (the error on stderr).
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <cstdint>
+#include <iostream>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "absl/strings/numbers.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "config/config.h"
+#include "server/common/logging.h"
 #include "server/service/server.h"
 
-ABSL_FLAG(std::string, model, "", "TorchScript model exported by `python -m model.export`");
-ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC address to listen on (port 0 = any)");
-ABSL_FLAG(std::vector<std::string>, devices, {},
-          "Devices for model instances: cpu, or cuda:0,cuda:1,... (default: --device)");
-ABSL_FLAG(std::string, device, "cpu", "Single device (cpu, cuda or cuda:N) when --devices is "
-          "not given");
-ABSL_FLAG(int, instances_per_device, 1, "Model instances per device, each with its own thread");
-ABSL_FLAG(int, intra_op_threads, 0, "CPU threads per CPU instance (0 = cores / instances)");
-ABSL_FLAG(int64_t, max_receive_message_bytes, 64 << 20, "Largest request message accepted");
-ABSL_FLAG(int, max_images_per_request, 64, "Most images in one Embed/StreamEmbed request");
-ABSL_FLAG(int64_t, max_image_bytes, 32 << 20, "Largest encoded or raw image, bytes");
-ABSL_FLAG(int64_t, max_pixels, 40'000'000, "Largest decoded image, width*height (checked "
-          "from the header before decoding)");
-ABSL_FLAG(int, min_image_side, 8, "Smallest accepted image width or height, pixels");
-ABSL_FLAG(int, max_patches, 4096, "Most patches per image after resizing (any mode)");
-ABSL_FLAG(int, max_batch_size, 8, "Most images per forward pass (1 = no batching)");
-ABSL_FLAG(double, max_queue_delay_ms, 2.0, "How long the oldest waiting image may wait for a "
-          "fuller batch (0 = run as soon as an instance is free)");
-ABSL_FLAG(std::vector<std::string>, preferred_batch_sizes, {},
-          "Optional batch sizes to cut early batches to, e.g. 4,8");
-ABSL_FLAG(int64_t, max_batch_pixels, 0, "Cap on the summed H*W of one batch (0 = none)");
-ABSL_FLAG(int, max_queue_size, 256, "Most images waiting for the model; beyond: "
-          "RESOURCE_EXHAUSTED");
-ABSL_FLAG(int, preprocess_threads, 0, "Image decode threads (0 = number of cores)");
-ABSL_FLAG(double, drain_seconds, 10, "On SIGTERM, how long accepted work may take to finish");
+#ifndef DINOV3_VERSION
+#define DINOV3_VERSION "unknown"
+#endif
+
+extern char** environ;
+
+ABSL_FLAG(std::string, config, "",
+          "YAML config file (default: $DINOV3_CONFIG; none: built-in defaults). See "
+          "config/dinov3-server.yaml");
+ABSL_FLAG(bool, print_config, false,
+          "Print the effective configuration as YAML and exit (model.path may be empty)");
+
+// Every flag below overrides the config key in brackets; unset flags leave the key to the
+// environment, the config file or the built-in default (--print_config shows them).
+ABSL_FLAG(std::optional<std::string>, model, std::nullopt,
+          "[model.path] TorchScript model exported by `python -m model.export`");
+ABSL_FLAG(std::optional<std::string>, listen, std::nullopt,
+          "[server.listen] gRPC address to listen on (port 0 = any)");
+ABSL_FLAG(std::optional<std::vector<std::string>>, devices, std::nullopt,
+          "[model.devices] devices for model instances: cpu, or cuda:0,cuda:1,...");
+ABSL_FLAG(std::optional<std::string>, device, std::nullopt,
+          "[model.devices] a single device (cpu, cuda or cuda:N); --devices wins");
+ABSL_FLAG(std::optional<int>, instances_per_device, std::nullopt,
+          "[model.instances_per_device] model instances per device, each with its own thread");
+ABSL_FLAG(std::optional<int>, intra_op_threads, std::nullopt,
+          "[model.intra_op_threads] CPU threads per CPU instance (0 = cores / instances)");
+ABSL_FLAG(std::optional<int64_t>, max_receive_message_bytes, std::nullopt,
+          "[server.max_receive_message_bytes] largest request message accepted");
+ABSL_FLAG(std::optional<int>, max_images_per_request, std::nullopt,
+          "[limits.max_images_per_request] most images in one Embed/StreamEmbed request");
+ABSL_FLAG(std::optional<int64_t>, max_image_bytes, std::nullopt,
+          "[limits.max_image_bytes] largest encoded or raw image, bytes");
+ABSL_FLAG(std::optional<int64_t>, max_pixels, std::nullopt,
+          "[limits.max_pixels] largest decoded image, width*height");
+ABSL_FLAG(std::optional<int>, min_image_side, std::nullopt,
+          "[limits.min_image_side] smallest accepted image width or height, pixels");
+ABSL_FLAG(std::optional<int>, max_patches, std::nullopt,
+          "[limits.max_patches] most patches per image after resizing");
+ABSL_FLAG(std::optional<int>, max_batch_size, std::nullopt,
+          "[batching.max_batch_size] most images per forward pass (1 = no batching)");
+ABSL_FLAG(std::optional<double>, max_queue_delay_ms, std::nullopt,
+          "[batching.max_queue_delay_ms] how long the oldest waiting image may wait for a "
+          "fuller batch");
+ABSL_FLAG(std::optional<std::vector<std::string>>, preferred_batch_sizes, std::nullopt,
+          "[batching.preferred_batch_sizes] batch sizes to cut early batches to, e.g. 4,8");
+ABSL_FLAG(std::optional<int64_t>, max_batch_pixels, std::nullopt,
+          "[batching.max_batch_pixels] cap on the summed H*W of one batch (0 = none)");
+ABSL_FLAG(std::optional<int>, max_queue_size, std::nullopt,
+          "[batching.max_queue_size] most images waiting for the model");
+ABSL_FLAG(std::optional<int>, preprocess_threads, std::nullopt,
+          "[server.preprocess_threads] image decode threads (0 = number of cores)");
+ABSL_FLAG(std::optional<double>, drain_seconds, std::nullopt,
+          "[server.drain_seconds] on SIGTERM, how long accepted work may take to finish");
+ABSL_FLAG(std::optional<std::string>, log_level, std::nullopt,
+          "[logging.level] trace, debug, info, warn, error, critical or off");
+ABSL_FLAG(std::optional<std::string>, log_format, std::nullopt, "[logging.format] text or json");
+ABSL_FLAG(std::optional<std::string>, access_log_level, std::nullopt,
+          "[logging.access_log_level] level of the per-RPC access lines (off = none)");
+ABSL_FLAG(std::optional<bool>, metrics_enabled, std::nullopt,
+          "[metrics.enabled] serve Prometheus metrics on --metrics_listen");
+ABSL_FLAG(std::optional<std::string>, metrics_listen, std::nullopt,
+          "[metrics.listen] Prometheus /metrics address, HOST:PORT");
 
 namespace {
 
-absl::StatusOr<std::vector<int>> ParseInts(const std::vector<std::string>& values,
-                                           absl::string_view flag) {
-  std::vector<int> out;
-  for (const std::string& v : values) {
-    int n = 0;
-    if (!absl::SimpleAtoi(v, &n)) {
-      return absl::InvalidArgumentError(absl::StrCat("--", flag, ": '", v, "' is not a number"));
-    }
-    out.push_back(n);
-  }
-  return out;
+using dinov3::config::ConfigSources;
+
+template <typename T>
+void AddOverride(const absl::Flag<std::optional<T>>& flag, const char* key,
+                 std::vector<ConfigSources::Override>& overrides) {
+  const std::optional<T> value = absl::GetFlag(flag);
+  if (!value.has_value()) return;
+  overrides.push_back({key, absl::UnparseFlag(*value),
+                       absl::StrCat("--", absl::GetFlagReflectionHandle(flag).Name())});
 }
 
-absl::StatusOr<dinov3::service::ServerOptions> OptionsFromFlags() {
+ConfigSources SourcesFromCommandLine() {
+  ConfigSources sources;
+  sources.file = absl::GetFlag(FLAGS_config);
+  for (char** variable = environ; *variable != nullptr; ++variable) {
+    std::pair<std::string, std::string> entry = absl::StrSplit(*variable, absl::MaxSplits('=', 1));
+    sources.env.push_back(std::move(entry));
+  }
+  auto& o = sources.overrides;
+  AddOverride(FLAGS_model, "model.path", o);
+  AddOverride(FLAGS_listen, "server.listen", o);
+  AddOverride(FLAGS_device, "model.devices", o);  // before --devices, which wins
+  AddOverride(FLAGS_devices, "model.devices", o);
+  AddOverride(FLAGS_instances_per_device, "model.instances_per_device", o);
+  AddOverride(FLAGS_intra_op_threads, "model.intra_op_threads", o);
+  AddOverride(FLAGS_max_receive_message_bytes, "server.max_receive_message_bytes", o);
+  AddOverride(FLAGS_max_images_per_request, "limits.max_images_per_request", o);
+  AddOverride(FLAGS_max_image_bytes, "limits.max_image_bytes", o);
+  AddOverride(FLAGS_max_pixels, "limits.max_pixels", o);
+  AddOverride(FLAGS_min_image_side, "limits.min_image_side", o);
+  AddOverride(FLAGS_max_patches, "limits.max_patches", o);
+  AddOverride(FLAGS_max_batch_size, "batching.max_batch_size", o);
+  AddOverride(FLAGS_max_queue_delay_ms, "batching.max_queue_delay_ms", o);
+  AddOverride(FLAGS_preferred_batch_sizes, "batching.preferred_batch_sizes", o);
+  AddOverride(FLAGS_max_batch_pixels, "batching.max_batch_pixels", o);
+  AddOverride(FLAGS_max_queue_size, "batching.max_queue_size", o);
+  AddOverride(FLAGS_preprocess_threads, "server.preprocess_threads", o);
+  AddOverride(FLAGS_drain_seconds, "server.drain_seconds", o);
+  AddOverride(FLAGS_log_level, "logging.level", o);
+  AddOverride(FLAGS_log_format, "logging.format", o);
+  AddOverride(FLAGS_access_log_level, "logging.access_log_level", o);
+  AddOverride(FLAGS_metrics_enabled, "metrics.enabled", o);
+  AddOverride(FLAGS_metrics_listen, "metrics.listen", o);
+  return sources;
+}
+
+dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfig& c) {
   dinov3::service::ServerOptions o;
-  o.model_path = absl::GetFlag(FLAGS_model);
-  o.listen = absl::GetFlag(FLAGS_listen);
-  o.engine.devices = absl::GetFlag(FLAGS_devices);
-  if (o.engine.devices.empty()) o.engine.devices = {absl::GetFlag(FLAGS_device)};
-  o.engine.instances_per_device = absl::GetFlag(FLAGS_instances_per_device);
-  o.engine.intra_op_threads = absl::GetFlag(FLAGS_intra_op_threads);
-  o.limits.max_receive_message_bytes = absl::GetFlag(FLAGS_max_receive_message_bytes);
-  o.limits.max_images_per_request = absl::GetFlag(FLAGS_max_images_per_request);
-  o.limits.image.max_image_bytes = absl::GetFlag(FLAGS_max_image_bytes);
-  o.limits.image.max_pixels = absl::GetFlag(FLAGS_max_pixels);
-  o.limits.image.min_image_side = absl::GetFlag(FLAGS_min_image_side);
-  o.limits.geometry.max_patches = absl::GetFlag(FLAGS_max_patches);
-  o.batching.max_batch_size = absl::GetFlag(FLAGS_max_batch_size);
-  o.batching.max_queue_delay = absl::Microseconds(
-      static_cast<int64_t>(absl::GetFlag(FLAGS_max_queue_delay_ms) * 1000));
-  absl::StatusOr<std::vector<int>> preferred =
-      ParseInts(absl::GetFlag(FLAGS_preferred_batch_sizes), "preferred_batch_sizes");
-  if (!preferred.ok()) return preferred.status();
-  o.batching.preferred_batch_sizes = *preferred;
-  o.batching.max_batch_pixels = absl::GetFlag(FLAGS_max_batch_pixels);
-  o.batching.max_queue_size = absl::GetFlag(FLAGS_max_queue_size);
-  o.preprocess_threads = absl::GetFlag(FLAGS_preprocess_threads);
-  o.drain_timeout = absl::Seconds(absl::GetFlag(FLAGS_drain_seconds));
+  o.model_path = c.model.path;
+  o.listen = c.server.listen;
+  o.metrics_listen = c.metrics.enabled ? c.metrics.listen : "";
+  o.engine.devices = c.model.devices;
+  o.engine.instances_per_device = c.model.instances_per_device;
+  o.engine.intra_op_threads = c.model.intra_op_threads;
+  o.limits.max_receive_message_bytes = c.server.max_receive_message_bytes;
+  o.limits.max_images_per_request = c.limits.max_images_per_request;
+  o.limits.image.max_image_bytes = c.limits.max_image_bytes;
+  o.limits.image.max_pixels = c.limits.max_pixels;
+  o.limits.image.min_image_side = c.limits.min_image_side;
+  o.limits.geometry.max_patches = c.limits.max_patches;
+  o.batching.max_batch_size = c.batching.max_batch_size;
+  o.batching.max_queue_delay = absl::Milliseconds(c.batching.max_queue_delay_ms);
+  o.batching.preferred_batch_sizes = c.batching.preferred_batch_sizes;
+  o.batching.max_batch_pixels = c.batching.max_batch_pixels;
+  o.batching.max_queue_size = c.batching.max_queue_size;
+  o.preprocess_threads = c.server.preprocess_threads;
+  o.drain_timeout = absl::Seconds(c.server.drain_seconds);
   return o;
+}
+
+// Exit code 2 with every line of the error on stderr.
+int ConfigError(absl::string_view message) {
+  for (absl::string_view line : absl::StrSplit(message, '\n')) {
+    std::cerr << "dinov3-server: " << line << "\n";
+  }
+  return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Serves DINOv3 embeddings over gRPC.\nUsage: dinov3-server --model=FILE.pt [flags]");
-  absl::ParseCommandLine(argc, argv);
-  if (absl::GetFlag(FLAGS_model).empty()) {
-    spdlog::error("--model is required (export one with `python -m model.export`)");
-    return 2;
+      "Serves DINOv3 embeddings over gRPC.\n"
+      "Usage: dinov3-server [--config=FILE.yaml] [--model=FILE.pt] [flags]\n"
+      "Precedence: flag > DINOV3_<SECTION>_<KEY> environment variable > config file > "
+      "built-in default; --print_config shows the result.");
+  absl::FlagsUsageConfig usage_config;
+  usage_config.version_string = [] { return std::string("dinov3-server " DINOV3_VERSION "\n"); };
+  absl::SetFlagsUsageConfig(usage_config);
+  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return ConfigError(
+        absl::StrCat("unexpected argument '", positional[1], "' (flags are --name=value)"));
   }
+
+  const bool print_config = absl::GetFlag(FLAGS_print_config);
+  std::vector<std::string> warnings;
+  absl::StatusOr<dinov3::config::ServerConfig> config = dinov3::config::LoadConfig(
+      SourcesFromCommandLine(), {.check_required = !print_config}, &warnings);
+  if (!config.ok()) return ConfigError(config.status().message());
+  if (print_config) {
+    std::cout << dinov3::config::ToYaml(*config);
+    return std::cout.flush() ? 0 : 1;
+  }
+  if (absl::Status s =
+          dinov3::logging::ConfigureLogging({.level = config->logging.level,
+                                             .format = config->logging.format,
+                                             .access_log_level = config->logging.access_log_level});
+      !s.ok()) {
+    return ConfigError(s.message());
+  }
+  for (const std::string& warning : warnings) spdlog::warn("{}", warning);
+  spdlog::info("dinov3-server {} starting; config: {}", DINOV3_VERSION,
+               dinov3::config::Summary(*config));
+
   // Block the stop signals in every thread; the main thread waits for them below.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
@@ -100,12 +213,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  absl::StatusOr<dinov3::service::ServerOptions> options = OptionsFromFlags();
-  if (!options.ok()) {
-    spdlog::error("{}", std::string(options.status().message()));
-    return 2;
-  }
-  auto server = dinov3::service::EmbeddingServer::Start(*options);
+  auto server = dinov3::service::EmbeddingServer::Start(ToServerOptions(*config));
   if (!server.ok()) {
     spdlog::error("could not start: {}", server.status().ToString());
     return 1;

@@ -1,0 +1,118 @@
+// The one list of configuration keys. VisitFields calls
+//   visitor(key, field, constraint, help)
+// for every option, in file order; YAML loading, environment variables, command-line
+// overrides, validation, ToYaml, Summary and KnownKeys() are all built on it, so adding an
+// option is one member in server_config.h plus one line here.
+//
+// key: "section.name" (the YAML path; the environment variable is DINOV3_SECTION_NAME).
+// field: a reference to the member: int, int64_t, double, bool, std::string,
+//   std::vector<std::string> or std::vector<int>.
+// constraint: one of the types below; field_checks.h checks and describes it.
+// help: one line for the config file comment and --print_config.
+#ifndef DINOV3_CONFIG_CONFIG_FIELDS_H_
+#define DINOV3_CONFIG_CONFIG_FIELDS_H_
+
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "config/server_config.h"
+
+namespace dinov3::config {
+
+// Numbers in [min, max] (int and int64_t fields).
+struct IntRange {
+  int64_t min;
+  int64_t max;
+};
+// Finite numbers in [min, max].
+struct DoubleRange {
+  double min;
+  double max;
+};
+// Every element in [min, max], where max is the current value of the key `max_key`.
+struct IntListUpTo {
+  int64_t min;
+  int64_t max;
+  absl::string_view max_key;
+};
+// One of the listed strings.
+struct OneOf {
+  absl::Span<const absl::string_view> values;
+};
+// HOST:PORT with PORT 0..65535 (and, with allow_unix, unix:PATH).
+struct Address {
+  bool allow_unix;
+};
+// At least one device, each cpu, cuda or cuda:N, no duplicates.
+struct DeviceList {};
+// A non-empty string; the error adds `hint`.
+struct Required {
+  absl::string_view hint;
+};
+// Any value of the field's type.
+struct AnyValue {};
+
+inline constexpr absl::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
+                                                   "error", "critical", "off"};
+inline constexpr absl::string_view kLogFormats[] = {"text", "json"};
+inline constexpr int64_t kInt32Max = 2147483647;
+
+// Config is ServerConfig or const ServerConfig.
+template <typename Config, typename Visitor>
+void VisitFields(Config& c, Visitor&& v) {
+  // server
+  v("server.listen", c.server.listen, Address{true}, "gRPC address (port 0 = any free port)");
+  v("server.max_receive_message_bytes", c.server.max_receive_message_bytes,
+    IntRange{1024, kInt32Max}, "largest request message accepted, bytes");
+  v("server.preprocess_threads", c.server.preprocess_threads, IntRange{0, 1024},
+    "image decode threads (0 = number of cores)");
+  v("server.drain_seconds", c.server.drain_seconds, DoubleRange{0, 3600},
+    "on SIGTERM, how long accepted work may take to finish, seconds");
+  // model
+  v("model.path", c.model.path, Required{"export one with python -m model.export"},
+    "TorchScript file written by python -m model.export (required)");
+  v("model.devices", c.model.devices, DeviceList{},
+    "devices for model instances, e.g. [cuda:0, cuda:1]");
+  v("model.instances_per_device", c.model.instances_per_device, IntRange{1, 64},
+    "model instances per device, each with its own thread");
+  v("model.intra_op_threads", c.model.intra_op_threads, IntRange{0, 1024},
+    "CPU threads per instance (0 = cores / CPU instances; CUDA instances 1)");
+  // limits
+  v("limits.max_images_per_request", c.limits.max_images_per_request, IntRange{1, 4096},
+    "most images in one Embed/StreamEmbed request");
+  v("limits.max_image_bytes", c.limits.max_image_bytes, IntRange{1, kInt32Max},
+    "largest encoded or raw image, bytes");
+  v("limits.max_pixels", c.limits.max_pixels, IntRange{1, 1'000'000'000},
+    "largest decoded image, width*height (checked from the header before decoding)");
+  v("limits.min_image_side", c.limits.min_image_side, IntRange{1, 4096},
+    "smallest accepted image width or height, pixels");
+  v("limits.max_patches", c.limits.max_patches, IntRange{1, 65536},
+    "most patches per image after resizing (4096 = 1024x1024 at patch 16)");
+  // batching
+  v("batching.max_batch_size", c.batching.max_batch_size, IntRange{1, 1024},
+    "most images per forward pass (1 = no batching)");
+  v("batching.max_queue_delay_ms", c.batching.max_queue_delay_ms, DoubleRange{0, 10'000},
+    "how long the oldest waiting image may wait for a fuller batch, ms (0 = none)");
+  v("batching.preferred_batch_sizes", c.batching.preferred_batch_sizes,
+    IntListUpTo{1, c.batching.max_batch_size, "batching.max_batch_size"},
+    "batch sizes to cut early batches to, e.g. [4, 8] ([] = none)");
+  v("batching.max_batch_pixels", c.batching.max_batch_pixels, IntRange{0, int64_t{1} << 40},
+    "cap on the summed output H*W of one batch (0 = no cap)");
+  v("batching.max_queue_size", c.batching.max_queue_size, IntRange{1, 1'000'000},
+    "most images waiting for the model; beyond: RESOURCE_EXHAUSTED");
+  // logging
+  v("logging.level", c.logging.level, OneOf{kLogLevels}, "server log level");
+  v("logging.format", c.logging.format, OneOf{kLogFormats},
+    "log line format (json: one object per line)");
+  v("logging.access_log_level", c.logging.access_log_level, OneOf{kLogLevels},
+    "level of the per-RPC access log lines (off = no access log)");
+  // metrics
+  v("metrics.enabled", c.metrics.enabled, AnyValue{}, "serve Prometheus metrics on metrics.listen");
+  v("metrics.listen", c.metrics.listen, Address{false},
+    "Prometheus /metrics address (port 0 = any free port)");
+}
+
+}  // namespace dinov3::config
+
+#endif  // DINOV3_CONFIG_CONFIG_FIELDS_H_

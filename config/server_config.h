@@ -1,0 +1,74 @@
+// ServerConfig: every option of dinov3-server, grouped in the sections of the YAML config file
+// (config/dinov3-server.yaml documents them). The member initialisers ARE the built-in
+// defaults. Keys, ranges and help texts live in one place, the field list in
+// config/config_fields.h; adding an option is one member here plus one line there.
+// A plain value type: copyable, comparable, no invariants until Validate() (config/config.h).
+#ifndef DINOV3_CONFIG_SERVER_CONFIG_H_
+#define DINOV3_CONFIG_SERVER_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dinov3::config {
+
+struct ServerSection {
+  std::string listen = "0.0.0.0:50051";
+  int64_t max_receive_message_bytes = 64 << 20;
+  int preprocess_threads = 0;  // 0 = number of cores
+  double drain_seconds = 10.0;
+  bool operator==(const ServerSection&) const = default;
+};
+
+struct ModelSection {
+  std::string path;  // required
+  std::vector<std::string> devices = {"cpu"};
+  int instances_per_device = 1;
+  int intra_op_threads = 0;  // 0 = automatic
+  bool operator==(const ModelSection&) const = default;
+};
+
+struct LimitsSection {
+  int max_images_per_request = 64;
+  int64_t max_image_bytes = 32 << 20;
+  int64_t max_pixels = 40'000'000;
+  int min_image_side = 8;
+  int max_patches = 4096;
+  bool operator==(const LimitsSection&) const = default;
+};
+
+struct BatchingSection {
+  int max_batch_size = 8;
+  double max_queue_delay_ms = 2.0;
+  std::vector<int> preferred_batch_sizes;
+  int64_t max_batch_pixels = 0;  // 0 = no cap
+  int max_queue_size = 256;
+  bool operator==(const BatchingSection&) const = default;
+};
+
+struct LoggingSection {
+  std::string level = "info";
+  std::string format = "text";
+  std::string access_log_level = "info";
+  bool operator==(const LoggingSection&) const = default;
+};
+
+struct MetricsSection {
+  bool enabled = true;
+  std::string listen = "0.0.0.0:9464";
+  bool operator==(const MetricsSection&) const = default;
+};
+
+struct ServerConfig {
+  ServerSection server;
+  ModelSection model;
+  LimitsSection limits;
+  BatchingSection batching;
+  LoggingSection logging;
+  MetricsSection metrics;
+  bool operator==(const ServerConfig&) const = default;
+};
+
+}  // namespace dinov3::config
+
+#endif  // DINOV3_CONFIG_SERVER_CONFIG_H_

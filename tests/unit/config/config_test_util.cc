@@ -1,0 +1,73 @@
+#include "tests/unit/config/config_test_util.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "config/config.h"
+
+namespace dinov3::config::testing {
+
+std::string WriteTempFile(const std::string& contents) {
+  static std::atomic<int> counter{0};
+  const std::string path =
+      absl::StrCat(::testing::TempDir(), "/config_test_", ::getpid(), "_", counter++, ".yaml");
+  std::ofstream(path) << contents;
+  return path;
+}
+
+ServerConfig ConfigA() {
+  ServerConfig c;
+  c.server = {"127.0.0.1:6000", 1 << 20, 3, 1.5};
+  c.model = {"/models/a.pt", {"cuda:0", "cuda:1"}, 2, 4};
+  c.limits = {16, 1 << 20, 1'000'000, 16, 1024};
+  c.batching = {32, 5.25, {4, 8}, 1 << 22, 100};
+  c.logging = {"debug", "json", "warn"};
+  c.metrics = {false, "127.0.0.1:9000"};
+  return c;
+}
+
+ServerConfig ConfigB() {
+  ServerConfig c;
+  c.server = {"[::1]:7000", 2 << 20, 5, 30};
+  c.model = {"/models/b.pt", {"cuda"}, 3, 2};
+  c.limits = {32, 2 << 20, 2'000'000, 32, 2048};
+  c.batching = {64, 0.125, {8}, 1 << 23, 200};
+  c.logging = {"trace", "text", "off"};
+  c.metrics = {true, "0.0.0.0:9100"};
+  return c;
+}
+
+ServerConfig ConfigC() {
+  ServerConfig c;
+  c.server = {"unix:/tmp/dinov3.sock", 4 << 20, 7, 0};
+  c.model = {"/models/c.pt", {"cpu", "cuda:3"}, 4, 1};
+  c.limits = {8, 4 << 20, 3'000'000, 2, 512};
+  c.batching = {16, 0, {2, 4, 16}, 0, 300};
+  c.logging = {"error", "json", "critical"};
+  c.metrics = {false, "localhost:0"};
+  return c;
+}
+
+std::map<std::string, std::string> FieldTexts(const ServerConfig& config) {
+  std::map<std::string, std::string> texts;
+  // Split on " key=" rather than on spaces, so that values may contain spaces.
+  const std::vector<std::string> keys = KnownKeys();
+  std::string summary = Summary(config);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string start = absl::StrCat(keys[i], "=");
+    const size_t begin = summary.find(start) + start.size();
+    const size_t end = i + 1 < keys.size()
+                           ? summary.find(absl::StrCat(" ", keys[i + 1], "="), begin)
+                           : summary.size();
+    texts[keys[i]] = summary.substr(begin, end - begin);
+  }
+  return texts;
+}
+
+}  // namespace dinov3::config::testing

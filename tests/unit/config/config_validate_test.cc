@@ -1,0 +1,155 @@
+// Validate: every kind of check (range, allowed values, list elements, the cross-field rule on
+// preferred batch sizes, devices, addresses, the required model path) and its message.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "config/config.h"
+#include "tests/unit/config/config_test_util.h"
+
+namespace dinov3::config {
+namespace {
+
+using ::testing::HasSubstr;
+
+ServerConfig Valid() {
+  ServerConfig config;
+  config.model.path = "/models/m.pt";
+  return config;
+}
+
+std::string Error(const ServerConfig& config) {
+  absl::Status status = Validate(config);
+  if (status.ok()) return "OK";
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  return std::string(status.message());
+}
+
+TEST(ConfigValidateTest, DefaultsWithAModelAndTheTestConfigsAreValid) {
+  EXPECT_EQ(Error(Valid()), "OK");
+  EXPECT_EQ(Error(testing::ConfigA()), "OK");
+  EXPECT_EQ(Error(testing::ConfigB()), "OK");
+  EXPECT_EQ(Error(testing::ConfigC()), "OK");
+}
+
+TEST(ConfigValidateTest, IntegerRanges) {
+  ServerConfig c = Valid();
+  c.batching.max_batch_size = 0;
+  EXPECT_EQ(Error(c), "batching.max_batch_size must be between 1 and 1024, got 0");
+  c.batching.max_batch_size = 1025;
+  EXPECT_EQ(Error(c), "batching.max_batch_size must be between 1 and 1024, got 1025");
+  c.batching.max_batch_size = 1024;
+  EXPECT_EQ(Error(c), "OK");
+
+  c = Valid();
+  c.server.max_receive_message_bytes = int64_t{1} << 31;
+  EXPECT_EQ(Error(c),
+            "server.max_receive_message_bytes must be between 1024 and 2147483647, got "
+            "2147483648");
+  c = Valid();
+  c.batching.max_batch_pixels = -1;
+  EXPECT_EQ(Error(c), "batching.max_batch_pixels must be between 0 and 1099511627776, got -1");
+  c = Valid();
+  c.model.instances_per_device = 0;
+  EXPECT_EQ(Error(c), "model.instances_per_device must be between 1 and 64, got 0");
+  c = Valid();
+  c.limits.min_image_side = 0;
+  EXPECT_EQ(Error(c), "limits.min_image_side must be between 1 and 4096, got 0");
+}
+
+TEST(ConfigValidateTest, NumberRanges) {
+  ServerConfig c = Valid();
+  c.batching.max_queue_delay_ms = -0.5;
+  EXPECT_EQ(Error(c), "batching.max_queue_delay_ms must be between 0 and 10000, got -0.5");
+  c.batching.max_queue_delay_ms = std::nan("");
+  EXPECT_EQ(Error(c), "batching.max_queue_delay_ms must be between 0 and 10000, got nan");
+  c = Valid();
+  c.server.drain_seconds = 3601;
+  EXPECT_EQ(Error(c), "server.drain_seconds must be between 0 and 3600, got 3601");
+}
+
+TEST(ConfigValidateTest, AllowedValues) {
+  ServerConfig c = Valid();
+  c.logging.level = "verbose";
+  EXPECT_EQ(Error(c),
+            "logging.level must be one of trace, debug, info, warn, error, critical, off; got "
+            "'verbose'");
+  c = Valid();
+  c.logging.format = "xml";
+  EXPECT_EQ(Error(c), "logging.format must be one of text, json; got 'xml'");
+  c = Valid();
+  c.logging.access_log_level = "INFO";  // case matters
+  EXPECT_THAT(Error(c), HasSubstr("logging.access_log_level must be one of"));
+}
+
+TEST(ConfigValidateTest, PreferredBatchSizesAreCheckedAgainstMaxBatchSize) {
+  ServerConfig c = Valid();
+  c.batching.preferred_batch_sizes = {0};
+  EXPECT_EQ(Error(c),
+            "batching.preferred_batch_sizes[0] must be between 1 and batching.max_batch_size "
+            "(8), got 0");
+  c.batching.preferred_batch_sizes = {4, 16};
+  EXPECT_EQ(Error(c),
+            "batching.preferred_batch_sizes[1] must be between 1 and batching.max_batch_size "
+            "(8), got 16");
+  c.batching.max_batch_size = 16;
+  EXPECT_EQ(Error(c), "OK");
+}
+
+TEST(ConfigValidateTest, Devices) {
+  ServerConfig c = Valid();
+  c.model.devices = {"cpu", "gpu"};
+  EXPECT_EQ(Error(c), "model.devices[1] must be cpu, cuda or cuda:N, got 'gpu'");
+  c.model.devices = {"cuda:x"};
+  EXPECT_EQ(Error(c), "model.devices[0] must be cpu, cuda or cuda:N, got 'cuda:x'");
+  c.model.devices = {"cuda:"};
+  EXPECT_EQ(Error(c), "model.devices[0] must be cpu, cuda or cuda:N, got 'cuda:'");
+  c.model.devices = {};
+  EXPECT_EQ(Error(c), "model.devices must name at least one device");
+  c.model.devices = {"cuda:0", "cuda:1", "cuda:0"};
+  EXPECT_EQ(Error(c),
+            "model.devices[2] repeats 'cuda:0' (use model.instances_per_device for more "
+            "instances)");
+  c.model.devices = {"cpu", "cuda", "cuda:0", "cuda:15"};
+  EXPECT_EQ(Error(c), "OK");
+}
+
+TEST(ConfigValidateTest, Addresses) {
+  ServerConfig c = Valid();
+  for (const char* good : {"0.0.0.0:50051", "localhost:0", "[::]:50051", "unix:/tmp/s.sock"}) {
+    c.server.listen = good;
+    EXPECT_EQ(Error(c), "OK") << good;
+  }
+  for (const char* bad : {"50051", ":50051", "host:", "host:65536", "host:http", "unix:"}) {
+    c.server.listen = bad;
+    EXPECT_EQ(Error(c),
+              std::string("server.listen must be HOST:PORT with PORT 0..65535 or unix:PATH, "
+                          "got '") +
+                  bad + "'");
+  }
+  c = Valid();
+  c.metrics.listen = "unix:/tmp/metrics.sock";
+  EXPECT_EQ(Error(c),
+            "metrics.listen must be HOST:PORT with PORT 0..65535, got 'unix:/tmp/metrics.sock'");
+}
+
+TEST(ConfigValidateTest, ModelPathIsRequired) {
+  ServerConfig c;
+  EXPECT_EQ(Error(c), "model.path is required (export one with python -m model.export)");
+  EXPECT_TRUE(Validate(c, {.check_required = false}).ok());
+}
+
+TEST(ConfigValidateTest, ReportsEveryBadKeyOnItsOwnLine) {
+  ServerConfig c;
+  c.batching.max_batch_size = 0;
+  c.logging.format = "xml";
+  EXPECT_EQ(Error(c),
+            "model.path is required (export one with python -m model.export)\n"
+            "batching.max_batch_size must be between 1 and 1024, got 0\n"
+            "logging.format must be one of text, json; got 'xml'");
+}
+
+}  // namespace
+}  // namespace dinov3::config
