@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string_view>
 #include <utility>
@@ -151,7 +152,10 @@ void MetricsEndpoint::Serve() {
 void MetricsEndpoint::Answer(int connection) {
   std::string head;
   char buffer[2048];
-  while (head.find("\r\n\r\n") == std::string::npos && head.size() < kMaxRequestHead) {
+  // The whole head within the timeout, not each read: a trickling client cannot hold the port.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kIoTimeoutSeconds);
+  while (head.find("\r\n\r\n") == std::string::npos && head.size() < kMaxRequestHead &&
+         std::chrono::steady_clock::now() < deadline) {
     const ssize_t got = recv(connection, buffer, sizeof(buffer), 0);
     if (got <= 0) break;
     head.append(buffer, static_cast<size_t>(got));
