@@ -81,7 +81,12 @@ absl::Status Check(absl::string_view key, const std::vector<std::string>& value,
       return absl::InvalidArgumentError(
           absl::StrCat(key, "[", i, "] must be cpu, cuda or cuda:N, got '", value[i], "'"));
     }
-    if (std::find(value.begin(), value.begin() + i, value[i]) != value.begin() + i) {
+    // "cuda" is "cuda:0" (the server loads both on the same GPU).
+    const auto same_device = [&](const std::string& other) {
+      const auto canonical = [](const std::string& d) { return d == "cuda" ? "cuda:0" : d; };
+      return canonical(other) == canonical(value[i]);
+    };
+    if (std::any_of(value.begin(), value.begin() + i, same_device)) {
       return absl::InvalidArgumentError(
           absl::StrCat(key, "[", i, "] repeats '", value[i],
                        "' (use model.instances_per_device for more instances)"));

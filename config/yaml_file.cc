@@ -1,5 +1,6 @@
 // ApplyYamlFile: reads the config file, walks its mappings and sets the known keys. Unknown
 // keys and sections, duplicate keys, type errors and YAML syntax errors name the file and line.
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -107,10 +108,15 @@ class YamlWalker {
 
 absl::Status ApplyYamlFile(const std::string& path, ServerConfig& config, OriginMap& origins) {
   YamlWalker walker(path, config, origins);
+  struct stat info {};
+  if (stat(path.c_str(), &info) != 0) {
+    return walker.Error(absl::StrCat("cannot read: ", std::strerror(errno)), "");
+  }
+  if (!S_ISREG(info.st_mode)) return walker.Error("not a regular file (a directory?)", "");
   std::ifstream in(path);
   if (!in) return walker.Error(absl::StrCat("cannot read: ", std::strerror(errno)), "");
   std::stringstream text;
-  text << in.rdbuf();
+  if (info.st_size > 0 && !(text << in.rdbuf())) return walker.Error("cannot read the file", "");
   YAML::Node root;
   try {
     root = YAML::Load(text.str());

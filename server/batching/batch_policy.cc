@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/status_reason.h"
 
 namespace dinov3::batching {
 namespace {
@@ -43,9 +44,10 @@ absl::Status ValidateBatchingOptions(const BatchingOptions& o) {
 
 absl::Status BatchPolicy::Add(std::unique_ptr<EmbedTask>& task, absl::Time now) {
   if (size_ >= options_.max_queue_size) {
-    return absl::ResourceExhaustedError(absl::StrCat("queue full: ", size_,
-                                                     " images waiting (max_queue_size ",
-                                                     options_.max_queue_size, "); retry later"));
+    return WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                          "queue full: ", size_, " images waiting (max_queue_size ",
+                          options_.max_queue_size, "); retry later")),
+                      kReasonQueueFull);
   }
   task->enqueue_time = now;
   const GroupKey key{task->plan.out_height, task->plan.out_width,

@@ -19,6 +19,7 @@ constexpr size_t kMaxFieldLength = 128;  // client-supplied strings are cut to t
 
 std::atomic<bool> json_format{false};
 std::atomic<int> access_line_level{spdlog::level::info};
+std::atomic<std::shared_ptr<spdlog::logger>> access_logger_in_use;  // set by ConfigureLogging
 
 // Appends `text` as a JSON string (quoted, escaped, control characters as \u00XX).
 void AppendJsonString(std::string_view text, std::string& out) {
@@ -88,10 +89,15 @@ class JsonFormatter final : public spdlog::formatter {
 };
 
 absl::Status ParseLevel(const std::string& name, const char* field, spdlog::level::level_enum* out) {
-  for (int l = spdlog::level::trace; l <= spdlog::level::off; ++l) {
-    const auto candidate = spdlog::level::to_string_view(static_cast<spdlog::level::level_enum>(l));
-    if (name == std::string_view(candidate.data(), candidate.size())) {
-      *out = static_cast<spdlog::level::level_enum>(l);
+  // Our names; spdlog itself spells warn "warning".
+  static constexpr std::pair<const char*, spdlog::level::level_enum> kLevels[] = {
+      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+      {"error", spdlog::level::err},   {"critical", spdlog::level::critical},
+      {"off", spdlog::level::off}};
+  for (const auto& [level_name, level] : kLevels) {
+    if (name == level_name) {
+      *out = level;
       return absl::OkStatus();
     }
   }
@@ -99,7 +105,13 @@ absl::Status ParseLevel(const std::string& name, const char* field, spdlog::leve
       field, " must be one of trace, debug, info, warn, error, critical, off; got '", name, "'"));
 }
 
-std::string Cut(std::string_view text) { return std::string(text.substr(0, kMaxFieldLength)); }
+// At most `limit` bytes of `text`, never ending inside a UTF-8 sequence.
+std::string Cut(std::string_view text, size_t limit = kMaxFieldLength) {
+  if (text.size() <= limit) return std::string(text);
+  size_t end = limit;
+  while (end > 0 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+  return std::string(text.substr(0, end));
+}
 
 }  // namespace
 
@@ -136,11 +148,12 @@ absl::Status ConfigureLogging(const LogOptions& options) {
   auto access_logger = std::make_shared<spdlog::logger>("access", access_sink);
   access_logger->set_level(level);
   spdlog::register_logger(access_logger);
+  access_logger_in_use.store(access_logger);
   return absl::OkStatus();
 }
 
 void LogAccess(const AccessRecord& r) {
-  std::shared_ptr<spdlog::logger> logger = spdlog::get("access");
+  std::shared_ptr<spdlog::logger> logger = access_logger_in_use.load();
   if (logger == nullptr) logger = spdlog::default_logger();
   // Rejections and failures are warnings whatever the access level; client cancellations are not.
   const bool rejected = r.code != "OK" && r.code != "CANCELLED";
@@ -171,7 +184,7 @@ void LogAccess(const AccessRecord& r) {
   field("peer", Cut(r.peer));
   field("request_id", Cut(r.request_id));
   if (!r.reason.empty()) field("reason", r.reason);
-  if (!r.error.empty()) field("error", r.error.substr(0, 2 * kMaxFieldLength));
+  if (!r.error.empty()) field("error", Cut(r.error, 2 * kMaxFieldLength));
   logger->log(level, "{}", line);
 }
 

@@ -21,10 +21,12 @@ inline constexpr char kReasonDeadline[] = "deadline";
 inline constexpr char kReasonCancelled[] = "cancelled";
 inline constexpr char kReasonUnavailable[] = "unavailable";  // loading or draining
 inline constexpr char kReasonUnauthenticated[] = "unauthenticated";
+inline constexpr char kReasonOutOfMemory[] = "out_of_memory";  // device or host, for one input
 
 inline constexpr const char* kAllReasons[] = {
     kReasonQueueFull, kReasonTooLarge,   kReasonInvalidImage, kReasonInvalidRequest,
-    kReasonDeadline,  kReasonCancelled,  kReasonUnavailable,  kReasonUnauthenticated};
+    kReasonDeadline,  kReasonCancelled,  kReasonUnavailable,  kReasonUnauthenticated,
+    kReasonOutOfMemory};
 
 inline constexpr char kReasonPayloadUrl[] = "type.dinov3/reason";
 

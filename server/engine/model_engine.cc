@@ -58,6 +58,14 @@ class LoadedEngine : public ModelEngine {
 
   const model::ModelMetadata& metadata() const override { return runtimes_.front()->metadata(); }
   std::string Describe() const override { return description_; }
+  std::vector<std::string> DeviceNames() const override {
+    std::vector<std::string> names;
+    for (const auto& runtime : runtimes_) {
+      std::string name = runtime->device().str();
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
+    return names;
+  }
   std::vector<DeviceMemory> DeviceMemoryUsage() const override {
     std::vector<DeviceMemory> usage;
     std::set<std::string> seen;

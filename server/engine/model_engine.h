@@ -32,8 +32,8 @@ struct EngineOptions {
   std::function<void(bool healthy)> on_health_change;
   // Optional. Called on a dispatch thread after every forward pass that succeeded (each half of
   // a batch split after running out of memory counts as its own), with the instance's device,
-  // the images in it and the seconds from the start of the batch (inputs built on the device)
-  // to the end of the forward. Must not block or call into the engine.
+  // the images in it and the seconds from the start of that (sub-)batch (inputs built on the
+  // device) to the end of its forward. Must not block or call into the engine.
   std::function<void(const std::string& device, int images, double seconds)> on_batch;
 };
 
@@ -53,6 +53,9 @@ class ModelEngine {
   // The caching allocator's memory on each CUDA device in use (empty with CPU devices only).
   // Thread-safe; cheap enough to call at every metrics scrape.
   virtual std::vector<DeviceMemory> DeviceMemoryUsage() const = 0;
+  // The devices in use, as LibTorch names them ("cpu", "cuda:0"; a bare "cuda" is "cuda:0"),
+  // each once, in the order of EngineOptions::devices.
+  virtual std::vector<std::string> DeviceNames() const = 0;
   // One runner per instance (devices in order, then instances), valid as long as the engine.
   // Each must be driven from one thread: PrepareThread (intra-op threads, CUDA stream, warm-up
   // forwards at the default size; an error keeps the instance out of service), then Run.

@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "server/common/status_macros.h"
+#include "server/common/status_reason.h"
 #include "server/engine/batch_splitter.h"
 #include "server/engine/device_stream.h"
 #include "server/engine/model_engine.h"
@@ -27,9 +28,11 @@ std::string FirstLine(absl::string_view text) {
 }
 
 absl::Status OutOfDeviceMemory(size_t images, int height, int width, bool split) {
-  return absl::ResourceExhaustedError(
-      absl::StrCat("out of device memory for a batch of ", images, " images of ", height, "x",
-                   width, split ? " (also when split down to single images)" : ""));
+  return WithReason(
+      absl::ResourceExhaustedError(
+          absl::StrCat("out of device memory for a batch of ", images, " images of ", height,
+                       "x", width, split ? " (also when split down to single images)" : "")),
+      kReasonOutOfMemory);
 }
 
 }  // namespace
@@ -124,6 +127,7 @@ absl::Status ModelWorker::RunTasks(TaskSpan tasks, absl::Time start) {
 }
 
 absl::Status ModelWorker::RunTasksOrThrow(TaskSpan tasks, absl::Time start) {
+  const absl::Time batch_start = absl::Now();
   const torch::Device& device = runtime_->device();
   std::vector<torch::Tensor> inputs;
   inputs.reserve(tasks.size());
@@ -133,9 +137,9 @@ absl::Status ModelWorker::RunTasksOrThrow(TaskSpan tasks, absl::Time start) {
   ASSIGN_OR_RETURN(model::ModelOutputs out, runtime_->Forward(torch::stack(inputs)));
   SynchronizeStream(stream_);  // the forward is asynchronous on a GPU
   const absl::Time forward_done = absl::Now();
-  if (options_.on_batch) {
+  if (options_.on_batch) {  // this (sub-)batch's own time, also after an out-of-memory split
     options_.on_batch(device.str(), static_cast<int>(tasks.size()),
-                      SecondsBetween(start, forward_done));
+                      SecondsBetween(batch_start, forward_done));
   }
   const int patch = runtime_->metadata().patch_size;
   std::vector<EmbeddingResult> results;  // all encoded before any task is finished

@@ -2,9 +2,9 @@
 
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +12,8 @@
 #include <cstring>
 #include <string_view>
 #include <utility>
+
+#include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -62,8 +64,9 @@ absl::StatusOr<int> BindAndListen(const std::string& listen) {
   for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
     fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
     if (fd < 0) continue;
-    const int on = 1;
+    const int on = 1, off = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (a->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
     if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 16) != 0) {
       error = std::strerror(errno);
       close(fd);
@@ -88,19 +91,37 @@ int LocalPort(int fd) {
   return ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
 }
 
-void SendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t sent = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+using Clock = std::chrono::steady_clock;
+
+// Waits until `fd` is ready for `events` or `deadline` passes (false).
+bool WaitReady(int fd, short events, Clock::time_point deadline) {
+  while (true) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd p{fd, events, 0};
+    const int ready = poll(&p, 1, static_cast<int>(left));
+    if (ready > 0) return true;
+    if (ready < 0 && errno != EINTR) return false;
+  }
+}
+
+void SendAll(int fd, std::string_view data, Clock::time_point deadline) {
+  while (!data.empty() && WaitReady(fd, POLLOUT, deadline)) {
+    const ssize_t sent = send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (sent < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (sent <= 0) return;
     data.remove_prefix(static_cast<size_t>(sent));
   }
 }
 
 void Respond(int fd, const char* status, const char* content_type, const std::string& body,
-             bool head) {
-  SendAll(fd, absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
-                           "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n"));
-  if (!head) SendAll(fd, body);
+             bool head, Clock::time_point deadline) {
+  SendAll(fd,
+          absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
+                       "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n"),
+          deadline);
+  if (!head) SendAll(fd, body, deadline);
 }
 
 }  // namespace
@@ -137,26 +158,32 @@ void MetricsEndpoint::Serve() {
   while (true) {
     const int ready = poll(fds, wake_[0] >= 0 ? 2 : 1, -1);
     if (ready < 0 && errno == EINTR) continue;
-    if (ready < 0 || (fds[1].revents & POLLIN) || (fds[0].revents & (POLLERR | POLLHUP))) return;
+    if (fds[1].revents & POLLIN) return;  // stopping
+    if (ready < 0 || (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+      spdlog::error("metrics endpoint on port {} failed ({}); /metrics is no longer served",
+                    port_, ready < 0 ? std::strerror(errno) : "socket error");
+      return;
+    }
     if (!(fds[0].revents & POLLIN)) continue;
     const int connection = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (connection < 0) continue;
-    const timeval timeout{kIoTimeoutSeconds, 0};
-    setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
-    setsockopt(connection, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
-    Answer(connection);
+    if (connection < 0) {
+      // Out of descriptors (EMFILE, ENFILE) or similar: the listening socket stays readable,
+      // so wait a little instead of spinning.
+      if (errno != EINTR && errno != ECONNABORTED) poll(&fds[1], wake_[0] >= 0 ? 1 : 0, 100);
+      continue;
+    }
+    Answer(connection, Clock::now() + std::chrono::seconds(kIoTimeoutSeconds));
     close(connection);
   }
 }
 
-void MetricsEndpoint::Answer(int connection) {
+void MetricsEndpoint::Answer(int connection, std::chrono::steady_clock::time_point deadline) {
   std::string head;
   char buffer[2048];
-  // The whole head within the timeout, not each read: a trickling client cannot hold the port.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kIoTimeoutSeconds);
   while (head.find("\r\n\r\n") == std::string::npos && head.size() < kMaxRequestHead &&
-         std::chrono::steady_clock::now() < deadline) {
-    const ssize_t got = recv(connection, buffer, sizeof(buffer), 0);
+         WaitReady(connection, POLLIN, deadline)) {
+    const ssize_t got = recv(connection, buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (got <= 0) break;
     head.append(buffer, static_cast<size_t>(got));
   }
@@ -164,7 +191,7 @@ void MetricsEndpoint::Answer(int connection) {
   const size_t first_space = line.find(' ');
   const size_t second_space = line.find(' ', first_space + 1);
   if (first_space == std::string_view::npos || second_space == std::string_view::npos) {
-    Respond(connection, "400 Bad Request", "text/plain", "bad request\n", false);
+    Respond(connection, "400 Bad Request", "text/plain", "bad request\n", false, deadline);
     return;
   }
   const std::string_view method = line.substr(0, first_space);
@@ -172,12 +199,13 @@ void MetricsEndpoint::Answer(int connection) {
   path = path.substr(0, path.find('?'));
   const bool head_only = method == "HEAD";
   if (method != "GET" && !head_only) {
-    Respond(connection, "405 Method Not Allowed", "text/plain", "use GET\n", false);
+    Respond(connection, "405 Method Not Allowed", "text/plain", "use GET\n", false, deadline);
   } else if (path != "/metrics") {
-    Respond(connection, "404 Not Found", "text/plain", "metrics are at /metrics\n", head_only);
+    Respond(connection, "404 Not Found", "text/plain", "metrics are at /metrics\n", head_only,
+            deadline);
   } else {
     Respond(connection, "200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics_.Scrape(),
-            head_only);
+            head_only, deadline);
   }
 }
 

@@ -2,7 +2,8 @@
 // answering with ServerMetrics::Scrape() (text exposition format 0.0.4).
 //
 // A deliberately small HTTP/1.1 server on one thread, one connection at a time, each answered
-// and closed (Connection: close); a request must arrive within 5 s and its head within 8 KiB.
+// and closed (Connection: close); each exchange (request head ≤ 8 KiB, then the answer) must be
+// done within 5 s in total, so a slow client cannot hold the port.
 // GET or HEAD /metrics → 200; other paths → 404; other methods → 405. (prometheus-cpp's own
 // civetweb Exposer cannot start threads in a LibTorch process on Debian: civetweb is built there
 // with a 100 KiB thread stack, below LibTorch's static TLS.)
@@ -10,6 +11,7 @@
 #ifndef DINOV3_SERVER_METRICS_METRICS_ENDPOINT_H_
 #define DINOV3_SERVER_METRICS_METRICS_ENDPOINT_H_
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,8 +23,9 @@ namespace dinov3::metrics {
 
 class MetricsEndpoint {
  public:
-  // `listen` is host:port ("0.0.0.0:9464", "[::]:9464", "localhost:9464"; port 0 picks a free
-  // port, see port()). InvalidArgument when malformed, Unavailable when it cannot be bound.
+  // `listen` is host:port ("0.0.0.0:9464", "[::]:9464" (IPv4 too), "127.0.0.1:0"; port 0 picks a
+  // free port, see port(); a host name binds its first address). InvalidArgument when
+  // malformed, Unavailable when it cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const std::string& listen,
                                                                 const ServerMetrics& metrics);
   ~MetricsEndpoint();
@@ -32,7 +35,7 @@ class MetricsEndpoint {
  private:
   MetricsEndpoint(int listen_fd, int port, const ServerMetrics& metrics);
   void Serve();
-  void Answer(int connection);
+  void Answer(int connection, std::chrono::steady_clock::time_point deadline);
 
   const int listen_fd_;
   const int port_;

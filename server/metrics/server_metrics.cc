@@ -104,8 +104,8 @@ ServerMetrics::ServerMetrics(const std::string& version)
                    .Register(r);
   inference_ = &prometheus::BuildHistogram()
                     .Name("dinov3_inference_duration_seconds")
-                    .Help("Forward pass of one batch: preprocessing on the device, the model and "
-                          "encoding the outputs.")
+                    .Help("One executed batch: inputs resized and normalised on the device, then the "
+                          "forward pass.")
                     .Register(r);
   model_info_ = &prometheus::BuildGauge()
                      .Name("dinov3_model_info")

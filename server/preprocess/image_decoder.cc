@@ -108,7 +108,7 @@ absl::StatusOr<RgbImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat f
     return CouldNotDecode(format);
   } catch (const std::bad_alloc&) {
     return WithReason(absl::ResourceExhaustedError("not enough memory to decode the image"),
-                      kReasonTooLarge);
+                      kReasonOutOfMemory);
   }
 }
 
@@ -166,7 +166,7 @@ absl::StatusOr<RgbImage> RawToRgbImage(int width, int height, RawPixelFormat for
     return absl::InternalError("raw pixel conversion failed");
   } catch (const std::bad_alloc&) {
     return WithReason(absl::ResourceExhaustedError("not enough memory to convert the image"),
-                      kReasonTooLarge);
+                      kReasonOutOfMemory);
   }
   return image;
 }

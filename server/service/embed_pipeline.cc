@@ -51,9 +51,10 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
       ThreadPool::Job job = [self = shared_from_this(), i]() { self->DecodeAndSchedule(i); };
       if (!pool->TrySubmit(job)) {
         batcher->Unexpect(1);
-        Complete(i, absl::ResourceExhaustedError(
-                        "preprocess backlog full (too many images waiting to be decoded); "
-                        "retry later"));
+        Complete(i, WithReason(absl::ResourceExhaustedError(
+                                   "preprocess backlog full (too many images waiting to be "
+                                   "decoded); retry later"),
+                               kReasonQueueFull));
       }
     }
   }

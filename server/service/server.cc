@@ -99,7 +99,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   const model::ModelMetadata& m = engine_->metadata();
   spdlog::info("model {}: {}", options_.model_path, model::DescribeModel(m));
   if (m.untrained) spdlog::warn("the model has RANDOM weights: its embeddings are meaningless");
-  for (const std::string& device : engine_options.devices) {
+  for (const std::string& device : engine_->DeviceNames()) {
     metrics_->SetModelInfo(m.variant, m.dtype, device);
   }
   metrics_->SetDeviceMemorySource([engine = engine_.get()] { return engine->DeviceMemoryUsage(); });

@@ -100,7 +100,14 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
  private:
   void OnAnswered(const v1::EmbedRequest& request, RequestRecorder& recorder, absl::Status status,
                   v1::EmbedResponse response) {
-    recorder.Finish(status);
+    bool broken = false;
+    {
+      absl::MutexLock lock(&mu_);
+      broken = broken_;
+    }
+    // An answer the client will never read (the stream broke) is recorded as CANCELLED.
+    recorder.Finish(broken ? absl::CancelledError("stream broken before the answer was written")
+                           : status);
     if (!status.ok()) {
       response.Clear();
       response.set_request_id(request.request_id());

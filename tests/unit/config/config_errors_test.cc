@@ -154,6 +154,14 @@ TEST(ConfigErrorsTest, UnreadableFile) {
             "config file /nonexistent/dinov3.yaml: cannot read: No such file or directory");
 }
 
+TEST(ConfigErrorsTest, DirectoryIsNotAConfigFile) {
+  // e.g. a Kubernetes ConfigMap mount given instead of the file in it
+  const std::string dir = ::testing::TempDir();
+  absl::StatusOr<ServerConfig> config = LoadConfig({.file = dir});
+  EXPECT_EQ(config.status().message(),
+            "config file " + dir + ": not a regular file (a directory?)");
+}
+
 TEST(ConfigErrorsTest, ModelPathIsRequiredUnlessAskedNotTo) {
   EXPECT_EQ(LoadConfig({}).status().message(),
             "model.path is required (export one with python -m model.export)");

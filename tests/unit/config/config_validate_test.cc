@@ -112,7 +112,11 @@ TEST(ConfigValidateTest, Devices) {
   EXPECT_EQ(Error(c),
             "model.devices[2] repeats 'cuda:0' (use model.instances_per_device for more "
             "instances)");
-  c.model.devices = {"cpu", "cuda", "cuda:0", "cuda:15"};
+  c.model.devices = {"cpu", "cuda", "cuda:0"};  // cuda is cuda:0
+  EXPECT_EQ(Error(c),
+            "model.devices[2] repeats 'cuda:0' (use model.instances_per_device for more "
+            "instances)");
+  c.model.devices = {"cpu", "cuda", "cuda:15"};
   EXPECT_EQ(Error(c), "OK");
 }
 

@@ -55,6 +55,31 @@ TEST(LoggingTest, BadOptionsNameTheFieldAndTheChoices) {
   EXPECT_THAT(s.message(), HasSubstr("logging.access_log_level"));
 }
 
+TEST(LoggingTest, EveryDocumentedLevelIsAccepted) {
+  for (const char* level : {"trace", "debug", "info", "warn", "error", "critical", "off"}) {
+    EXPECT_TRUE(ConfigureLogging({.level = level, .access_log_level = level}).ok()) << level;
+  }
+  ASSERT_TRUE(ConfigureLogging({.level = "warn"}).ok());
+  const std::string out = Captured([] {
+    spdlog::info("hidden");
+    spdlog::warn("shown");
+  });
+  EXPECT_THAT(out, Not(HasSubstr("hidden")));
+  EXPECT_THAT(out, HasSubstr("[warning] shown"));
+  EXPECT_FALSE(ConfigureLogging({.level = "warning"}).ok());  // spdlog's spelling is not ours
+}
+
+TEST(LoggingTest, CutsNeverSplitAUtf8Character) {
+  ASSERT_TRUE(ConfigureLogging({.format = "json"}).ok());
+  AccessRecord record = Ok();
+  std::string id(127, 'x');
+  id += "\xc3\xa9tail";  // a two-byte character across the 128-byte cut
+  record.request_id = id;
+  const std::string out = Captured([&] { LogAccess(record); });
+  const auto line = nlohmann::json::parse(out);  // throws on invalid UTF-8
+  EXPECT_EQ(line["request_id"], std::string(127, 'x'));
+}
+
 TEST(LoggingTest, TextAccessLinesQuoteAndEscapeClientStrings) {
   ASSERT_TRUE(ConfigureLogging({}).ok());
   AccessRecord record = Ok();

@@ -68,6 +68,23 @@ TEST(MetricsEndpointTest, QueryStringHeadAndErrors) {
   EXPECT_THAT(Exchange(port, "GET /metrics HTTP/1.1\r\n\r\n"), HasSubstr("dinov3_queue_images"));
 }
 
+TEST(MetricsEndpointTest, ASilentClientDoesNotHoldTheEndpoint) {
+  ServerMetrics metrics("v");
+  auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", metrics);
+  ASSERT_TRUE(endpoint.ok());
+  // Connects and sends half a request head, then nothing: given up after the 5 s limit.
+  const int idle = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>((*endpoint)->port()));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(send(idle, "GET /met", 8, 0), 8);
+  EXPECT_THAT(Exchange((*endpoint)->port(), "GET /metrics HTTP/1.1\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
+  close(idle);
+}
+
 TEST(MetricsEndpointTest, BadAddressesAreRefused) {
   ServerMetrics metrics("v");
   for (const char* bad : {"", "9464", "host:", "host:port", "0.0.0.0:70000", "0.0.0.0:-1"}) {
