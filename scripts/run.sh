@@ -28,5 +28,6 @@ run: call it from another terminal, for example:
        build/bin/dinov3-client embed photo.jpg --outputs=cls,pooled
        .venv/bin/python client/python/examples/embed_images.py photo.jpg
        grpcurl -plaintext localhost:50051 list        # server reflection
+       curl -s localhost:9464/metrics                 # Prometheus metrics
 HELP
 exec build/bin/dinov3-server --model="$model" "$@"
