@@ -56,6 +56,7 @@ class ClientCliTest : public ServerTest {
  protected:
   void SetUp() override {
     ServerTest::SetUp();
+    if (HasFatalFailure()) return;  // no server: nothing below may touch it
     dir_ = MakeTempDir("dinov3-cli");
     ASSERT_FALSE(dir_.empty()) << "cannot create a temporary directory";
     image_ = RandomRgbImage(kSide, kSide, 42);
