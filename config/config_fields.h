@@ -69,6 +69,12 @@ void VisitFields(Config& c, Visitor&& v) {
     "image decode threads (0 = number of cores)");
   v("server.drain_seconds", c.server.drain_seconds, DoubleRange{0, 3600},
     "on SIGTERM, how long accepted work may take to finish, seconds");
+  v("server.max_connection_age_seconds", c.server.max_connection_age_seconds,
+    DoubleRange{0, 86400},
+    "a client connection is closed (GOAWAY) after this long, so clients reconnect and "
+    "rebalance over new replicas; 0 = never");
+  v("server.max_connection_age_grace_seconds", c.server.max_connection_age_grace_seconds,
+    DoubleRange{0, 3600}, "how long calls on an aged connection may still take to finish");
   // model
   v("model.path", c.model.path, Required{"export one with python -m model.export"},
     "TorchScript file written by python -m model.export (required)");

@@ -17,6 +17,8 @@ struct ServerSection {
   int64_t max_receive_message_bytes = 64 << 20;
   int preprocess_threads = 0;  // 0 = number of cores
   double drain_seconds = 10.0;
+  double max_connection_age_seconds = 300;  // 0 = connections live forever
+  double max_connection_age_grace_seconds = 30;
   bool operator==(const ServerSection&) const = default;
 };
 

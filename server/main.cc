@@ -77,6 +77,12 @@ ABSL_FLAG(std::optional<int>, max_queue_size, std::nullopt,
           "[batching.max_queue_size] most images waiting for the model");
 ABSL_FLAG(std::optional<int>, preprocess_threads, std::nullopt,
           "[server.preprocess_threads] image decode threads (0 = number of cores)");
+ABSL_FLAG(std::optional<double>, max_connection_age_seconds, std::nullopt,
+          "[server.max_connection_age_seconds] close client connections after this long so "
+          "clients rebalance (0 = never)");
+ABSL_FLAG(std::optional<double>, max_connection_age_grace_seconds, std::nullopt,
+          "[server.max_connection_age_grace_seconds] time calls on an aged connection may "
+          "still take");
 ABSL_FLAG(std::optional<double>, drain_seconds, std::nullopt,
           "[server.drain_seconds] on SIGTERM, how long accepted work may take to finish");
 ABSL_FLAG(std::optional<std::string>, log_level, std::nullopt,
@@ -129,6 +135,9 @@ ConfigSources SourcesFromCommandLine() {
   AddOverride(FLAGS_max_queue_size, "batching.max_queue_size", o);
   AddOverride(FLAGS_preprocess_threads, "server.preprocess_threads", o);
   AddOverride(FLAGS_drain_seconds, "server.drain_seconds", o);
+  AddOverride(FLAGS_max_connection_age_seconds, "server.max_connection_age_seconds", o);
+  AddOverride(FLAGS_max_connection_age_grace_seconds, "server.max_connection_age_grace_seconds",
+              o);
   AddOverride(FLAGS_log_level, "logging.level", o);
   AddOverride(FLAGS_log_format, "logging.format", o);
   AddOverride(FLAGS_access_log_level, "logging.access_log_level", o);
@@ -158,6 +167,8 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
   o.batching.max_queue_size = c.batching.max_queue_size;
   o.preprocess_threads = c.server.preprocess_threads;
   o.drain_timeout = absl::Seconds(c.server.drain_seconds);
+  o.max_connection_age = absl::Seconds(c.server.max_connection_age_seconds);
+  o.max_connection_age_grace = absl::Seconds(c.server.max_connection_age_grace_seconds);
   return o;
 }
 

@@ -70,6 +70,14 @@ absl::Status EmbeddingServer::Listen() {
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<int64_t>(options_.limits.max_receive_message_bytes, INT32_MAX)));
+  if (options_.max_connection_age > absl::ZeroDuration()) {
+    const auto ms = [](absl::Duration d) {
+      return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+    };
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(options_.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ms(options_.max_connection_age_grace));
+  }
   builder.RegisterService(&service_);
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {

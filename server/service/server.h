@@ -38,6 +38,10 @@ struct ServerOptions {
   int preprocess_threads = 0;  // 0 = number of cores
   int preprocess_backlog = 1024;
   absl::Duration drain_timeout = absl::Seconds(10);
+  // Connections get GOAWAY after max_connection_age (zero: never) and are closed once their
+  // calls finish or the grace has passed; clients then reconnect, and rebalance.
+  absl::Duration max_connection_age = absl::ZeroDuration();
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
 };
 
 // The name under which the health service reports the embedding service.

@@ -23,7 +23,7 @@ std::string WriteTempFile(const std::string& contents) {
 
 ServerConfig ConfigA() {
   ServerConfig c;
-  c.server = {"127.0.0.1:6000", 1 << 20, 3, 1.5};
+  c.server = {"127.0.0.1:6000", 1 << 20, 3, 1.5, 60, 5};
   c.model = {"/models/a.pt", {"cuda:0", "cuda:1"}, 2, 4};
   c.limits = {16, 1 << 20, 1'000'000, 16, 1024};
   c.batching = {32, 5.25, {4, 8}, 1 << 22, 100};
@@ -34,7 +34,7 @@ ServerConfig ConfigA() {
 
 ServerConfig ConfigB() {
   ServerConfig c;
-  c.server = {"[::1]:7000", 2 << 20, 5, 30};
+  c.server = {"[::1]:7000", 2 << 20, 5, 30, 0, 0.5};
   c.model = {"/models/b.pt", {"cuda"}, 3, 2};
   c.limits = {32, 2 << 20, 2'000'000, 32, 2048};
   c.batching = {64, 0.125, {8}, 1 << 23, 200};
@@ -45,7 +45,7 @@ ServerConfig ConfigB() {
 
 ServerConfig ConfigC() {
   ServerConfig c;
-  c.server = {"unix:/tmp/dinov3.sock", 4 << 20, 7, 0};
+  c.server = {"unix:/tmp/dinov3.sock", 4 << 20, 7, 0, 3600, 120};
   c.model = {"/models/c.pt", {"cpu", "cuda:3"}, 4, 1};
   c.limits = {8, 4 << 20, 3'000'000, 2, 512};
   c.batching = {16, 0, {2, 4, 16}, 0, 300};
