@@ -1,28 +1,77 @@
-# DINOv3 embedding service image. The install steps are the README's: scripts/setup.sh reads the
-# same package lists, so CI exercises them on every run.
+# syntax=docker/dockerfile:1
+# DINOv3 embedding service images (deploy/README.md has the build and run lines).
 #
-#   docker build -t dinov3 .
-#   docker run --rm -v "$PWD/models:/app/models" dinov3
+#   docker build --build-arg TORCH=cuda -t dinov3-server:cuda .        GPU image (default)
+#   docker build --build-arg TORCH=cpu  -t dinov3-server:cpu .         CPU-only image
+#   docker build --target exporter -t dinov3-exporter .                checkpoint -> TorchScript
 #
-# Without the CUDA toolkit in the build stage the C++ build links LibTorch CPU-only
-# (DINOV3_TORCH_CUDA=AUTO); the CUDA image with a slim non-root runtime stage follows with the
-# deployment work.
+# Stages: `build` runs the README's own setup (scripts/setup.sh: the Debian packages of
+# scripts/debian-packages.txt and the pinned .venv) and build (scripts/build.sh), so CI exercises
+# these steps on every run; with TORCH=cuda it adds NVIDIA's CUDA compiler so that the server
+# links LibTorch's CUDA libraries. `exporter` is the build stage with the export CLI as
+# entrypoint. `runtime` is debian:12-slim with the runtime libraries of
+# scripts/debian-runtime-packages.txt, LibTorch's shared libraries from the same wheel, the two
+# binaries and nothing else, running as uid 10001.
+ARG TORCH=cuda
+
 FROM debian:12 AS build
-RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 python3-venv \
-      ca-certificates && rm -rf /var/lib/apt/lists/*
+ARG TORCH
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+RUN apt-get update -qq \
+ && apt-get install -y -qq --no-install-recommends ca-certificates curl python3 python3-venv \
+ && rm -rf /var/lib/apt/lists/*
+# The CUDA toolkit 13.0 (NVIDIA's Debian 12 repository; the torch wheel is cu130), for
+# TORCH=cuda only: LibTorch's CMake config needs its headers and libraries to link.
+RUN if [ "$TORCH" = cuda ]; then \
+      curl -fsSL -o /tmp/keyring.deb \
+        https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/cuda-keyring_1.1-1_all.deb \
+      && dpkg -i /tmp/keyring.deb && rm /tmp/keyring.deb && apt-get update -qq \
+      && apt-get install -y -qq --no-install-recommends cuda-toolkit-13-0 \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
+ENV PATH=/usr/local/cuda/bin:$PATH
 WORKDIR /app
 COPY scripts/setup.sh scripts/debian-packages.txt scripts/
 COPY requirements.txt .
 COPY proto/ proto/
 RUN scripts/setup.sh && rm -rf /var/lib/apt/lists/* /root/.cache/pip
 COPY . .
-RUN CMAKE_ARGS="-DDINOV3_BUILD_TESTS=OFF" scripts/build.sh
+RUN CMAKE_ARGS="-DDINOV3_BUILD_TESTS=OFF -DDINOV3_TORCH_CUDA=$([ "$TORCH" = cuda ] && echo ON || echo OFF)" \
+      scripts/build.sh
+# LibTorch's shared libraries for the runtime stage: with CUDA, torch's and the nvidia-* wheels'
+# (loaded by soname, some with dlopen); CPU-only, torch's without the CUDA ones.
+RUN mkdir -p /opt/dinov3/lib /opt/dinov3/bin \
+ && site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+ && if [ "$TORCH" = cuda ]; then \
+      cp -a "$site"/torch/lib/*.so* "$site"/nvidia/*/lib/*.so* /opt/dinov3/lib/; \
+    else \
+      find "$site"/torch/lib -name '*.so*' ! -name '*cuda*' ! -name '*nvrtc*' \
+        -exec cp -a {} /opt/dinov3/lib/ \; ; \
+    fi \
+ && cp build/bin/dinov3-server build/bin/dinov3-client /opt/dinov3/bin/
 
 FROM build AS exporter
 ENTRYPOINT [".venv/bin/python", "-m", "model.export"]
 
-FROM build AS runtime
-EXPOSE 50051
-RUN useradd --system --uid 10001 dinov3 && mkdir -p models && chown dinov3 models
-USER dinov3
-ENTRYPOINT ["scripts/run.sh"]
+FROM debian:12-slim AS runtime
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+COPY scripts/debian-runtime-packages.txt /tmp/
+RUN apt-get update -qq \
+ && grep -v '^\s*#' /tmp/debian-runtime-packages.txt \
+    | xargs apt-get install -y -qq --no-install-recommends \
+ && rm -rf /var/lib/apt/lists/* /tmp/debian-runtime-packages.txt \
+ && useradd --system --uid 10001 --user-group --no-create-home dinov3 \
+ && mkdir -p /models /etc/dinov3
+COPY --from=build /opt/dinov3 /opt/dinov3
+COPY config/dinov3-server.yaml /etc/dinov3/server.yaml
+ENV LD_LIBRARY_PATH=/opt/dinov3/lib \
+    PATH=/opt/dinov3/bin:$PATH \
+    DINOV3_CONFIG=/etc/dinov3/server.yaml \
+    DINOV3_MODEL_PATH=/models/dinov3.pt \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+USER 10001:10001
+EXPOSE 50051 9464
+HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
+  CMD ["dinov3-client", "health", "--server=127.0.0.1:50051", "--timeout=4"]
+ENTRYPOINT ["dinov3-server"]
