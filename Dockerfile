@@ -11,7 +11,8 @@
 # links LibTorch's CUDA libraries. `exporter` is the build stage with the export CLI as
 # entrypoint. `runtime` is debian:12-slim with the runtime libraries of
 # scripts/debian-runtime-packages.txt, LibTorch's shared libraries from the same wheel, the two
-# binaries and nothing else, running as uid 10001.
+# binaries and nothing else, running as uid 10001, configured by
+# config/examples/container.yaml.
 ARG TORCH=cuda
 
 FROM debian:12 AS build
@@ -63,11 +64,12 @@ RUN apt-get update -qq \
  && useradd --system --uid 10001 --user-group --no-create-home dinov3 \
  && mkdir -p /models /etc/dinov3
 COPY --from=build /opt/dinov3 /opt/dinov3
-COPY config/dinov3-server.yaml /etc/dinov3/server.yaml
+# The image's configuration is a file, not DINOV3_* variables (which would override any file
+# mounted over it): model.path /models/dinov3.pt, listen on all interfaces, JSON logs.
+COPY config/examples/container.yaml /etc/dinov3/server.yaml
 ENV LD_LIBRARY_PATH=/opt/dinov3/lib \
     PATH=/opt/dinov3/bin:$PATH \
     DINOV3_CONFIG=/etc/dinov3/server.yaml \
-    DINOV3_MODEL_PATH=/models/dinov3.pt \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER 10001:10001

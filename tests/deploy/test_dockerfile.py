@@ -109,4 +109,9 @@ def test_runtime_stage_is_non_root_with_health_check_and_default_ports():
         exposed = re.search(r"^EXPOSE (.+)$", runtime, re.M).group(1).split()
         assert sorted(ports) == sorted(exposed), (ports, exposed)
     assert "scripts/debian-runtime-packages.txt" in runtime
+    # Configuration by file only: a DINOV3_<KEY> variable in the image would override the file
+    # that docker -v or a Kubernetes ConfigMap mounts over /etc/dinov3/server.yaml.
+    env_keys = re.findall(r"\b(DINOV3_[A-Z_]+)=", runtime)
+    assert env_keys == ["DINOV3_CONFIG"], env_keys
+    assert "COPY config/examples/container.yaml /etc/dinov3/server.yaml" in runtime
     assert "COPY --from=build /opt/dinov3 /opt/dinov3" in runtime

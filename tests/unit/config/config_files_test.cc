@@ -54,6 +54,12 @@ TEST(ConfigFilesTest, ExamplesLoadAndValidate) {
   EXPECT_EQ(gpu->logging.format, "json");
   EXPECT_GT(gpu->batching.max_batch_size, ServerConfig{}.batching.max_batch_size);
   EXPECT_FALSE(gpu->batching.preferred_batch_sizes.empty());
+
+  absl::StatusOr<ServerConfig> container =
+      LoadConfig({.file = kConfigDir + "/examples/container.yaml"});
+  ASSERT_TRUE(container.ok()) << container.status();
+  EXPECT_EQ(container->model.path, "/models/dinov3.pt");
+  EXPECT_EQ(container->server.listen, "0.0.0.0:50051");
 }
 
 TEST(ConfigFilesTest, ToYamlDocumentsEveryKey) {
