@@ -27,7 +27,8 @@ RUN if [ "$TORCH" = cuda ]; then \
       curl -fsSL -o /tmp/keyring.deb \
         https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64/cuda-keyring_1.1-1_all.deb \
       && dpkg -i /tmp/keyring.deb && rm /tmp/keyring.deb && apt-get update -qq \
-      && apt-get install -y -qq --no-install-recommends cuda-toolkit-13-0 \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+           cuda-toolkit-13-0 \
       && rm -rf /var/lib/apt/lists/*; \
     fi
 ENV PATH=/usr/local/cuda/bin:$PATH
@@ -39,17 +40,9 @@ RUN scripts/setup.sh && rm -rf /var/lib/apt/lists/* /root/.cache/pip
 COPY . .
 RUN CMAKE_ARGS="-DDINOV3_BUILD_TESTS=OFF -DDINOV3_TORCH_CUDA=$([ "$TORCH" = cuda ] && echo ON || echo OFF)" \
       scripts/build.sh
-# LibTorch's shared libraries for the runtime stage: with CUDA, torch's and the nvidia-* wheels'
-# (loaded by soname, some with dlopen); CPU-only, torch's without the CUDA ones.
-RUN mkdir -p /opt/dinov3/lib /opt/dinov3/bin \
- && site=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
- && if [ "$TORCH" = cuda ]; then \
-      cp -a "$site"/torch/lib/*.so* "$site"/nvidia/*/lib/*.so* /opt/dinov3/lib/; \
-    else \
-      find "$site"/torch/lib -name '*.so*' ! -name '*cuda*' ! -name '*nvrtc*' \
-        -exec cp -a {} /opt/dinov3/lib/ \; ; \
-    fi \
- && cp build/bin/dinov3-server build/bin/dinov3-client /opt/dinov3/bin/
+# LibTorch's shared libraries for the runtime stage (scripts/runtime-libs.sh says which).
+RUN scripts/runtime-libs.sh "$TORCH" /opt/dinov3/lib \
+ && mkdir -p /opt/dinov3/bin && cp build/bin/dinov3-server build/bin/dinov3-client /opt/dinov3/bin/
 
 FROM build AS exporter
 ENTRYPOINT [".venv/bin/python", "-m", "model.export"]
@@ -70,7 +63,7 @@ COPY config/examples/container.yaml /etc/dinov3/server.yaml
 ENV LD_LIBRARY_PATH=/opt/dinov3/lib \
     PATH=/opt/dinov3/bin:$PATH \
     DINOV3_CONFIG=/etc/dinov3/server.yaml \
-    NVIDIA_VISIBLE_DEVICES=all \
+    HOME=/tmp \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER 10001:10001
 EXPOSE 50051 9464

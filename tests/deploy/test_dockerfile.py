@@ -6,6 +6,8 @@
   - every shared library the built dinov3-server and dinov3-client link is either LibTorch's
     (copied from the wheel) or owned by a Debian package that scripts/debian-runtime-packages.txt
     lists for the slim runtime stage (or by the base system), and every listed package exists;
+  - the LibTorch libraries scripts/runtime-libs.sh copies (CUDA and CPU images) are closed under
+    their own dependencies;
   - the runtime stage runs as a numeric non-root user, exposes the server's default gRPC and
     metrics ports, and its HEALTHCHECK is the client's `health` command.
 """
@@ -91,10 +93,35 @@ def test_runtime_packages_provide_every_linked_library(binary):
             f"{binary}: {name} comes from {package}, missing in debian-runtime-packages.txt"
 
 
-def test_listed_runtime_packages_exist():
+def test_listed_runtime_packages_are_real():
+    # Installed here as dependencies of the -dev packages, so the names are Debian 12's.
     for package in package_list("scripts/debian-runtime-packages.txt"):
-        result = subprocess.run(["apt-cache", "show", package], capture_output=True)
-        assert result.returncode == 0, f"no Debian package {package}"
+        result = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package],
+                                capture_output=True, text=True)
+        assert "ok installed" in result.stdout, f"{package} is not an installed Debian package"
+
+
+# What the base image has (glibc, libstdc++, libgcc, zlib) and the driver provides (libcuda).
+SYSTEM_SONAMES = {"libc.so.6", "libm.so.6", "libdl.so.2", "librt.so.1", "libpthread.so.0",
+                  "libutil.so.1", "ld-linux-x86-64.so.2", "libstdc++.so.6", "libgcc_s.so.1",
+                  "libz.so.1",
+                  "libcuda.so.1"}
+
+
+@pytest.mark.parametrize("mode", ["cpu", "cuda"])
+def test_runtime_libs_are_closed_under_their_dependencies(mode):
+    """Every library scripts/runtime-libs.sh puts into the image finds each library it links
+    in the same set or on the base system: the runtime stage cannot miss one."""
+    listed = subprocess.run([os.path.join(ROOT, "scripts", "runtime-libs.sh"), mode, "--list"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    names = {os.path.basename(path) for path in listed}
+    assert "libc10.so" in names and "libtorch_cpu.so" in names
+    assert ("libtorch_cuda.so" in names) == (mode == "cuda")
+    for path in listed:
+        needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", subprocess.run(
+            ["readelf", "-d", path], capture_output=True, text=True, check=True).stdout)
+        missing = set(needed) - names - SYSTEM_SONAMES
+        assert not missing, f"{mode}: {os.path.basename(path)} links {missing}, not in the image"
 
 
 def test_runtime_stage_is_non_root_with_health_check_and_default_ports():
@@ -115,3 +142,4 @@ def test_runtime_stage_is_non_root_with_health_check_and_default_ports():
     assert env_keys == ["DINOV3_CONFIG"], env_keys
     assert "COPY config/examples/container.yaml /etc/dinov3/server.yaml" in runtime
     assert "COPY --from=build /opt/dinov3 /opt/dinov3" in runtime
+    assert 'scripts/runtime-libs.sh "$TORCH" /opt/dinov3/lib' in stage("build")

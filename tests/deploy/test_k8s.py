@@ -436,7 +436,7 @@ def test_security_context(rendered):
 def test_model_volume(rendered):
     tree, objects = rendered
     pvc = find(objects, "PersistentVolumeClaim", "dinov3-models")
-    assert pvc["spec"]["accessModes"] == ["ReadOnlyMany"]
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]  # filled once, read by all
     assert pvc["spec"]["resources"]["requests"]["storage"]
     volumes = {v["name"]: v for v in pod_spec(objects)["volumes"]}
     claim = volumes["models"]["persistentVolumeClaim"]
