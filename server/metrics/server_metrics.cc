@@ -136,6 +136,12 @@ ServerMetrics::ServerMetrics(const std::string& version)
                    .Help("Requests accepted and not yet answered.")
                    .Register(r)
                    .Add({});
+  queue_capacity_ = &prometheus::BuildGauge()
+                         .Name("dinov3_queue_capacity_images")
+                         .Help("Most images the batching queue holds (batching.max_queue_size); "
+                               "beyond it requests get RESOURCE_EXHAUSTED.")
+                         .Register(r)
+                         .Add({});
   // Series that exist from the start, so that rate() and dashboards see zeros, not gaps.
   for (const char* reason : kAllReasons) rejected_->Add({{"reason", reason}});
   for (const char* method : {"Embed", "StreamEmbed", "EmbedDense", "GetModelInfo"}) {

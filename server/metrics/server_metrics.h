@@ -58,6 +58,9 @@ class ServerMetrics {
   void SetModelInfo(const std::string& variant, const std::string& dtype,
                     const std::string& device);
 
+  // dinov3_queue_capacity_images: the most images the batching queue holds (max_queue_size).
+  void SetQueueCapacity(int images) { queue_capacity_->Set(images); }
+
   // Read at every scrape; may be called again to replace. Must be cheap and thread-safe.
   void SetQueueDepthSource(std::function<int64_t()> source);
   void SetDeviceMemorySource(std::function<std::vector<DeviceMemory>()> source);
@@ -85,6 +88,7 @@ class ServerMetrics {
   prometheus::Histogram* batch_size_;
   prometheus::Counter* images_;
   prometheus::Gauge* inflight_;
+  prometheus::Gauge* queue_capacity_;
 };
 
 }  // namespace dinov3::metrics

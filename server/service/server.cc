@@ -118,6 +118,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   limits.geometry.default_width = m.default_width;
   batcher_ = std::make_unique<batching::Batcher>(options_.batching, engine_->runners());
   metrics_->SetQueueDepthSource([batcher = batcher_.get()] { return batcher->queued(); });
+  metrics_->SetQueueCapacity(options_.batching.max_queue_size);
   RETURN_IF_ERROR(batcher_->WaitUntilPrepared());  // every instance loaded and warm
   const int threads = options_.preprocess_threads > 0
                           ? options_.preprocess_threads

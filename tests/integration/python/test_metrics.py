@@ -81,6 +81,7 @@ def test_scrape_passes_promtool_and_has_every_family(model, tmp_path):
                    "dinov3_queue_duration_seconds", "dinov3_preprocess_duration_seconds",
                    "dinov3_inference_duration_seconds", "dinov3_batch_size",
                    "dinov3_images_total", "dinov3_queue_images", "dinov3_inflight_requests",
+                   "dinov3_queue_capacity_images",
                    "dinov3_rejected_total", "dinov3_model_info", "dinov3_build_info",
                    "process_resident_memory_bytes", "process_cpu_seconds_total",
                    "process_open_fds", "process_start_time_seconds"]:

@@ -75,6 +75,8 @@ TEST(ServerMetricsTest, PreprocessAndQueueHistograms) {
 
 TEST(ServerMetricsTest, ScrapeTimeSourcesAreReadAtEachScrape) {
   ServerMetrics metrics("v");
+  metrics.SetQueueCapacity(1024);
+  EXPECT_THAT(metrics.Scrape(), HasSubstr("dinov3_queue_capacity_images 1024\n"));
   EXPECT_THAT(metrics.Scrape(), HasSubstr("dinov3_queue_images 0\n"));
   EXPECT_THAT(metrics.Scrape(), Not(HasSubstr("dinov3_device_memory")));
   int64_t depth = 5;
