@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -35,7 +34,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.integration.python.server_process import ROOT, free_port, running_server
+from tests.integration.python.server_process import (ROOT, export_random_model, free_port,
+                                                      running_server)
 
 DEPLOY = os.path.join(ROOT, "deploy")
 DASHBOARD = os.path.join(DEPLOY, "grafana", "dinov3-dashboard.json")
@@ -378,11 +378,7 @@ def test_dashboard_expressions_are_valid_promql(tmp_path):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "model.pt")
-    subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", "vits16",
-                    "--depth", "1", "--seed", "3", "--output", path],
-                   cwd=ROOT, check=True, capture_output=True)
-    return path
+    return export_random_model(tmp_path_factory.mktemp("model"), seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,15 @@ SERVER = os.path.join(BIN_DIR, "dinov3-server")
 STARTUP_SECONDS = 60
 
 
+def export_random_model(directory, seed, depth=1):
+    """Exports a random vits16 with `depth` blocks (a fast test model) into `directory`."""
+    path = os.path.join(str(directory), "model.pt")
+    subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", "vits16",
+                    "--depth", str(depth), "--seed", str(seed), "--output", path],
+                   cwd=ROOT, check=True, capture_output=True)
+    return path
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

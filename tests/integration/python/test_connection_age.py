@@ -3,8 +3,6 @@ than the age, so a client's channel drops to IDLE and reconnects (to whichever r
 balancer picks) on the next call; calls on both sides of the GOAWAY succeed. With the age set
 to 0 the connection stays up.
 """
-import subprocess
-import sys
 import threading
 import time
 
@@ -12,16 +10,12 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.integration.python.server_process import ROOT, running_server
+from tests.integration.python.server_process import export_random_model, running_server
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "model.pt")
-    subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", "vits16",
-                    "--depth", "1", "--seed", "4", "--output", path],
-                   cwd=ROOT, check=True, capture_output=True)
-    return path
+    return export_random_model(tmp_path_factory.mktemp("model"), seed=4)
 
 
 def states_after_a_call(client, seconds):

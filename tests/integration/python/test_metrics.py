@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -25,18 +24,15 @@ import urllib.request
 import numpy as np
 import pytest
 
-from tests.integration.python.server_process import (ROOT, free_port, running_server)
+from tests.integration.python.server_process import (export_random_model, free_port,
+                                                      running_server)
 
 MAX_IMAGES = 4
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("model") / "model.pt")
-    subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", "vits16",
-                    "--depth", "1", "--seed", "3", "--output", path],
-                   cwd=ROOT, check=True, capture_output=True)
-    return path
+    return export_random_model(tmp_path_factory.mktemp("model"), seed=3)
 
 
 def tool(name):
