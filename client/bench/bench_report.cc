@@ -34,6 +34,7 @@ nlohmann::json PointJson(const PointResult& point) {
       {"rate", point.shape.rate},
       {"stable", point.stable},
       {"windows", point.windows},
+      {"calls", point.calls},
       {"seconds", w.seconds},
       {"requests", w.requests},
       {"images", w.images},

@@ -1,10 +1,11 @@
 // What dinov3-bench prints: a progress line per window, a table row per load point, and the
 // machine-readable JSON of a whole run (the format tests/bench/run_bench.py reads:
 // {"tool", "target", "protocol", "method", "mode", "images_per_request", "image", "outputs",
-//  "dtype", "points": [{"concurrency", "rate", "stable", "windows", "seconds", "requests",
-//  "images", "errors", "requests_per_second", "images_per_second", "latency_ms": {mean, p50,
-//  p90, p95, p99, max}, "server_ms": {queue, preprocess, inference, batch_size},
-//  "response_bytes"}]}). Pure formatting.
+//  "dtype", "points": [{"concurrency", "rate", "stable", "windows", "calls", "seconds",
+//  "requests", "images", "errors", "requests_per_second", "images_per_second", "latency_ms":
+//  {mean, p50, p90, p95, p99, max}, "server_ms": {queue, preprocess, inference, batch_size},
+//  "response_bytes"}]}). "calls" counts every call of the point, warm-up and tail included;
+// the other counts cover the measured windows only. Pure formatting.
 #ifndef DINOV3_CLIENT_BENCH_BENCH_REPORT_H_
 #define DINOV3_CLIENT_BENCH_BENCH_REPORT_H_
 

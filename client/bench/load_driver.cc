@@ -127,7 +127,7 @@ absl::StatusOr<PointResult> RunPoint(Transport& transport, const LoadShape& shap
   LoadRun run(transport, shape, recorder);
   run.Start();
   absl::SleepFor(absl::Seconds(plan.warmup_seconds));
-  recorder.TakeWindow();  // the warm-up is not measured
+  const Window warmup = recorder.TakeWindow();  // not measured, but counted in `calls`
 
   PointResult result;
   result.shape = shape;
@@ -144,9 +144,17 @@ absl::StatusOr<PointResult> RunPoint(Transport& transport, const LoadShape& shap
   }
   run.Stop();
   transport.Close();
+  const Window tail = recorder.TakeWindow();  // calls that ended after the last window
 
   const size_t kept = std::min(windows.size(), static_cast<size_t>(plan.stable_windows));
   result.windows = static_cast<int>(windows.size());
+  const auto calls_of = [](const Window& w) {
+    int64_t calls = w.requests;
+    for (const auto& entry : w.errors) calls += entry.second;
+    return calls;
+  };
+  result.calls = calls_of(warmup) + calls_of(tail);
+  for (const Window& w : windows) result.calls += calls_of(w);
   result.measured = Merge(absl::MakeConstSpan(windows).subspan(windows.size() - kept));
   result.latency = Summarize(result.measured.latencies);
   return result;

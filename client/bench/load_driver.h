@@ -42,6 +42,7 @@ struct PointResult {
   LoadShape shape;
   bool stable = false;
   int windows = 0;   // measured windows (warm-up excluded)
+  int64_t calls = 0;  // every call the point made and saw end: warm-up, windows and tail
   Window measured;   // the last stable_windows windows, merged
   LatencySummary latency;
 };

@@ -69,6 +69,8 @@ TEST(LoadDriverTest, ClosedLoopKeepsConcurrencyCallsInFlight) {
   EXPECT_EQ(transport.max_in_flight_.load(), 4);
   EXPECT_EQ(transport.in_flight_.load(), 0);  // every call returned before RunPoint did
   EXPECT_TRUE(transport.closed_);
+  EXPECT_EQ(point->calls, transport.calls_.load());  // warm-up and tail counted, none lost
+  EXPECT_GT(point->calls, point->measured.requests);
   EXPECT_EQ(point->windows, static_cast<int>(seen_windows.size()));
   EXPECT_GE(point->windows, 3);
   // 4 callers x 50 calls/s x 2 images; generous bounds for a loaded machine.
