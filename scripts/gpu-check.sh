@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The checks that need a GPU, in one run on a machine that has one: set up, build (CUDA LibTorch
 # when nvcc is found), export a random vits16, run it with dinov3-model-check, run the engine's
-# unit tests on the GPU, the integration tests and, when present, the batching benchmark.
+# unit tests on the GPU, the integration tests and the benchmark suite (its GPU section of
+# BENCHMARKS.md; the peers' packages need PyPI).
 #   scripts/gpu-check.sh [--device=cuda:0]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,10 +40,6 @@ step "integration tests"
 ctest --test-dir build -R "EmbeddingServiceTest|ClientCliTest|pytest_tests_integration" \
   --output-on-failure
 
-if [ -f tests/bench/bench_batching.py ]; then
-  step "batching benchmark on $device"
-  .venv/bin/python tests/bench/bench_batching.py --model "$model" --device "$device"
-else
-  step "tests/bench/bench_batching.py not found: benchmark skipped"
-fi
+step "benchmark suite on $device"
+scripts/bench.sh --no-build --device "$device"
 step "ok"
