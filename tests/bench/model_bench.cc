@@ -68,7 +68,10 @@ int main(int argc, char** argv) {
     std::cerr << "dinov3-model-bench: --model is required\n";
     return 2;
   }
-  auto runtime = dinov3::model::ModelRuntime::Load(path, absl::GetFlag(FLAGS_device));
+  // No probe: like the server, so the first forwards TorchScript profiles have the real shape
+  // (a probe with one patch would leave the optimised graph specialised for the wrong size).
+  auto runtime =
+      dinov3::model::ModelRuntime::Load(path, absl::GetFlag(FLAGS_device), /*probe=*/false);
   if (!runtime.ok()) {
     std::cerr << "dinov3-model-bench: " << runtime.status().message() << "\n";
     return 1;
