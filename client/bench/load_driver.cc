@@ -146,7 +146,8 @@ absl::StatusOr<PointResult> RunPoint(Transport& transport, const LoadShape& shap
   transport.Close();
   const Window tail = recorder.TakeWindow();  // calls that ended after the last window
 
-  const size_t kept = std::min(windows.size(), static_cast<size_t>(plan.stable_windows));
+  const size_t kept =
+      closed ? std::min(windows.size(), static_cast<size_t>(plan.stable_windows)) : windows.size();
   result.windows = static_cast<int>(windows.size());
   const auto calls_of = [](const Window& w) {
     int64_t calls = w.requests;

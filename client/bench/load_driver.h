@@ -43,7 +43,10 @@ struct PointResult {
   bool stable = false;
   int windows = 0;   // measured windows (warm-up excluded)
   int64_t calls = 0;  // every call the point made and saw end: warm-up, windows and tail
-  Window measured;   // the last stable_windows windows, merged
+  // Closed loop: the last stable_windows windows, merged. Open loop: every measured window,
+  // merged; the client sets the rate there, and one window's Poisson count is too noisy for
+  // the last few alone to stand for the point.
+  Window measured;
   LatencySummary latency;
 };
 

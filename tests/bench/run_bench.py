@@ -121,15 +121,21 @@ class CaseRun:
     def run(self):
         case, mbs = self.case, self.args.max_batch_size
         log(f"{case.name}: ceiling, batches {case.ceiling_batches}")
-        ceiling = bench_report.parse_ceiling(runner.run_ceiling(
-            self.model, self.args.device, self.threads, case.ceiling_batches,
-            case.shape.image_size, self.args.min_time, self.path("ceiling.json")))
+        before = self.ceiling(case.ceiling_batches, "ceiling.json")
         self.run_ours("ours", "ours", mbs)
         if case.batching_off_row and mbs > 1:
             self.run_ours("ours-b1", "ours (max_batch_size=1)", 1)
         for kind in () if self.args.skip_peers else ("python-grpc", "litserve"):
             self.run_peer(kind)
-        return {"case": self.settings(), "ceiling": ceiling, "servers": self.servers}
+        log(f"{case.name}: ceiling again, batches 1 and {mbs}")
+        after = self.ceiling(sorted({1, mbs} & set(case.ceiling_batches)), "ceiling-after.json")
+        return {"case": self.settings(), "ceiling": bench_report.combine_ceilings(before, after),
+                "servers": self.servers}
+
+    def ceiling(self, batches, file_name):
+        return bench_report.parse_ceiling(runner.run_ceiling(
+            self.model, self.args.device, self.threads, batches, self.case.shape.image_size,
+            self.args.min_time, self.path(file_name)))
 
     def settings(self):
         s = self.case.shape

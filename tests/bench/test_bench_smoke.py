@@ -137,6 +137,17 @@ def test_targets_not_measured():
     assert [row[3] for row in report.targets(case)] == ["n/a"] * 4
 
 
+def test_combine_ceilings_keeps_the_faster_and_both_times():
+    before = {1: {"ms": 80.0, "images_per_second": 12.5}, 2: {"ms": 150.0, "images_per_second": 13.3}}
+    after = {1: {"ms": 70.0, "images_per_second": 14.3}}
+    combined = report.combine_ceilings(before, after)
+    assert combined[1] == {"ms": 70.0, "images_per_second": 14.3, "ms_before": 80.0,
+                           "ms_after": 70.0}
+    assert combined[2]["ms"] == 150.0 and combined[2]["ms_after"] is None
+    rows = report.ceiling_rows({"ceiling": combined})
+    assert rows[0] == [1, "70.0", "14.3", "80.0", "70.0"] and rows[1][4] == "–"
+
+
 def test_parse_ceiling_units_and_aggregates():
     gbench = {"benchmarks": [
         {"name": "Forward/batch:1/size:224", "run_type": "iteration", "real_time": 80000.0,
@@ -329,9 +340,10 @@ def test_smoke_case_tables(smoke, name):
     ours = [r for r in rows if r[0] == "ours"]
     assert all(positive(r[7]) for r in ours), ours  # server timing (inference ms) is filled
     headers = [t[0] for t in tables]
-    assert ["batch", "forward ms", "images/s"] in headers
-    ceiling = tables[headers.index(["batch", "forward ms", "images/s"])][1]
-    assert [r[0] for r in ceiling] == ["1", "2"] and all(positive(r[2]) for r in ceiling)
+    assert report.CEILING_COLUMNS in headers
+    ceiling = tables[headers.index(report.CEILING_COLUMNS)][1]
+    assert [r[0] for r in ceiling] == ["1", "2"]
+    assert all(positive(r[2]) and positive(r[3]) and positive(r[4]) for r in ceiling), ceiling
     targets = tables[headers.index(report.TARGET_COLUMNS)][1]
     assert len(targets) == 4 and all(r[3] in ("MET", "MISSED", "n/a") for r in targets)
     assert any(h[0] == "rate req/s" for h in headers), "open-loop table"

@@ -90,6 +90,8 @@ TEST(LoadDriverTest, OpenLoopFollowsTheRateAndCountsFromArrival) {
   plan.window_seconds = 1;
   absl::StatusOr<PointResult> point = RunPoint(transport, shape, plan, nullptr);
   ASSERT_TRUE(point.ok()) << point.status();
+  // Open loop: every measured window is in the summary.
+  EXPECT_GE(point->measured.seconds, 0.95 * plan.window_seconds * point->windows);
   const double rps = point->measured.RequestsPerSecond();
   EXPECT_GT(rps, 140);
   EXPECT_LT(rps, 260);
