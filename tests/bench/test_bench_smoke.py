@@ -206,7 +206,8 @@ def test_case_table_has_one_row_per_server_and_concurrency():
     assert "![t: throughput vs concurrency, latency vs load](results/t.png)" in text
 
 
-def test_plot_case_writes_a_png(tmp_path):
+def test_plot_case_writes_a_png(smoke, tmp_path):
+    # `smoke` first: scripts/bench.sh installs matplotlib (a peers' requirement) into .venv.
     case = make_case(python={1: 4.0, 4: 4.0, 16: 4.0}, litserve={1: 8.0, 4: 9.0, 16: 9.0})
     case["servers"][0]["open"] = bench([point(0, 3.0, rate=3.0), point(0, 6.0, rate=6.0)],
                                        "open")
