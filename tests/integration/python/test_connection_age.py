@@ -18,8 +18,10 @@ def model(tmp_path_factory):
     return export_random_model(tmp_path_factory.mktemp("model"), seed=4)
 
 
-def states_after_a_call(client, seconds):
-    """Connectivity states of the client's channel during `seconds` after one Embed."""
+def states_around_calls(client, seconds):
+    """Connectivity states of the client's channel from just before one Embed until after a
+    second Embed `seconds` later. Recording starts before the first call, so a connection that
+    aged out while the server started (a loaded machine) still shows its reconnect."""
     states, lock = [], threading.Lock()
 
     def record(state):
@@ -27,11 +29,11 @@ def states_after_a_call(client, seconds):
             states.append(state)
 
     image = np.zeros((32, 32, 3), dtype=np.uint8)
-    client.embed([image])
     client.channel.subscribe(record, try_to_connect=False)
+    client.embed([image])
     time.sleep(seconds)
-    client.channel.unsubscribe(record)
     client.embed([image])  # reconnects if it had to
+    client.channel.unsubscribe(record)
     with lock:
         return list(states)
 
@@ -39,13 +41,17 @@ def states_after_a_call(client, seconds):
 def test_aged_connection_gets_goaway_and_client_reconnects(model, tmp_path):
     with running_server(model, str(tmp_path / "server.log"), "--max_connection_age_seconds=1",
                         "--max_connection_age_grace_seconds=1") as (_, client):
-        states = states_after_a_call(client, 4)
-    assert grpc.ChannelConnectivity.READY in states
-    assert grpc.ChannelConnectivity.IDLE in states[states.index(grpc.ChannelConnectivity.READY):]
+        states = states_around_calls(client, 4)
+    ready = grpc.ChannelConnectivity.READY
+    assert ready in states, states
+    after_ready = states[states.index(ready):]
+    assert grpc.ChannelConnectivity.IDLE in after_ready, states  # GOAWAY once aged
+    after_idle = after_ready[after_ready.index(grpc.ChannelConnectivity.IDLE):]
+    assert ready in after_idle, states  # and the next call connected again
 
 
 def test_zero_age_keeps_the_connection(model, tmp_path):
     with running_server(model, str(tmp_path / "server.log"),
                         "--max_connection_age_seconds=0") as (_, client):
-        states = states_after_a_call(client, 3)
+        states = states_around_calls(client, 3)
     assert grpc.ChannelConnectivity.IDLE not in states, states
