@@ -23,17 +23,15 @@ promtool, prometheus or the server binary missing fails the tests; nothing is sk
 import json
 import os
 import re
-import shutil
 import subprocess
-import threading
 import time
-import urllib.parse
-import urllib.request
 
-import numpy as np
 import pytest
 import yaml
 
+from tests.integration.python.prometheus_process import (embedding_load, prometheus_api,
+                                                         prometheus_log, random_image as image,
+                                                         running_prometheus, scrape, tool)
 from tests.integration.python.server_process import (ROOT, export_random_model, free_port,
                                                       running_server)
 
@@ -73,12 +71,6 @@ EMPTY_WHEN_HEALTHY = {"Server error ratio", "Errors by code (non-OK)", "Rejectio
                       "Device memory"}
 
 
-def tool(name):
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} not found: install Debian's prometheus package (scripts/setup.sh)",
-                    pytrace=False)
-    return path
 
 
 def promtool(*args, **kwargs):
@@ -390,14 +382,8 @@ def server(model, tmp_path_factory):
         yield client, port
 
 
-def image(seed, size=(48, 64)):
-    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
 
 
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        assert response.status == 200
-        return response.read().decode()
 
 
 def exported(text):
@@ -445,19 +431,10 @@ def test_every_metric_and_label_used_is_exported(server):
     assert not unknown, f"labels the server does not export: {unknown}"
 
 
-def prometheus_api(port, path, **params):
-    url = f"http://127.0.0.1:{port}/api/v1/{path}"
-    if params:
-        url += "?" + urllib.parse.urlencode(params, doseq=True)
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body = json.load(response)
-    assert body["status"] == "success", body
-    return body["data"]
 
 
 def test_real_prometheus_with_the_scrape_config_rules_and_dashboard(server, tmp_path):
     client, metrics_port = server
-    prometheus_port = free_port()
     namespace, pod = "dinov3-test", "dinov3-7d9f8-abc"  # as deploy/k8s names them
     config = static_scrape_config(
         tmp_path,
@@ -471,22 +448,8 @@ def test_real_prometheus_with_the_scrape_config_rules_and_dashboard(server, tmp_
     queries = [(where, grafana_to_promql(t["expr"], variables))
                for where, t in dashboard_queries(dash) if not LABEL_VALUES.match(t["expr"])]
     # 1m windows (grafana_to_promql) need two scrapes in them: 1 s apart here.
-    prometheus = subprocess.Popen(
-        [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}"],
-        stdout=open(tmp_path / "prometheus.log", "w"), stderr=subprocess.STDOUT)
-    stop = threading.Event()
-
-    def load():
-        seed = 0
-        while not stop.is_set():
-            client.embed([image(seed)])
-            seed += 1
-
-    worker = threading.Thread(target=load)
-    worker.start()
     results, rule_health, targets, label_values = {}, {}, None, {}
-    try:
+    with running_prometheus(config, tmp_path) as prometheus_port, embedding_load(client):
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             time.sleep(1)
@@ -508,12 +471,7 @@ def test_real_prometheus_with_the_scrape_config_rules_and_dashboard(server, tmp_
             if (not missing and rule_health
                     and all(h == "ok" for h, _ in rule_health.values())):
                 break
-    finally:
-        stop.set()
-        worker.join()
-        prometheus.terminate()
-        prometheus.wait(timeout=30)
-    log = (tmp_path / "prometheus.log").read_text()[-3000:]
+    log = prometheus_log(tmp_path)
     assert targets, f"Prometheus never answered:\n{log}"
     active = [t["labels"] for t in targets["activeTargets"]]
     assert len(active) == 1, active

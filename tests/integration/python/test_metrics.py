@@ -13,17 +13,14 @@
 The binaries missing (server, promtool, prometheus) fail the tests; nothing is skipped.
 """
 import json
-import os
-import shutil
 import subprocess
-import threading
 import time
-import urllib.parse
-import urllib.request
 
-import numpy as np
 import pytest
 
+from tests.integration.python.prometheus_process import (embedding_load, prometheus_api,
+                                                         prometheus_log, random_image as image,
+                                                         running_prometheus, scrape, tool)
 from tests.integration.python.server_process import (export_random_model, free_port,
                                                       running_server)
 
@@ -35,19 +32,8 @@ def model(tmp_path_factory):
     return export_random_model(tmp_path_factory.mktemp("model"), seed=3)
 
 
-def tool(name):
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} not found: install Debian's prometheus package (scripts/setup.sh)",
-                    pytrace=False)
-    return path
 
 
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-        return response.read().decode()
 
 
 def samples(text):
@@ -60,8 +46,6 @@ def samples(text):
     return out
 
 
-def image(seed, size=(48, 64)):
-    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
 
 
 def test_scrape_passes_promtool_and_has_every_family(model, tmp_path):
@@ -165,55 +149,34 @@ def test_json_log_lines(model, tmp_path):
 
 
 def prometheus_query(port, query):
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    with urllib.request.urlopen(url, timeout=10) as response:
-        body = json.load(response)
-    assert body["status"] == "success", body
-    return [float(r["value"][1]) for r in body["data"]["result"]]
+    return [float(r["value"][1]) for r in prometheus_api(port, "query", query=query)["result"]]
 
 
 def test_real_prometheus_scrapes_the_server(model, tmp_path):
-    metrics_port, prometheus_port = free_port(), free_port()
+    metrics_port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         "scrape_configs:\n"
         "  - job_name: dinov3\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{metrics_port}']}}]\n")
-    prometheus = subprocess.Popen(
-        [tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prometheus_port}"],
-        stdout=open(tmp_path / "prometheus.log", "w"), stderr=subprocess.STDOUT)
-    stop = threading.Event()
-    try:
-        with running_server(model, str(tmp_path / "server.log"),
-                            f"--metrics_listen=127.0.0.1:{metrics_port}") as (_, client):
-            def load():
-                seed = 0
-                while not stop.is_set():
-                    client.embed([image(seed)])
-                    seed += 1
-            worker = threading.Thread(target=load)
-            worker.start()
-            rate = quantile = None
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not (rate and quantile):
-                time.sleep(1)
-                try:
-                    rate = prometheus_query(prometheus_port, "rate(dinov3_images_total[10s])")
-                    quantile = prometheus_query(
-                        prometheus_port, "histogram_quantile(0.99, sum by (le) "
-                        "(rate(dinov3_request_duration_seconds_bucket[10s])))")
-                except OSError:
-                    continue  # Prometheus not up yet
-                rate = [v for v in rate if v > 0]
-                quantile = [v for v in quantile if v == v]  # not NaN
-            stop.set()
-            worker.join()
-    finally:
-        stop.set()
-        prometheus.terminate()
-        prometheus.wait(timeout=30)
-    log = (tmp_path / "prometheus.log").read_text()[-3000:]
+    with running_prometheus(config, tmp_path) as prometheus_port, \
+            running_server(model, str(tmp_path / "server.log"),
+                           f"--metrics_listen=127.0.0.1:{metrics_port}") as (_, client), \
+            embedding_load(client):
+        rate = quantile = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (rate and quantile):
+            time.sleep(1)
+            try:
+                rate = prometheus_query(prometheus_port, "rate(dinov3_images_total[10s])")
+                quantile = prometheus_query(
+                    prometheus_port, "histogram_quantile(0.99, sum by (le) "
+                    "(rate(dinov3_request_duration_seconds_bucket[10s])))")
+            except OSError:
+                continue  # Prometheus not up yet
+            rate = [v for v in rate if v > 0]
+            quantile = [v for v in quantile if v == v]  # not NaN
+    log = prometheus_log(tmp_path)
     assert rate, f"rate(dinov3_images_total) never > 0 in Prometheus:\n{log}"
     assert quantile and 0 < quantile[0] < 60, f"no p99 from Prometheus: {quantile}\n{log}"
