@@ -24,24 +24,11 @@ import zlib
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from tests.integration.python.synthetic_images import photo_like  # noqa: E402  (numpy only)
+
 SIZES = {"square224": (224, 224), "landscape": (300, 400), "odd": (517, 333),
          "tall": (640, 200)}
-
-
-def photo_like(height, width, seed):
-    """Smooth gradients, a hard-edged disc and a little noise (as tests/integration/python)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    y /= max(height - 1, 1)
-    x /= max(width - 1, 1)
-    channels = []
-    for c in range(3):
-        fx, fy, phase = rng.uniform(1, 6), rng.uniform(1, 6), rng.uniform(0, 6.28)
-        base = 0.5 + 0.3 * np.sin(6.28 * (fx * x + fy * y) + phase) * (0.5 + 0.5 * x)
-        base += 0.2 * ((x - 0.3 - 0.1 * c) ** 2 + (y - 0.6) ** 2 < 0.05)
-        channels.append(base)
-    img = np.stack(channels, -1) + rng.normal(0, 0.02, (height, width, 3))
-    return (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
 
 
 def write_png(path, rgb):

@@ -1,7 +1,6 @@
 """Deterministic photo-like test images (smooth gradients, edges, texture and a little noise):
 no real photos can be downloaded here, and pure noise would exaggerate resampling differences."""
 import numpy as np
-from PIL import Image
 
 
 def photo_like(height, width, seed=0):
@@ -20,6 +19,8 @@ def photo_like(height, width, seed=0):
 
 
 def save(pixels, path, fmt, mode=None, **kwargs):
+    from PIL import Image  # here, so photo_like needs only numpy (scripts/gpu_check_parity.py)
+
     image = Image.fromarray(pixels)
     if mode:
         image = image.convert(mode)
