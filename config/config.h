@@ -67,11 +67,15 @@ absl::Status Validate(const ServerConfig& config, const LoadOptions& options = {
 // comment. LoadConfig of this text gives `config` back.
 std::string ToYaml(const ServerConfig& config);
 
-// One line, "server.listen=0.0.0.0:50051 server.max_receive_message_bytes=67108864 ...".
+// One line, "server.listen=127.0.0.1:50051 server.max_receive_message_bytes=67108864 ...".
 std::string Summary(const ServerConfig& config);
 
 // Every key, in file order ("server.listen", ...).
 std::vector<std::string> KnownKeys();
+
+// True for unix:PATH and HOST:PORT with HOST localhost, 127.x.y.z or [::1]: addresses that
+// only this machine can reach, where plaintext gRPC needs no tls.allow_plaintext.
+bool IsLoopbackAddress(absl::string_view address);
 
 // "batching.max_batch_size" -> "DINOV3_BATCHING_MAX_BATCH_SIZE".
 std::string EnvVarName(absl::string_view key);

@@ -69,12 +69,37 @@ void VisitFields(Config& c, Visitor&& v) {
     "image decode threads (0 = number of cores)");
   v("server.drain_seconds", c.server.drain_seconds, DoubleRange{0, 3600},
     "on SIGTERM, how long accepted work may take to finish, seconds");
-  v("server.max_connection_age_seconds", c.server.max_connection_age_seconds,
-    DoubleRange{0, 86400},
+  v("server.max_connection_age_seconds", c.server.max_connection_age_seconds, DoubleRange{0, 86400},
     "a client connection is closed (GOAWAY) after this long, so clients reconnect and "
     "rebalance over new replicas; 0 = never");
   v("server.max_connection_age_grace_seconds", c.server.max_connection_age_grace_seconds,
     DoubleRange{0, 3600}, "how long calls on an aged connection may still take to finish");
+  v("server.keepalive_time_seconds", c.server.keepalive_time_seconds, DoubleRange{1, 86400},
+    "the server pings a connection idle this long, to find dead peers and keep proxies from "
+    "dropping it");
+  v("server.keepalive_timeout_seconds", c.server.keepalive_timeout_seconds, DoubleRange{1, 3600},
+    "a connection whose ping is not answered within this is closed");
+  v("server.min_client_ping_interval_seconds", c.server.min_client_ping_interval_seconds,
+    DoubleRange{1, 86400},
+    "clients may send keepalive pings this often, also with no call open; faster pingers get "
+    "GOAWAY (too_many_pings)");
+  // tls
+  v("tls.cert_file", c.tls.cert_file, AnyValue{},
+    "PEM server certificate chain; with tls.key_file, gRPC is served over TLS (\"\" = none)");
+  v("tls.key_file", c.tls.key_file, AnyValue{}, "PEM private key of tls.cert_file");
+  v("tls.client_ca_file", c.tls.client_ca_file, AnyValue{},
+    "PEM CA bundle; set: mutual TLS, every client must present a certificate signed by it");
+  v("tls.reload_seconds", c.tls.reload_seconds, DoubleRange{1, 86400},
+    "how often the TLS files are re-read, so rotated certificates apply without a restart");
+  v("tls.allow_plaintext", c.tls.allow_plaintext, AnyValue{},
+    "serve plaintext gRPC on a non-loopback server.listen (behind a TLS-terminating proxy or "
+    "mesh, or for development); loopback and unix: addresses never need it");
+  // auth
+  v("auth.api_keys_file", c.auth.api_keys_file, AnyValue{},
+    "file of API keys, one per line (# comments); set: every call needs the metadata "
+    "'authorization: Bearer <key>' (\"\" = no keys)");
+  v("auth.exempt_health", c.auth.exempt_health, AnyValue{},
+    "grpc.health.v1.Health answers without an API key (Kubernetes probes)");
   // model
   v("model.path", c.model.path, Required{"export one with python -m model.export"},
     "TorchScript file written by python -m model.export (required)");
@@ -117,6 +142,8 @@ void VisitFields(Config& c, Visitor&& v) {
   v("metrics.enabled", c.metrics.enabled, AnyValue{}, "serve Prometheus metrics on metrics.listen");
   v("metrics.listen", c.metrics.listen, Address{false},
     "Prometheus /metrics address (port 0 = any free port)");
+  v("metrics.basic_auth_file", c.metrics.basic_auth_file, AnyValue{},
+    "file of 'user:password' lines; set: /metrics needs HTTP basic auth (\"\" = open)");
 }
 
 }  // namespace dinov3::config

@@ -42,6 +42,10 @@ absl::Status ApplyYamlFile(const std::string& path, ServerConfig& config, Origin
 absl::Status ValidateWithOrigins(const ServerConfig& config, const LoadOptions& options,
                                  const OriginMap& origins);
 
+// The broken cross-key rules of tls.*, auth.* and server.listen, one message each
+// (security_rules.cc).
+std::vector<std::string> SecurityRuleErrors(const ServerConfig& config);
+
 // The candidate closest to `name` by edit distance, when close enough to be a likely
 // misspelling; "" otherwise.
 std::string Nearest(absl::string_view name, const std::vector<std::string>& candidates);

@@ -122,6 +122,9 @@ absl::Status ValidateWithOrigins(const ServerConfig& config, const LoadOptions& 
     if (it != origins.end()) status = WithOrigin(it->second, status);
     errors.emplace_back(status.message());
   });
+  if (errors.empty()) {  // the rules between keys, once every key is valid on its own
+    for (std::string& error : SecurityRuleErrors(config)) errors.push_back(std::move(error));
+  }
   if (errors.empty()) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
 }

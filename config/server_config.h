@@ -13,13 +13,31 @@
 namespace dinov3::config {
 
 struct ServerSection {
-  std::string listen = "0.0.0.0:50051";
+  std::string listen = "127.0.0.1:50051";  // loopback: plaintext needs no opt-in here
   int64_t max_receive_message_bytes = 64 << 20;
   int preprocess_threads = 0;  // 0 = number of cores
   double drain_seconds = 10.0;
   double max_connection_age_seconds = 300;  // 0 = connections live forever
   double max_connection_age_grace_seconds = 30;
+  double keepalive_time_seconds = 60;            // server pings an idle connection this often
+  double keepalive_timeout_seconds = 20;         // and closes it when the ping is not answered
+  double min_client_ping_interval_seconds = 10;  // client keepalive pings allowed this often
   bool operator==(const ServerSection&) const = default;
+};
+
+struct TlsSection {
+  std::string cert_file;         // PEM certificate chain; with key_file: TLS on
+  std::string key_file;          // PEM private key
+  std::string client_ca_file;    // PEM CA bundle: clients must present a certificate it signed
+  double reload_seconds = 60;    // the three files are re-read this often (certificate rotation)
+  bool allow_plaintext = false;  // plaintext on a non-loopback server.listen
+  bool operator==(const TlsSection&) const = default;
+};
+
+struct AuthSection {
+  std::string api_keys_file;  // one key per line; "" = no API keys required
+  bool exempt_health = true;  // grpc.health.v1.Health needs no key (Kubernetes probes)
+  bool operator==(const AuthSection&) const = default;
 };
 
 struct ModelSection {
@@ -58,11 +76,14 @@ struct LoggingSection {
 struct MetricsSection {
   bool enabled = true;
   std::string listen = "0.0.0.0:9464";
+  std::string basic_auth_file;  // "user:password" lines; "" = /metrics is open
   bool operator==(const MetricsSection&) const = default;
 };
 
 struct ServerConfig {
   ServerSection server;
+  TlsSection tls;
+  AuthSection auth;
   ModelSection model;
   LimitsSection limits;
   BatchingSection batching;

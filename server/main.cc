@@ -83,6 +83,30 @@ ABSL_FLAG(std::optional<double>, max_connection_age_seconds, std::nullopt,
 ABSL_FLAG(std::optional<double>, max_connection_age_grace_seconds, std::nullopt,
           "[server.max_connection_age_grace_seconds] time calls on an aged connection may "
           "still take");
+ABSL_FLAG(std::optional<double>, keepalive_time_seconds, std::nullopt,
+          "[server.keepalive_time_seconds] ping a connection idle this long");
+ABSL_FLAG(std::optional<double>, keepalive_timeout_seconds, std::nullopt,
+          "[server.keepalive_timeout_seconds] close a connection whose ping is not answered "
+          "within this");
+ABSL_FLAG(std::optional<double>, min_client_ping_interval_seconds, std::nullopt,
+          "[server.min_client_ping_interval_seconds] how often clients may send keepalive pings");
+ABSL_FLAG(std::optional<std::string>, tls_cert_file, std::nullopt,
+          "[tls.cert_file] PEM server certificate chain (with --tls_key_file: TLS)");
+ABSL_FLAG(std::optional<std::string>, tls_key_file, std::nullopt,
+          "[tls.key_file] PEM private key of --tls_cert_file");
+ABSL_FLAG(std::optional<std::string>, tls_client_ca_file, std::nullopt,
+          "[tls.client_ca_file] PEM CA bundle: clients must present a certificate it signed");
+ABSL_FLAG(std::optional<double>, tls_reload_seconds, std::nullopt,
+          "[tls.reload_seconds] how often the TLS files are re-read (certificate rotation)");
+ABSL_FLAG(std::optional<bool>, allow_plaintext, std::nullopt,
+          "[tls.allow_plaintext] serve plaintext gRPC on a non-loopback --listen");
+ABSL_FLAG(std::optional<std::string>, api_keys_file, std::nullopt,
+          "[auth.api_keys_file] file of API keys, one per line: calls need "
+          "'authorization: Bearer <key>'");
+ABSL_FLAG(std::optional<bool>, exempt_health, std::nullopt,
+          "[auth.exempt_health] health checks need no API key");
+ABSL_FLAG(std::optional<std::string>, metrics_basic_auth_file, std::nullopt,
+          "[metrics.basic_auth_file] file of user:password lines: /metrics needs basic auth");
 ABSL_FLAG(std::optional<double>, drain_seconds, std::nullopt,
           "[server.drain_seconds] on SIGTERM, how long accepted work may take to finish");
 ABSL_FLAG(std::optional<std::string>, log_level, std::nullopt,
@@ -136,13 +160,23 @@ ConfigSources SourcesFromCommandLine() {
   AddOverride(FLAGS_preprocess_threads, "server.preprocess_threads", o);
   AddOverride(FLAGS_drain_seconds, "server.drain_seconds", o);
   AddOverride(FLAGS_max_connection_age_seconds, "server.max_connection_age_seconds", o);
-  AddOverride(FLAGS_max_connection_age_grace_seconds, "server.max_connection_age_grace_seconds",
-              o);
+  AddOverride(FLAGS_max_connection_age_grace_seconds, "server.max_connection_age_grace_seconds", o);
+  AddOverride(FLAGS_keepalive_time_seconds, "server.keepalive_time_seconds", o);
+  AddOverride(FLAGS_keepalive_timeout_seconds, "server.keepalive_timeout_seconds", o);
+  AddOverride(FLAGS_min_client_ping_interval_seconds, "server.min_client_ping_interval_seconds", o);
+  AddOverride(FLAGS_tls_cert_file, "tls.cert_file", o);
+  AddOverride(FLAGS_tls_key_file, "tls.key_file", o);
+  AddOverride(FLAGS_tls_client_ca_file, "tls.client_ca_file", o);
+  AddOverride(FLAGS_tls_reload_seconds, "tls.reload_seconds", o);
+  AddOverride(FLAGS_allow_plaintext, "tls.allow_plaintext", o);
+  AddOverride(FLAGS_api_keys_file, "auth.api_keys_file", o);
+  AddOverride(FLAGS_exempt_health, "auth.exempt_health", o);
   AddOverride(FLAGS_log_level, "logging.level", o);
   AddOverride(FLAGS_log_format, "logging.format", o);
   AddOverride(FLAGS_access_log_level, "logging.access_log_level", o);
   AddOverride(FLAGS_metrics_enabled, "metrics.enabled", o);
   AddOverride(FLAGS_metrics_listen, "metrics.listen", o);
+  AddOverride(FLAGS_metrics_basic_auth_file, "metrics.basic_auth_file", o);
   return sources;
 }
 
@@ -150,7 +184,14 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
   dinov3::service::ServerOptions o;
   o.model_path = c.model.path;
   o.listen = c.server.listen;
+  o.security = {.cert_file = c.tls.cert_file,
+                .key_file = c.tls.key_file,
+                .client_ca_file = c.tls.client_ca_file,
+                .reload = absl::Seconds(c.tls.reload_seconds),
+                .api_keys_file = c.auth.api_keys_file,
+                .exempt_health = c.auth.exempt_health};
   o.metrics_listen = c.metrics.enabled ? c.metrics.listen : "";
+  o.metrics_basic_auth_file = c.metrics.basic_auth_file;
   o.engine.devices = c.model.devices;
   o.engine.instances_per_device = c.model.instances_per_device;
   o.engine.intra_op_threads = c.model.intra_op_threads;
@@ -169,6 +210,9 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
   o.drain_timeout = absl::Seconds(c.server.drain_seconds);
   o.max_connection_age = absl::Seconds(c.server.max_connection_age_seconds);
   o.max_connection_age_grace = absl::Seconds(c.server.max_connection_age_grace_seconds);
+  o.keepalive_time = absl::Seconds(c.server.keepalive_time_seconds);
+  o.keepalive_timeout = absl::Seconds(c.server.keepalive_timeout_seconds);
+  o.min_client_ping_interval = absl::Seconds(c.server.min_client_ping_interval_seconds);
   return o;
 }
 
@@ -214,6 +258,12 @@ int main(int argc, char** argv) {
     return ConfigError(s.message());
   }
   for (const std::string& warning : warnings) spdlog::warn("{}", warning);
+  if (config->tls.cert_file.empty() && !dinov3::config::IsLoopbackAddress(config->server.listen)) {
+    spdlog::warn(
+        "PLAINTEXT gRPC on the non-loopback address {} (tls.allow_plaintext): keep it "
+        "behind a TLS-terminating proxy or mesh",
+        config->server.listen);
+  }
   spdlog::info("dinov3-server {} starting; config: {}", DINOV3_VERSION,
                dinov3::config::Summary(*config));
 

@@ -4,6 +4,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -13,10 +14,13 @@
 #include <string_view>
 #include <utility>
 
-#include <spdlog/spdlog.h>
-
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "server/common/secret_file.h"
 
 namespace dinov3::metrics {
 namespace {
@@ -53,8 +57,8 @@ absl::StatusOr<int> BindAndListen(const std::string& listen) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   addrinfo* found = nullptr;
-  if (const int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints,
-                                 &found);
+  if (const int rc =
+          getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found);
       rc != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("metrics.listen '", listen, "': ", gai_strerror(rc)));
@@ -116,25 +120,48 @@ void SendAll(int fd, std::string_view data, Clock::time_point deadline) {
 }
 
 void Respond(int fd, const char* status, const char* content_type, const std::string& body,
-             bool head, Clock::time_point deadline) {
+             bool head, Clock::time_point deadline, absl::string_view extra_header = "") {
   SendAll(fd,
           absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
-                       "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n"),
+                       "\r\nContent-Length: ", body.size(), "\r\n", extra_header,
+                       "Connection: close\r\n\r\n"),
           deadline);
   if (!head) SendAll(fd, body, deadline);
+}
+
+// The value of the request head's Authorization header ("" when there is none).
+absl::string_view AuthorizationHeader(absl::string_view head) {
+  for (absl::string_view line : absl::StrSplit(head, "\r\n")) {
+    const size_t colon = line.find(':');
+    if (colon == absl::string_view::npos) continue;
+    if (absl::EqualsIgnoreCase(line.substr(0, colon), "authorization")) {
+      return absl::StripAsciiWhitespace(line.substr(colon + 1));
+    }
+  }
+  return "";
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(
-    const std::string& listen, const ServerMetrics& metrics) {
+    const std::string& listen, const ServerMetrics& metrics,
+    const std::vector<std::string>& basic_auth) {
   absl::StatusOr<int> fd = BindAndListen(listen);
   if (!fd.ok()) return fd.status();
-  return std::unique_ptr<MetricsEndpoint>(new MetricsEndpoint(*fd, LocalPort(*fd), metrics));
+  std::vector<std::string> accepted;
+  for (const std::string& user_password : basic_auth) {
+    accepted.push_back(absl::StrCat("Basic ", absl::Base64Escape(user_password)));
+  }
+  return std::unique_ptr<MetricsEndpoint>(
+      new MetricsEndpoint(*fd, LocalPort(*fd), metrics, std::move(accepted)));
 }
 
-MetricsEndpoint::MetricsEndpoint(int listen_fd, int port, const ServerMetrics& metrics)
-    : listen_fd_(listen_fd), port_(port), metrics_(metrics) {
+MetricsEndpoint::MetricsEndpoint(int listen_fd, int port, const ServerMetrics& metrics,
+                                 std::vector<std::string> accepted_authorizations)
+    : listen_fd_(listen_fd),
+      port_(port),
+      metrics_(metrics),
+      accepted_authorizations_(std::move(accepted_authorizations)) {
   if (pipe2(wake_, O_CLOEXEC) != 0) wake_[0] = wake_[1] = -1;
   thread_ = std::thread([this] { Serve(); });
 }
@@ -160,8 +187,8 @@ void MetricsEndpoint::Serve() {
     if (ready < 0 && errno == EINTR) continue;
     if (fds[1].revents & POLLIN) return;  // stopping
     if (ready < 0 || (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL))) {
-      spdlog::error("metrics endpoint on port {} failed ({}); /metrics is no longer served",
-                    port_, ready < 0 ? std::strerror(errno) : "socket error");
+      spdlog::error("metrics endpoint on port {} failed ({}); /metrics is no longer served", port_,
+                    ready < 0 ? std::strerror(errno) : "socket error");
       return;
     }
     if (!(fds[0].revents & POLLIN)) continue;
@@ -200,6 +227,11 @@ void MetricsEndpoint::Answer(int connection, std::chrono::steady_clock::time_poi
   const bool head_only = method == "HEAD";
   if (method != "GET" && !head_only) {
     Respond(connection, "405 Method Not Allowed", "text/plain", "use GET\n", false, deadline);
+  } else if (!accepted_authorizations_.empty() &&
+             !MatchesAnySecret(accepted_authorizations_,
+                               AuthorizationHeader(absl::string_view(head)))) {
+    Respond(connection, "401 Unauthorized", "text/plain", "basic auth required\n", head_only,
+            deadline, "WWW-Authenticate: Basic realm=\"dinov3 metrics\"\r\n");
   } else if (path != "/metrics") {
     Respond(connection, "404 Not Found", "text/plain", "metrics are at /metrics\n", head_only,
             deadline);

@@ -90,8 +90,9 @@ ServerMetrics::ServerMetrics(const std::string& version)
   prometheus::Registry& r = *registry_;
   requests_ = &prometheus::BuildCounter()
                    .Name("dinov3_requests_total")
-                   .Help("Finished requests by RPC method and gRPC status code (one per "
-                         "StreamEmbed message).")
+                   .Help(
+                       "Finished requests by RPC method and gRPC status code (one per "
+                       "StreamEmbed message).")
                    .Register(r);
   request_duration_ = &prometheus::BuildHistogram()
                            .Name("dinov3_request_duration_seconds")
@@ -99,13 +100,15 @@ ServerMetrics::ServerMetrics(const std::string& version)
                            .Register(r);
   rejected_ = &prometheus::BuildCounter()
                    .Name("dinov3_rejected_total")
-                   .Help("Requests refused or failed because of the request or the load, by "
-                         "reason.")
+                   .Help(
+                       "Requests refused or failed because of the request or the load, by "
+                       "reason.")
                    .Register(r);
   inference_ = &prometheus::BuildHistogram()
                     .Name("dinov3_inference_duration_seconds")
-                    .Help("One executed batch: inputs resized and normalised on the device, then the "
-                          "forward pass.")
+                    .Help(
+                        "One executed batch: inputs resized and normalised on the device, then the "
+                        "forward pass.")
                     .Register(r);
   model_info_ = &prometheus::BuildGauge()
                      .Name("dinov3_model_info")
@@ -138,12 +141,14 @@ ServerMetrics::ServerMetrics(const std::string& version)
                    .Add({});
   queue_capacity_ = &prometheus::BuildGauge()
                          .Name("dinov3_queue_capacity_images")
-                         .Help("Most images the batching queue holds (batching.max_queue_size); "
-                               "beyond it requests get RESOURCE_EXHAUSTED.")
+                         .Help(
+                             "Most images the batching queue holds (batching.max_queue_size); "
+                             "beyond it requests get RESOURCE_EXHAUSTED.")
                          .Register(r)
                          .Add({});
   // Series that exist from the start, so that rate() and dashboards see zeros, not gaps.
   for (const char* reason : kAllReasons) rejected_->Add({{"reason", reason}});
+  unauthenticated_ = &rejected_->Add({{"reason", kReasonUnauthenticated}});
   for (const char* method : {"Embed", "StreamEmbed", "EmbedDense", "GetModelInfo"}) {
     requests_->Add({{"method", method}, {"code", "OK"}});
     request_duration_->Add({{"method", method}}, DurationBuckets());

@@ -30,9 +30,8 @@
 namespace dinov3::metrics {
 
 inline const std::vector<double>& DurationBuckets() {
-  static const std::vector<double> buckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                              0.05,   0.1,   0.25,   0.5,   1,    2.5,
-                                              5,      10,    30,     60};
+  static const std::vector<double> buckets = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                              0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
   return buckets;
 }
 
@@ -46,6 +45,9 @@ class ServerMetrics {
   // GetModelInfo call). `reason` is empty unless the request was rejected.
   void RecordRequest(std::string_view method, std::string_view code, double seconds,
                      std::string_view reason);
+  // A call refused for a missing or wrong API key before it reached any service; counted in
+  // dinov3_rejected_total{reason="unauthenticated"} only (its method may be any).
+  void RecordUnauthenticated() { unauthenticated_->Increment(); }
   void RequestStarted() { inflight_->Increment(); }
   void RequestEnded() { inflight_->Decrement(); }
 
@@ -87,6 +89,7 @@ class ServerMetrics {
   prometheus::Histogram* queue_;
   prometheus::Histogram* batch_size_;
   prometheus::Counter* images_;
+  prometheus::Counter* unauthenticated_;
   prometheus::Gauge* inflight_;
   prometheus::Gauge* queue_capacity_;
 };

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "server/common/secret_file.h"
 #include "server/common/status_macros.h"
 
 namespace dinov3::service {
@@ -58,26 +59,16 @@ EmbeddingServer::EmbeddingServer(const ServerOptions& options)
 EmbeddingServer::~EmbeddingServer() { Shutdown(); }
 
 absl::Status EmbeddingServer::Listen() {
-  if (!options_.metrics_listen.empty()) {
-    ASSIGN_OR_RETURN(metrics_endpoint_,
-                     metrics::MetricsEndpoint::Start(options_.metrics_listen, *metrics_));
-    spdlog::info("metrics on http://{}/metrics (port {})", options_.metrics_listen,
-                 metrics_endpoint_->port());
-  }
+  if (!options_.metrics_listen.empty()) RETURN_IF_ERROR(StartMetricsEndpoint());
+  ASSIGN_OR_RETURN(ServerTransport transport,
+                   MakeServerTransport(options_.listen, options_.security, metrics_.get()));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options_.listen, transport.credentials, &port_);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<int64_t>(options_.limits.max_receive_message_bytes, INT32_MAX)));
-  if (options_.max_connection_age > absl::ZeroDuration()) {
-    const auto ms = [](absl::Duration d) {
-      return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
-    };
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(options_.max_connection_age));
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-                               ms(options_.max_connection_age_grace));
-  }
+  AddConnectionArguments(builder);
   builder.RegisterService(&service_);
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
@@ -86,7 +77,48 @@ absl::Status EmbeddingServer::Listen() {
   SetServing(false);
   spdlog::info("listening on {} (port {}); health NOT_SERVING until the model is warm",
                options_.listen, port_);
+  spdlog::info("gRPC transport: {}", transport.description);
   return absl::OkStatus();
+}
+
+absl::Status EmbeddingServer::StartMetricsEndpoint() {
+  std::vector<std::string> basic_auth;
+  if (!options_.metrics_basic_auth_file.empty()) {
+    ASSIGN_OR_RETURN(basic_auth,
+                     ReadSecretLines(options_.metrics_basic_auth_file, "metrics.basic_auth_file"));
+    for (size_t i = 0; i < basic_auth.size(); ++i) {
+      if (basic_auth[i].find(':') == std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("metrics.basic_auth_file ",
+                                                       options_.metrics_basic_auth_file, ": line ",
+                                                       i + 1, " is not user:password"));
+      }
+    }
+  }
+  ASSIGN_OR_RETURN(metrics_endpoint_,
+                   metrics::MetricsEndpoint::Start(options_.metrics_listen, *metrics_, basic_auth));
+  spdlog::info("metrics on http://{}/metrics (port {}; {})", options_.metrics_listen,
+               metrics_endpoint_->port(),
+               basic_auth.empty() ? "no authentication" : "HTTP basic auth");
+  return absl::OkStatus();
+}
+
+void EmbeddingServer::AddConnectionArguments(grpc::ServerBuilder& builder) const {
+  const auto ms = [](absl::Duration d) {
+    return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
+  };
+  if (options_.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ms(options_.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               ms(options_.max_connection_age_grace));
+  }
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(options_.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(options_.keepalive_timeout));
+  // Keepalive pings on idle connections, both ways: the server's own (unlimited in number
+  // without data), and the clients' at the permitted interval even with no call open.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             ms(options_.min_client_ping_interval));
 }
 
 absl::Status EmbeddingServer::LoadAndWarmUp() {

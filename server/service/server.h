@@ -25,15 +25,18 @@
 #include "server/service/embedding_service.h"
 #include "server/service/proto_conversion.h"
 #include "server/service/thread_pool.h"
+#include "server/service/transport_security.h"
 
 namespace dinov3::service {
 
 struct ServerOptions {
   std::string model_path;
-  std::string listen = "0.0.0.0:50051";  // port 0 picks a free port (see port())
+  std::string listen = "127.0.0.1:50051";  // port 0 picks a free port (see port())
+  TransportSecurityOptions security;       // TLS, mutual TLS, API keys (transport_security.h)
   std::string metrics_listen;  // "" = no metrics endpoint; port 0 picks one (metrics_port())
+  std::string metrics_basic_auth_file;  // "user:password" lines; "" = /metrics is open
   RequestLimits limits;
-  engine::EngineOptions engine;      // devices, instances, intra-op threads
+  engine::EngineOptions engine;  // devices, instances, intra-op threads
   batching::BatchingOptions batching;
   int preprocess_threads = 0;  // 0 = number of cores
   int preprocess_backlog = 1024;
@@ -42,6 +45,12 @@ struct ServerOptions {
   // calls finish or the grace has passed; clients then reconnect, and rebalance.
   absl::Duration max_connection_age = absl::ZeroDuration();
   absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // The server pings a connection idle for keepalive_time and closes it when the ping is not
+  // answered within keepalive_timeout. Clients may ping every min_client_ping_interval, also
+  // with no call open; faster pingers get GOAWAY (too_many_pings).
+  absl::Duration keepalive_time = absl::Seconds(60);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
 };
 
 // The name under which the health service reports the embedding service.
@@ -63,6 +72,8 @@ class EmbeddingServer {
  private:
   explicit EmbeddingServer(const ServerOptions& options);
   absl::Status Listen();
+  absl::Status StartMetricsEndpoint();
+  void AddConnectionArguments(grpc::ServerBuilder& builder) const;
   absl::Status LoadAndWarmUp();
   void SetServing(bool serving);
 

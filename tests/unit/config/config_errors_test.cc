@@ -89,10 +89,10 @@ TEST(ConfigErrorsTest, UnknownKeysAreErrorsWithSuggestions) {
             "config file $FILE: unknown section 'batchng'; did you mean 'batching'? (line 1)");
   EXPECT_EQ(FileError("metrics:\n  frobnicate: 1\n"),
             "config file $FILE: unknown key 'metrics.frobnicate'; known keys of metrics: "
-            "enabled, listen (line 2)");
-  EXPECT_EQ(FileError("model:\n  path: /m.pt\ntls:\n  cert_file: /c.pem\n"),
-            "config file $FILE: unknown section 'tls'; known sections: server, model, limits, "
-            "batching, logging, metrics (line 3)");
+            "enabled, listen, basic_auth_file (line 2)");
+  EXPECT_EQ(FileError("model:\n  path: /m.pt\ntracing:\n  endpoint: /c.pem\n"),
+            "config file $FILE: unknown section 'tracing'; known sections: server, tls, auth, "
+            "model, limits, batching, logging, metrics (line 3)");
   EXPECT_EQ(FileError("max_batch_size: 4\n"),
             "config file $FILE: unknown key 'max_batch_size'; did you mean "
             "'batching.max_batch_size'? (line 1)");

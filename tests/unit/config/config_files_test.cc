@@ -83,7 +83,7 @@ TEST(ConfigFilesTest, SummaryIsOneLineWithEveryKey) {
   config.batching.preferred_batch_sizes = {4, 8};
   const std::string summary = Summary(config);
   EXPECT_THAT(summary, Not(HasSubstr("\n")));
-  EXPECT_THAT(summary, HasSubstr("server.listen=0.0.0.0:50051 "));
+  EXPECT_THAT(summary, HasSubstr("server.listen=127.0.0.1:50051 "));
   EXPECT_THAT(summary, HasSubstr(" model.path=\"/models/my model.pt\" "));
   EXPECT_THAT(summary, HasSubstr(" model.devices=cpu "));
   EXPECT_THAT(summary, HasSubstr(" batching.max_batch_size=8 "));
@@ -94,10 +94,10 @@ TEST(ConfigFilesTest, SummaryIsOneLineWithEveryKey) {
 
 TEST(ConfigFilesTest, KnownKeysAreUniqueAndInFileOrder) {
   const std::vector<std::string> keys = KnownKeys();
-  EXPECT_EQ(keys.size(), 25u);
+  EXPECT_EQ(keys.size(), 36u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   EXPECT_EQ(keys.front(), "server.listen");
-  EXPECT_EQ(keys.back(), "metrics.listen");
+  EXPECT_EQ(keys.back(), "metrics.basic_auth_file");
 }
 
 }  // namespace

@@ -23,34 +23,40 @@ std::string WriteTempFile(const std::string& contents) {
 
 ServerConfig ConfigA() {
   ServerConfig c;
-  c.server = {"127.0.0.1:6000", 1 << 20, 3, 1.5, 60, 5};
+  c.server = {"127.0.0.1:6000", 1 << 20, 3, 1.5, 60, 5, 30, 10, 5};
+  c.tls = {"/tls/a.crt", "/tls/a.key", "/tls/a-ca.pem", 30, true};
+  c.auth = {"/keys/a", false};
   c.model = {"/models/a.pt", {"cuda:0", "cuda:1"}, 2, 4};
   c.limits = {16, 1 << 20, 1'000'000, 16, 1024};
   c.batching = {32, 5.25, {4, 8}, 1 << 22, 100};
   c.logging = {"debug", "json", "warn"};
-  c.metrics = {false, "127.0.0.1:9000"};
+  c.metrics = {false, "127.0.0.1:9000", "/metrics/a"};
   return c;
 }
 
 ServerConfig ConfigB() {
   ServerConfig c;
-  c.server = {"[::1]:7000", 2 << 20, 5, 30, 0, 0.5};
+  c.server = {"[::1]:7000", 2 << 20, 5, 30, 0, 0.5, 120, 40, 20};
+  c.tls = {"/tls/b.crt", "/tls/b.key", "/tls/b-ca.pem", 120, false};
+  c.auth = {"/keys/b", true};
   c.model = {"/models/b.pt", {"cuda"}, 3, 2};
   c.limits = {32, 2 << 20, 2'000'000, 32, 2048};
   c.batching = {64, 0.125, {8}, 1 << 23, 200};
   c.logging = {"trace", "text", "off"};
-  c.metrics = {true, "0.0.0.0:9100"};
+  c.metrics = {true, "0.0.0.0:9100", "/metrics/b"};
   return c;
 }
 
 ServerConfig ConfigC() {
   ServerConfig c;
-  c.server = {"unix:/tmp/dinov3.sock", 4 << 20, 7, 0, 3600, 120};
+  c.server = {"unix:/tmp/dinov3.sock", 4 << 20, 7, 0, 3600, 120, 7200, 1, 1};
+  c.tls = {"/tls/c.crt", "/tls/c.key", "/tls/c-ca.pem", 5, true};
+  c.auth = {"/keys/c", false};
   c.model = {"/models/c.pt", {"cpu", "cuda:3"}, 4, 1};
   c.limits = {8, 4 << 20, 3'000'000, 2, 512};
   c.batching = {16, 0, {2, 4, 16}, 0, 300};
   c.logging = {"error", "json", "critical"};
-  c.metrics = {false, "localhost:0"};
+  c.metrics = {false, "localhost:0", "/metrics/c"};
   return c;
 }
 

@@ -120,8 +120,67 @@ TEST(ConfigValidateTest, Devices) {
   EXPECT_EQ(Error(c), "OK");
 }
 
+TEST(ConfigValidateTest, PlaintextOnlyOnLoopbackUnlessAllowed) {
+  ServerConfig c = Valid();
+  for (const char* loopback :
+       {"127.0.0.1:50051", "127.8.9.10:1", "localhost:0", "[::1]:50051", "unix:/tmp/s.sock"}) {
+    c.server.listen = loopback;
+    EXPECT_TRUE(IsLoopbackAddress(loopback)) << loopback;
+    EXPECT_EQ(Error(c), "OK") << loopback;
+  }
+  for (const char* exposed : {"0.0.0.0:50051", "[::]:50051", "10.1.2.3:50051",
+                              "dinov3.example.com:443", "localhost.example.com:1", "[::2]:1"}) {
+    c.server.listen = exposed;
+    EXPECT_FALSE(IsLoopbackAddress(exposed)) << exposed;
+    EXPECT_EQ(Error(c), std::string("server.listen ") + exposed +
+                            " is not a loopback address and TLS is off: set tls.cert_file and "
+                            "tls.key_file, or tls.allow_plaintext: true to serve plaintext there "
+                            "(behind a TLS-terminating proxy or mesh)");
+  }
+  c.server.listen = "0.0.0.0:50051";
+  c.tls.allow_plaintext = true;
+  EXPECT_EQ(Error(c), "OK");
+  c.tls.allow_plaintext = false;
+  c.tls.cert_file = "/tls/server.crt";
+  c.tls.key_file = "/tls/server.key";
+  EXPECT_EQ(Error(c), "OK");
+}
+
+TEST(ConfigValidateTest, TlsFilesGoTogether) {
+  ServerConfig c = Valid();
+  c.tls.cert_file = "/tls/server.crt";
+  EXPECT_EQ(Error(c), "tls.cert_file and tls.key_file go together: set both, or neither");
+  c.tls.cert_file = "";
+  c.tls.key_file = "/tls/server.key";
+  EXPECT_EQ(Error(c), "tls.cert_file and tls.key_file go together: set both, or neither");
+  c.tls.key_file = "";
+  c.tls.client_ca_file = "/tls/ca.pem";
+  EXPECT_EQ(Error(c),
+            "tls.client_ca_file needs tls.cert_file and tls.key_file (mutual TLS is TLS with "
+            "client certificates)");
+  c.tls.cert_file = "/tls/server.crt";
+  c.tls.key_file = "/tls/server.key";
+  EXPECT_EQ(Error(c), "OK");
+}
+
+TEST(ConfigValidateTest, ApiKeysNeverCrossTheNetworkInPlaintext) {
+  ServerConfig c = Valid();
+  c.auth.api_keys_file = "/secrets/keys";
+  EXPECT_EQ(Error(c), "OK");  // loopback
+  c.server.listen = "0.0.0.0:50051";
+  c.tls.allow_plaintext = true;
+  EXPECT_EQ(Error(c),
+            "auth.api_keys_file: API keys would cross the network in clear text on "
+            "server.listen 0.0.0.0:50051: set tls.cert_file and tls.key_file, or listen on a "
+            "loopback address");
+  c.tls.cert_file = "/tls/server.crt";
+  c.tls.key_file = "/tls/server.key";
+  EXPECT_EQ(Error(c), "OK");
+}
+
 TEST(ConfigValidateTest, Addresses) {
   ServerConfig c = Valid();
+  c.tls.allow_plaintext = true;  // the addresses' form only; the security rules are below
   for (const char* good : {"0.0.0.0:50051", "localhost:0", "[::]:50051", "unix:/tmp/s.sock"}) {
     c.server.listen = good;
     EXPECT_EQ(Error(c), "OK") << good;

@@ -3,12 +3,11 @@
 #include "server/metrics/metrics_endpoint.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include <string>
 
@@ -16,6 +15,7 @@ namespace dinov3::metrics {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 // Sends `request` to 127.0.0.1:port and returns everything the server wrote back.
@@ -50,6 +50,31 @@ TEST(MetricsEndpointTest, ServesTheScrapeOnGetMetrics) {
   EXPECT_THAT(reply, HasSubstr("dinov3_build_info{version=\"9.9.9\"} 1\n"));
   const size_t body = reply.find("\r\n\r\n") + 4;
   EXPECT_THAT(reply, HasSubstr("Content-Length: " + std::to_string(reply.size() - body)));
+}
+
+TEST(MetricsEndpointTest, BasicAuthAdmitsOnlyTheConfiguredPairs) {
+  ServerMetrics metrics("v");
+  auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", metrics, {"prom:s3cret", "other:pw"});
+  ASSERT_TRUE(endpoint.ok()) << endpoint.status();
+  const int port = (*endpoint)->port();
+  const std::string refused = Exchange(port, "GET /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_THAT(refused, StartsWith("HTTP/1.1 401 Unauthorized\r\n"));
+  EXPECT_THAT(refused, HasSubstr("WWW-Authenticate: Basic realm=\"dinov3 metrics\"\r\n"));
+  EXPECT_THAT(refused, Not(HasSubstr("dinov3_")));
+  // base64("prom:s3cret") = cHJvbTpzM2NyZXQ=, base64("prom:s3cres") = cHJvbTpzM2NyZXM=
+  EXPECT_THAT(
+      Exchange(port, "GET /metrics HTTP/1.1\r\nAuthorization: Basic cHJvbTpzM2NyZXM=\r\n\r\n"),
+      StartsWith("HTTP/1.1 401"));
+  EXPECT_THAT(
+      Exchange(port, "GET /metrics HTTP/1.1\r\nAuthorization: Bearer cHJvbTpzM2NyZXQ=\r\n\r\n"),
+      StartsWith("HTTP/1.1 401"));
+  const std::string admitted = Exchange(
+      port, "GET /metrics HTTP/1.1\r\nHost: x\r\nauthorization:  Basic cHJvbTpzM2NyZXQ=\r\n\r\n");
+  EXPECT_THAT(admitted, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(admitted, HasSubstr("dinov3_build_info"));
+  // base64("other:pw") = b3RoZXI6cHc=
+  EXPECT_THAT(Exchange(port, "GET /metrics HTTP/1.1\r\nAuthorization: Basic b3RoZXI6cHc=\r\n\r\n"),
+              StartsWith("HTTP/1.1 200"));
 }
 
 TEST(MetricsEndpointTest, QueryStringHeadAndErrors) {
@@ -98,8 +123,7 @@ TEST(MetricsEndpointTest, TakenPortIsUnavailable) {
   ServerMetrics metrics("v");
   auto first = MetricsEndpoint::Start("127.0.0.1:0", metrics);
   ASSERT_TRUE(first.ok());
-  auto second =
-      MetricsEndpoint::Start("127.0.0.1:" + std::to_string((*first)->port()), metrics);
+  auto second = MetricsEndpoint::Start("127.0.0.1:" + std::to_string((*first)->port()), metrics);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(second.status().message(), HasSubstr("cannot serve metrics"));
 }
