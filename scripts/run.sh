@@ -2,7 +2,7 @@
 # The main job, one command on a fresh machine: set up, build, make sure a model exists, and
 # start the gRPC server (build/bin/dinov3-server) on 127.0.0.1:50051 until Ctrl-C / SIGTERM.
 # Loopback only by default; to expose it, add TLS (SECURITY.md) or, for development,
-# --listen=0.0.0.0:50051 --allow_plaintext.
+# --listen=0.0.0.0:50051 --allow_plaintext=true.
 #
 # The model is $DINOV3_MODEL if set; otherwise models/dinov3-vits16-untrained.pt, a
 # deterministic RANDOM (untrained) vits16 exported on first use. Extra arguments go to the

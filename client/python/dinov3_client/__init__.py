@@ -9,9 +9,9 @@
 """
 from dinov3_client._stubs import embedding_pb2, embedding_pb2_grpc
 from dinov3_client.client import (EmbeddingClient, EmbeddingError, EmbeddingResult, StreamAnswer,
-                                  make_image, make_preprocess)
+                                  make_image, make_preprocess, tls_credentials)
 from dinov3_client.tensors import assemble_dense, decode_tensor
 
 __all__ = ["EmbeddingClient", "EmbeddingError", "EmbeddingResult", "assemble_dense",
            "decode_tensor", "embedding_pb2", "embedding_pb2_grpc", "make_image",
-           "make_preprocess", "StreamAnswer"]
+           "make_preprocess", "StreamAnswer", "tls_credentials"]

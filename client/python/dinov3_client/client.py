@@ -10,6 +10,7 @@ Thread-safety: one client may be used from many threads (gRPC channels are threa
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 from typing import Iterable, Iterator, Optional, Sequence, Union
@@ -119,17 +120,70 @@ def _output_value(output: Union[str, int]) -> int:
     return int(output)
 
 
+def tls_credentials(ca_file: Optional[str] = None, cert_file: Optional[str] = None,
+                    key_file: Optional[str] = None) -> grpc.ChannelCredentials:
+    """TLS channel credentials from PEM files: `ca_file` verifies the server (None: the system's
+    roots); `cert_file` + `key_file` are the client's certificate for mutual TLS."""
+    def read(path):
+        if path is None:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
+    return grpc.ssl_channel_credentials(read(ca_file), read(key_file), read(cert_file))
+
+
+class _ApiKeyInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                         grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds 'authorization: Bearer <key>' to every call (also on plaintext loopback channels,
+    where gRPC's call credentials would not be sent)."""
+
+    def __init__(self, key: str):
+        self._metadata = ("authorization", f"Bearer {key}")
+
+    def _details(self, details):
+        metadata = list(details.metadata or []) + [self._metadata]
+        return _CallDetails(details.method, details.timeout, metadata, details.credentials,
+                            details.wait_for_ready, getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation, details, request):
+        return continuation(self._details(details), request)
+
+    def intercept_stream_unary(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+    def intercept_stream_stream(self, continuation, details, requests):
+        return continuation(self._details(details), requests)
+
+
+class _CallDetails(collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready",
+                         "compression")), grpc.ClientCallDetails):
+    pass
+
+
 class EmbeddingClient:
-    """A channel to the service. Use as a context manager, or call close()."""
+    """A channel to the service. Use as a context manager, or call close().
+
+    `credentials`: channel credentials for TLS (see tls_credentials); None = plaintext.
+    `api_key`: sent as 'authorization: Bearer <key>' with every call (servers started with
+    auth.api_keys_file). `options`: extra gRPC channel arguments, e.g.
+    [("grpc.keepalive_time_ms", 30000)] or [("grpc.ssl_target_name_override", "name")].
+    """
 
     def __init__(self, target: str = "localhost:50051", timeout: Optional[float] = 30.0,
                  credentials: Optional[grpc.ChannelCredentials] = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES):
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 api_key: Optional[str] = None, options: Sequence[tuple] = ()):
         options = [("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes)]
+                   ("grpc.max_send_message_length", max_message_bytes), *options]
         self.timeout = timeout
         self.channel = (grpc.secure_channel(target, credentials, options) if credentials
                         else grpc.insecure_channel(target, options))
+        if api_key is not None:
+            self.channel = grpc.intercept_channel(self.channel, _ApiKeyInterceptor(api_key))
         self.stub = pb2_grpc.EmbeddingServiceStub(self.channel)  # the raw API, for anything else
         self._health = health_pb2_grpc.HealthStub(self.channel)
 

@@ -59,8 +59,9 @@ def wait_serving(proc, client, log_path):
                 pytrace=False)
 
 
-def start_server(model_path, log_path, *extra_flags):
-    """Starts the server and waits for SERVING; returns (process, target, client)."""
+def start_server(model_path, log_path, *extra_flags, **client_kwargs):
+    """Starts the server and waits for SERVING; returns (process, target, client).
+    `client_kwargs` go to EmbeddingClient (credentials=, api_key=, options=)."""
     if not os.access(SERVER, os.X_OK):
         pytest.fail(f"{SERVER} is missing: build it first (scripts/build.sh)", pytrace=False)
     target = f"127.0.0.1:{free_port()}"
@@ -69,7 +70,7 @@ def start_server(model_path, log_path, *extra_flags):
         proc = subprocess.Popen([SERVER, f"--model={model_path}", f"--listen={target}",
                                  "--device=cpu", "--metrics_listen=127.0.0.1:0", *extra_flags],
                                 stdout=log, stderr=subprocess.STDOUT)
-    client = EmbeddingClient(target, timeout=30.0)
+    client = EmbeddingClient(target, timeout=30.0, **client_kwargs)
     try:
         wait_serving(proc, client, log_path)
     except BaseException:
@@ -90,8 +91,8 @@ def stop_server(proc, client):
 
 
 @contextlib.contextmanager
-def running_server(model_path, log_path, *extra_flags):
-    proc, target, client = start_server(model_path, log_path, *extra_flags)
+def running_server(model_path, log_path, *extra_flags, **client_kwargs):
+    proc, target, client = start_server(model_path, log_path, *extra_flags, **client_kwargs)
     try:
         yield target, client
     finally:
