@@ -3,6 +3,8 @@
 // "error: <grpc code name>: <message>"), 2 usage error. `health` exits 0 only when SERVING.
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -13,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -22,6 +25,14 @@
 
 ABSL_FLAG(std::string, server, "localhost:50051", "Address of the service, host:port.");
 ABSL_FLAG(double, timeout, 30, "Deadline of each call in seconds (> 0).");
+ABSL_FLAG(bool, tls, false,
+          "Connect with TLS (implied by the --tls_* files); without --tls_ca_file the system's "
+          "roots verify the server.");
+ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA bundle that verifies the server's certificate.");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate for mutual TLS.");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, api_key_file, "",
+          "File whose first line is the API key (default: $DINOV3_API_KEY, if set).");
 ABSL_FLAG(std::string, outputs, "cls,pooled",
           "embed: comma-separated outputs among cls, pooled, patch_tokens, registers.");
 ABSL_FLAG(std::string, dtype, "float32",
@@ -69,8 +80,35 @@ Usage:
       [--preprocess=keep_aspect] [--max_patches=N] [--rows_per_chunk=N]
                                       EmbedDense; writes the [grid_h, grid_w, dim] patch grid.
 
-Common flags: --server=host:port (default localhost:50051), --timeout=SECONDS (default 30).
+Common flags: --server=host:port (default localhost:50051), --timeout=SECONDS (default 30),
+  --tls_ca_file=CA.pem [--tls_cert_file=C.pem --tls_key_file=K.pem] (TLS, mutual TLS),
+  --api_key_file=FILE or $DINOV3_API_KEY (sent as "authorization: Bearer <key>").
 Exit status: 0 success, 1 error ("error: <grpc code name>: <message>" on stderr), 2 usage error.)";
+
+// The TLS and API-key flags (and $DINOV3_API_KEY) into `connection`.
+absl::Status SetSecurity(ConnectionOptions& connection) {
+  connection.tls_ca_file = absl::GetFlag(FLAGS_tls_ca_file);
+  connection.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  connection.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  if (connection.tls_cert_file.empty() != connection.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert_file and --tls_key_file go together");
+  }
+  connection.tls = absl::GetFlag(FLAGS_tls) || !connection.tls_ca_file.empty() ||
+                   !connection.tls_cert_file.empty();
+  const std::string key_file = absl::GetFlag(FLAGS_api_key_file);
+  if (key_file.empty()) {
+    const char* key = std::getenv("DINOV3_API_KEY");
+    connection.api_key = key == nullptr ? "" : key;
+    return absl::OkStatus();
+  }
+  std::ifstream in(key_file);
+  if (!in || !std::getline(in, connection.api_key) ||
+      (connection.api_key = std::string(absl::StripAsciiWhitespace(connection.api_key))).empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--api_key_file ", key_file, ": cannot read a key from its first line"));
+  }
+  return absl::OkStatus();
+}
 
 // Flags that absl's parser handles itself.
 bool IsBuiltinFlag(absl::string_view name) {
@@ -218,6 +256,7 @@ int Main(int argc, char** argv) {
   connection.server = absl::GetFlag(FLAGS_server);
   connection.timeout_seconds = absl::GetFlag(FLAGS_timeout);
   if (!(connection.timeout_seconds > 0)) return UsageError("--timeout must be > 0");
+  if (absl::Status s = SetSecurity(connection); !s.ok()) return UsageError(s.message());
 
   if (command == "info" || command == "health") {
     if (!args.empty()) return UsageError(absl::StrCat(command, " takes no arguments"));

@@ -37,17 +37,34 @@ absl::Status ToAbsl(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const ConnectionOptions& connection) {
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptions& connection) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(-1);  // patch tokens of many images exceed the 4 MiB default
   args.SetMaxSendMessageSize(-1);
-  return grpc::CreateCustomChannel(connection.server, grpc::InsecureChannelCredentials(), args);
+  if (!connection.tls) {
+    return grpc::CreateCustomChannel(connection.server, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!connection.tls_ca_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile(connection.tls_ca_file));
+  }
+  if (!connection.tls_cert_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadFile(connection.tls_cert_file));
+    ASSIGN_OR_RETURN(ssl.pem_private_key, ReadFile(connection.tls_key_file));
+  }
+  return grpc::CreateCustomChannel(connection.server, grpc::SslCredentials(ssl), args);
 }
 
-void SetDeadline(const ConnectionOptions& connection, grpc::ClientContext& context) {
+// The deadline and the API key of one call.
+void SetUpContext(const ConnectionOptions& connection, grpc::ClientContext& context) {
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::duration_cast<std::chrono::system_clock::duration>(
                            std::chrono::duration<double>(connection.timeout_seconds)));
+  if (!connection.api_key.empty()) {
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", connection.api_key));
+  }
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
@@ -225,9 +242,10 @@ absl::StatusOr<v1::ResizeMode> ParseResizeMode(absl::string_view name) {
 }
 
 absl::Status RunInfo(const ConnectionOptions& connection, std::ostream& out) {
-  auto stub = v1::EmbeddingService::NewStub(MakeChannel(connection));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
+  auto stub = v1::EmbeddingService::NewStub(channel);
   grpc::ClientContext context;
-  SetDeadline(connection, context);
+  SetUpContext(connection, context);
   v1::ModelInfo info;
   RETURN_IF_ERROR(ToAbsl(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info)));
   std::string text;
@@ -238,9 +256,10 @@ absl::Status RunInfo(const ConnectionOptions& connection, std::ostream& out) {
 
 absl::StatusOr<HealthStatus> RunHealth(const ConnectionOptions& connection,
                                        const std::string& service, std::ostream& out) {
-  auto stub = grpc::health::v1::Health::NewStub(MakeChannel(connection));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
+  auto stub = grpc::health::v1::Health::NewStub(channel);
   grpc::ClientContext context;
-  SetDeadline(connection, context);
+  SetUpContext(connection, context);
   grpc::health::v1::HealthCheckRequest request;
   request.set_service(service);
   grpc::health::v1::HealthCheckResponse response;
@@ -264,9 +283,10 @@ absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& o
   *request.mutable_preprocess() = options.preprocess;
   request.set_request_id("dinov3-client");
 
-  auto stub = v1::EmbeddingService::NewStub(MakeChannel(connection));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
+  auto stub = v1::EmbeddingService::NewStub(channel);
   grpc::ClientContext context;
-  SetDeadline(connection, context);
+  SetUpContext(connection, context);
   v1::EmbedResponse response;
   RETURN_IF_ERROR(ToAbsl(stub->Embed(&context, request, &response)));
   if (response.embeddings_size() != request.images_size()) {
@@ -296,9 +316,10 @@ absl::Status RunDense(const ConnectionOptions& connection, const DenseOptions& o
   request.set_request_id("dinov3-client");
   request.set_rows_per_chunk(options.rows_per_chunk);
 
-  auto stub = v1::EmbeddingService::NewStub(MakeChannel(connection));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
+  auto stub = v1::EmbeddingService::NewStub(channel);
   grpc::ClientContext context;
-  SetDeadline(connection, context);
+  SetUpContext(connection, context);
   std::unique_ptr<grpc::ClientReader<v1::DenseChunk>> reader = stub->EmbedDense(&context, request);
   DenseAssembler assembler;
   absl::Status chunk_status;

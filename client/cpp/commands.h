@@ -1,7 +1,8 @@
 // The commands of dinov3-client: info, health, embed and dense (flags live in client_main.cc).
 //
-// Each command opens an insecure channel to `server`, makes its calls with a deadline of
-// `timeout_seconds` and writes its result to `out`. Errors come back as absl::Status: gRPC
+// Each command opens a channel to `server` (plaintext, or TLS with the connection's TLS files),
+// makes its calls with a deadline of `timeout_seconds` (and the API key, when set) and writes
+// its result to `out`. Errors come back as absl::Status: gRPC
 // failures keep their status code and message; local problems (unreadable image, unwritable
 // output, malformed server reply) use NotFound / Unknown / Internal-style codes with a message
 // that names the file or field. Nothing here exits the process. Not meant for concurrent use.
@@ -24,6 +25,11 @@ namespace dinov3::client {
 struct ConnectionOptions {
   std::string server = "localhost:50051";
   double timeout_seconds = 30;
+  bool tls = false;                // TLS; the CA file, or else the system's roots, verify
+  std::string tls_ca_file = "";    // PEM CA bundle that signed the server's certificate
+  std::string tls_cert_file = "";  // PEM client certificate (mutual TLS), with tls_key_file
+  std::string tls_key_file = "";
+  std::string api_key = "";  // sent as "authorization: Bearer <key>"; "" = none
 };
 
 enum class OutputFormat { kJson, kNpy };

@@ -30,8 +30,8 @@ import numpy as np
 import pytest
 
 from tests.integration.python.prometheus_process import scrape
-from tests.integration.python.server_process import (SERVER, export_random_model, free_port,
-                                                     running_server, tail)
+from tests.integration.python.server_process import (BIN_DIR, SERVER, export_random_model,
+                                                     free_port, running_server, tail)
 from dinov3_client import EmbeddingClient, EmbeddingError, tls_credentials  # noqa: E402 (path)
 
 IMAGE = np.full((32, 32, 3), 200, np.uint8)
@@ -103,6 +103,14 @@ def served_certificate_subject(target):
     return out.strip().split("CN = ")[-1].split("CN=")[-1]
 
 
+def cli(target, command, *flags, env=None):
+    """Runs dinov3-client; returns (exit code, output)."""
+    proc = subprocess.run([os.path.join(BIN_DIR, "dinov3-client"), command, f"--server={target}",
+                           "--timeout=10", *flags], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def call_code(client, call=lambda c: c.embed([IMAGE])):
     """'OK' or the name of the gRPC code the call ended with."""
     try:
@@ -126,6 +134,9 @@ def test_tls_serves_trusting_clients_only(model, pki, tmp_path):
                              credentials=tls_credentials(pki("other-ca.crt"))) as distrustful:
             assert call_code(distrustful) == "UNAVAILABLE"
         assert client.health() == "SERVING"  # the refused handshakes did not hurt the server
+        assert cli(target, "health", f"--tls_ca_file={pki('ca.crt')}") == (0, "SERVING\n")
+        code, out = cli(target, "health")
+        assert code == 1 and "UNAVAILABLE" in out, out
 
 
 def test_rotated_certificate_is_served_without_restart(model, pki, tmp_path):
@@ -163,6 +174,10 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(model, pki, tmp_pa
             with EmbeddingClient(target, timeout=5, credentials=credentials) as refused:
                 assert call_code(refused, lambda c: c.health()) == "UNAVAILABLE"
         assert client.health() == "SERVING"
+        code, out = cli(target, "health", f"--tls_ca_file={pki('ca.crt')}",
+                        f"--tls_cert_file={pki('client-1.crt')}",
+                        f"--tls_key_file={pki('client-1.key')}")
+        assert (code, out) == (0, "SERVING\n")
 
 
 def rejected_unauthenticated(port):
@@ -213,8 +228,16 @@ def test_api_keys_guard_every_service_but_exempt_health(model, tmp_path):
             assert len(good.embed([IMAGE])) == 1
         with EmbeddingClient(target, timeout=30, api_key="second-key-0123456789abcdef") as good:
             assert good.model_info().embed_dim == 384
-        # 2 calls per bad key, the Basic one and the reflection one
-        assert rejected_unauthenticated(port) - refused_before == 2 * len(bad_keys) + 2
+        key_file = tmp_path / "client-key.txt"
+        key_file.write_text(API_KEY + "\n")
+        code, out = cli(target, "info", f"--api_key_file={key_file}")
+        assert code == 0 and "embed_dim: 384" in out, out
+        code, out = cli(target, "info", env={"DINOV3_API_KEY": API_KEY})
+        assert code == 0 and "embed_dim: 384" in out, out
+        code, out = cli(target, "info", env={"DINOV3_API_KEY": "not-the-key-0123456789"})
+        assert code == 1 and "UNAUTHENTICATED" in out, out
+        # 2 calls per bad key, the Basic one, the reflection one and the CLI's wrong key
+        assert rejected_unauthenticated(port) - refused_before == 2 * len(bad_keys) + 3
         assert embed_requests(port) - embeds_before == 1  # refused calls never reached it
     text = tail(log, 10**6)
     assert "UNAUTHENTICATED" in text
