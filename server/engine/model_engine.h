@@ -15,7 +15,8 @@
 
 namespace dinov3::engine {
 
-// An instance whose batches fail this many times in a row counts as unhealthy.
+// An instance whose batches fail on every image this many times in a row, and then on a
+// synthetic image, counts as unhealthy.
 inline constexpr int kMaxConsecutiveFailures = 3;
 
 struct EngineOptions {

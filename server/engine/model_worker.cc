@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <c10/core/StreamGuard.h>
+#include <spdlog/spdlog.h>
 
 #include <string>
 #include <utility>
@@ -28,11 +29,10 @@ std::string FirstLine(absl::string_view text) {
 }
 
 absl::Status OutOfDeviceMemory(size_t images, int height, int width, bool split) {
-  return WithReason(
-      absl::ResourceExhaustedError(
-          absl::StrCat("out of device memory for a batch of ", images, " images of ", height,
-                       "x", width, split ? " (also when split down to single images)" : "")),
-      kReasonOutOfMemory);
+  return WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                        "out of device memory for a batch of ", images, " images of ", height, "x",
+                        width, split ? " (also when split down to single images)" : "")),
+                    kReasonOutOfMemory);
 }
 
 }  // namespace
@@ -56,31 +56,43 @@ absl::Status ModelWorker::PrepareThread() {
 }
 
 absl::Status ModelWorker::WarmUp() {
+  std::vector<int> sizes = {1};
+  if (options_.warmup_max_batch_size > 1) sizes.push_back(options_.warmup_max_batch_size);
+  for (const int batch : sizes) {
+    // Twice: TorchScript's profiling executor optimises the graph on the second run.
+    for (int run = 0; run < 2; ++run) RETURN_IF_ERROR(ForwardSynthetic(batch, "warm-up"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ModelWorker::ForwardSynthetic(int batch, absl::string_view purpose) {
   const model::ModelMetadata& m = runtime_->metadata();
   const int h = m.default_height;
   const int w = m.default_width;
   RgbImage image{w, h, std::vector<uint8_t>(static_cast<size_t>(w) * h * 3, 128)};
   const ResizePlan plan{h, w, 0, 0, h, w, Interpolation::kBilinear};
   const torch::Tensor input = ImageToModelInput(image, plan, norm_, runtime_->device());
-  std::vector<int> sizes = {1};
-  if (options_.warmup_max_batch_size > 1) sizes.push_back(options_.warmup_max_batch_size);
-  for (const int batch : sizes) {
-    // Twice: TorchScript's profiling executor optimises the graph on the second run.
-    for (int run = 0; run < 2; ++run) {
-      const int64_t ooms = OutOfMemoryCount(runtime_->device());
-      absl::StatusOr<model::ModelOutputs> out =
-          runtime_->Forward(input.unsqueeze(0).expand({batch, 3, h, w}).contiguous());
-      SynchronizeStream(stream_);
-      if (!out.ok()) {
-        const bool oom = OutOfMemoryCount(runtime_->device()) != ooms;
-        return absl::Status(
-            oom ? absl::StatusCode::kResourceExhausted : out.status().code(),
-            absl::StrCat("warm-up forward of a batch of ", batch, " at ", h, "x", w, " on ",
-                         runtime_->device().str(), " failed: ", out.status().message()));
-      }
-    }
+  const int64_t ooms = OutOfMemoryCount(runtime_->device());
+  absl::StatusOr<model::ModelOutputs> out =
+      runtime_->Forward(input.unsqueeze(0).expand({batch, 3, h, w}).contiguous());
+  SynchronizeStream(stream_);
+  if (out.ok()) return absl::OkStatus();
+  const bool oom = OutOfMemoryCount(runtime_->device()) != ooms;
+  return absl::Status(
+      oom ? absl::StatusCode::kResourceExhausted : out.status().code(),
+      absl::StrCat(purpose, " forward of a batch of ", batch, " at ", h, "x", w, " on ",
+                   runtime_->device().str(), " failed: ", out.status().message()));
+}
+
+absl::Status ModelWorker::Probe() {
+  c10::OptionalStreamGuard stream_guard(stream_);
+  c10::InferenceMode inference;
+  try {
+    return ForwardSynthetic(1, "health probe");
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("health probe on ", runtime_->device().str(),
+                                            " failed: ", FirstLine(e.what())));
   }
-  return absl::OkStatus();
 }
 
 void ModelWorker::Run(batching::TaskBatch batch) {
@@ -91,7 +103,7 @@ void ModelWorker::Run(batching::TaskBatch batch) {
   const TaskSpan tasks(batch);
   const int height = batch.front()->plan.out_height;
   const int width = batch.front()->plan.out_width;
-  const bool ok = RunSplittingOnOutOfMemory(
+  const size_t failed = RunIsolatingFailures(
       tasks.size(),
       [&](size_t begin, size_t end) { return RunTasks(tasks.subspan(begin, end - begin), start); },
       [&](size_t begin, size_t end, const absl::Status& status) {
@@ -104,7 +116,7 @@ void ModelWorker::Run(batching::TaskBatch batch) {
   for (auto& task : batch) {  // a safety net: every task above was finished
     if (!task->finished()) task->Finish(absl::InternalError("inference failed: not finished"));
   }
-  RecordOutcome(ok);
+  RecordOutcome(/*answered=*/failed < batch.size());
 }
 
 absl::Status ModelWorker::RunTasks(TaskSpan tasks, absl::Time start) {
@@ -158,8 +170,8 @@ absl::Status ModelWorker::RunTasksOrThrow(TaskSpan tasks, absl::Time start) {
   return absl::OkStatus();
 }
 
-void ModelWorker::RecordOutcome(bool ok) {
-  if (ok) {
+void ModelWorker::RecordOutcome(bool answered) {
+  if (answered) {
     consecutive_failures_ = 0;
     if (!healthy_) {
       healthy_ = true;
@@ -168,10 +180,21 @@ void ModelWorker::RecordOutcome(bool ok) {
     return;
   }
   ++consecutive_failures_;
-  if (healthy_ && consecutive_failures_ >= kMaxConsecutiveFailures) {
-    healthy_ = false;
-    if (options_.on_health_change) options_.on_health_change(false);
+  if (!healthy_ || consecutive_failures_ < kMaxConsecutiveFailures) return;
+  // A broken instance, or inputs this model cannot take? A synthetic image tells them apart,
+  // so that a client sending such inputs cannot take the replica out of rotation.
+  if (absl::Status probe = Probe(); probe.ok()) {
+    spdlog::warn(
+        "{} batches in a row failed on every image, but the model on {} answers a "
+        "synthetic image: input-specific failures, instance kept healthy",
+        consecutive_failures_, runtime_->device().str());
+    consecutive_failures_ = 0;
+    return;
+  } else {
+    spdlog::error("{}", probe.ToString());
   }
+  healthy_ = false;
+  if (options_.on_health_change) options_.on_health_change(false);
 }
 
 }  // namespace dinov3::engine

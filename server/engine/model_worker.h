@@ -10,7 +10,8 @@
 //
 // Errors: every task of a batch is finished exactly once. A failed forward or other exception
 // gives INTERNAL ("inference failed: " + one line, no internals); running out of device memory
-// retries the batch in halves (down to single images) before RESOURCE_EXHAUSTED. The worker
+// gives RESOURCE_EXHAUSTED. A failed batch is retried in halves down to single images first
+// (batch_splitter.h), so only the images that fail on their own get the error. The worker
 // keeps serving after errors. The runtime must outlive the worker.
 #ifndef DINOV3_SERVER_ENGINE_MODEL_WORKER_H_
 #define DINOV3_SERVER_ENGINE_MODEL_WORKER_H_
@@ -33,7 +34,9 @@ struct WorkerOptions {
   int intra_op_threads = 0;       // set on the dispatch thread by PrepareThread; 0: unchanged
   int warmup_max_batch_size = 1;  // warm-up forwards: batch 1 and this, twice each
   // Optional; called on Run's thread on transitions only: false once kMaxConsecutiveFailures
-  // batches in a row have failed, true at the next batch that succeeds after that.
+  // batches in a row have failed on every image AND a synthetic image fails too (so inputs
+  // the model cannot take never make an instance unhealthy), true at the next batch with an
+  // image that succeeds after that.
   std::function<void(bool healthy)> on_health_change;
   // Optional; EngineOptions::on_batch for this worker.
   std::function<void(const std::string& device, int images, double seconds)> on_batch;
@@ -56,11 +59,17 @@ class ModelWorker : public batching::BatchRunner {
   using TaskSpan = absl::Span<const std::unique_ptr<batching::EmbedTask>>;
 
   absl::Status WarmUp();
+  // One forward of `batch` synthetic grey images at the model's default size; `purpose` names
+  // it in the error.
+  absl::Status ForwardSynthetic(int batch, absl::string_view purpose);
+  // ForwardSynthetic(1) with its exceptions caught: does the instance still work?
+  absl::Status Probe();
   // Runs `tasks` as one forward and finishes them all on success. Otherwise finishes none and
   // returns ResourceExhausted (out of device memory) or Internal.
   absl::Status RunTasks(TaskSpan tasks, absl::Time start);
   absl::Status RunTasksOrThrow(TaskSpan tasks, absl::Time start);
-  void RecordOutcome(bool ok);
+  // `answered`: at least one image of the batch succeeded.
+  void RecordOutcome(bool answered);
 
   const model::ModelRuntime* const runtime_;
   const WorkerOptions options_;
