@@ -11,29 +11,11 @@
 #include "absl/synchronization/mutex.h"
 #include "model/runtime/model_runtime.h"
 #include "server/engine/device_stream.h"
+#include "server/engine/health_aggregator.h"
 #include "server/engine/model_worker.h"
 
 namespace dinov3::engine {
 namespace {
-
-// Turns the workers' own health transitions into the engine's: unhealthy while any is.
-class HealthAggregator {
- public:
-  explicit HealthAggregator(std::function<void(bool)> callback) : callback_(std::move(callback)) {}
-
-  bool enabled() const { return callback_ != nullptr; }
-
-  void Report(bool healthy) {
-    absl::MutexLock lock(&mu_);
-    unhealthy_ += healthy ? -1 : 1;
-    if ((healthy && unhealthy_ == 0) || (!healthy && unhealthy_ == 1)) callback_(healthy);
-  }
-
- private:
-  absl::Mutex mu_;
-  int unhealthy_ ABSL_GUARDED_BY(mu_) = 0;
-  const std::function<void(bool)> callback_;
-};
 
 class LoadedEngine : public ModelEngine {
  public:

@@ -1,5 +1,5 @@
 // ModelEngine::Load with the fixture model: instances, option validation, the summary
-// and the engine-wide health callback.
+// and the engine-wide health callback (HealthAggregator).
 #include "server/engine/model_engine.h"
 
 #include <gmock/gmock.h>
@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/engine/health_aggregator.h"
 #include "tests/unit/server/engine/engine_test_util.h"
 
 namespace dinov3::engine {
@@ -21,6 +22,7 @@ using test_util::RandomImage;
 using test_util::TestDevice;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 
 EngineOptions Options(int instances) {
   EngineOptions options;
@@ -81,7 +83,7 @@ TEST(ModelEngineTest, MissingModelIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(engine.status())) << engine.status();
 }
 
-TEST(ModelEngineTest, UnhealthyWhileAnyInstanceIs) {
+TEST(ModelEngineTest, InputsTheModelCannotTakeNeverMakeItUnhealthy) {
   std::vector<bool> changes;
   EngineOptions options = Options(2);
   options.on_health_change = [&changes](bool healthy) { changes.push_back(healthy); };
@@ -89,15 +91,31 @@ TEST(ModelEngineTest, UnhealthyWhileAnyInstanceIs) {
   ASSERT_TRUE(engine.ok()) << engine.status();
   const std::vector<batching::BatchRunner*> runners = (*engine)->runners();
   for (batching::BatchRunner* runner : runners) ASSERT_TRUE(runner->PrepareThread().ok());
+  // Every batch fails (200 is not a multiple of the patch size), on both instances, more than
+  // kMaxConsecutiveFailures times in a row; the synthetic probe passes, so no health change.
+  for (int i = 0; i < 2 * kMaxConsecutiveFailures; ++i) {
+    for (batching::BatchRunner* runner : runners) EXPECT_FALSE(RunOne(runner, 200));
+  }
+  EXPECT_THAT(changes, IsEmpty());
+  for (batching::BatchRunner* runner : runners) EXPECT_TRUE(RunOne(runner, 224));
+  EXPECT_THAT(changes, IsEmpty());
+}
 
-  for (int i = 0; i < kMaxConsecutiveFailures; ++i) EXPECT_FALSE(RunOne(runners[0], 200));
+TEST(HealthAggregatorTest, UnhealthyWhileAnyInstanceIs) {
+  std::vector<bool> changes;
+  HealthAggregator health([&changes](bool healthy) { changes.push_back(healthy); });
+  EXPECT_TRUE(health.enabled());
+  health.Report(false);  // instance 0
   EXPECT_THAT(changes, ElementsAre(false));
-  for (int i = 0; i < kMaxConsecutiveFailures; ++i) EXPECT_FALSE(RunOne(runners[1], 200));
+  health.Report(false);  // instance 1
   EXPECT_THAT(changes, ElementsAre(false));
-  EXPECT_TRUE(RunOne(runners[0], 224));
-  EXPECT_THAT(changes, ElementsAre(false));  // the second instance is still unhealthy
-  EXPECT_TRUE(RunOne(runners[1], 224));
+  health.Report(true);  // instance 0 recovers; 1 is still unhealthy
+  EXPECT_THAT(changes, ElementsAre(false));
+  health.Report(true);
   EXPECT_THAT(changes, ElementsAre(false, true));
+  health.Report(false);
+  EXPECT_THAT(changes, ElementsAre(false, true, false));
+  EXPECT_FALSE(HealthAggregator(nullptr).enabled());
 }
 
 TEST(ModelEngineTest, NoCallbackNoCalls) {
