@@ -113,10 +113,11 @@ void Batcher::DispatchLoop(BatchRunner* runner) {
     BatchPolicy::Decision decision = Next();
     if (decision.batch.empty() && decision.dead.empty()) return;
     for (auto& task : decision.dead) {
-      if (task->is_cancelled && task->is_cancelled()) {
-        task->Finish(absl::CancelledError("request cancelled before inference"));
-      } else {
+      // The deadline first: gRPC also reports an expired call as cancelled.
+      if (clock_->Now() >= task->deadline) {
         task->Finish(absl::DeadlineExceededError("deadline passed while waiting in the queue"));
+      } else {
+        task->Finish(absl::CancelledError("request cancelled before inference"));
       }
     }
     if (!decision.batch.empty()) {

@@ -2,17 +2,21 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/common/logging.h"
 #include "server/common/status_reason.h"
+#include "server/service/call_context.h"
 
 namespace dinov3::service {
 
 RequestRecorder::RequestRecorder(metrics::ServerMetrics* metrics, const char* method,
-                                 const grpc::CallbackServerContext& context,
-                                 std::string request_id, int images)
+                                 const grpc::CallbackServerContext& context, std::string request_id,
+                                 int images)
     : metrics_(metrics),
       method_(method),
+      context_(&context),
+      deadline_(DeadlineOf(context)),
       peer_(context.peer()),
       request_id_(std::move(request_id)),
       images_(images),
@@ -23,6 +27,8 @@ RequestRecorder::RequestRecorder(metrics::ServerMetrics* metrics, const char* me
 RequestRecorder::RequestRecorder(RequestRecorder&& other) noexcept
     : metrics_(std::exchange(other.metrics_, nullptr)),
       method_(other.method_),
+      context_(other.context_),
+      deadline_(other.deadline_),
       peer_(std::move(other.peer_)),
       request_id_(std::move(other.request_id_)),
       images_(other.images_),
@@ -32,8 +38,24 @@ RequestRecorder::~RequestRecorder() {
   if (metrics_ != nullptr) Finish(absl::CancelledError("never answered"));
 }
 
-void RequestRecorder::Finish(const absl::Status& status) {
+absl::Status RequestRecorder::AsDelivered(const absl::Status& status) const {
+  // A client's own deadline expires a little before the server's copy of it (grpc-timeout is
+  // measured from the send), and the client then resets the call: near the deadline, a
+  // cancellation is the deadline's.
+  constexpr absl::Duration kDeadlineSlack = absl::Milliseconds(100);
+  if (!context_->IsCancelled() && !absl::IsCancelled(status)) return status;
+  const std::string was = status.ok() ? "the answer" : absl::StrCat("'", status.message(), "'");
+  if (absl::Now() + kDeadlineSlack >= deadline_) {
+    if (absl::IsDeadlineExceeded(status)) return status;
+    return absl::DeadlineExceededError(absl::StrCat("deadline passed before ", was));
+  }
+  if (absl::IsCancelled(status)) return status;
+  return absl::CancelledError(absl::StrCat("client cancelled before ", was));
+}
+
+void RequestRecorder::Finish(const absl::Status& answer) {
   if (metrics_ == nullptr) return;
+  const absl::Status status = AsDelivered(answer);
   metrics::ServerMetrics* metrics = std::exchange(metrics_, nullptr);
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
   const std::string code = absl::StatusCodeToString(status.code());
@@ -47,8 +69,7 @@ void RequestRecorder::Finish(const absl::Status& status) {
                       .peer = peer_,
                       .request_id = request_id_,
                       .reason = reason,
-                      .error = std::string_view(status.message().data(),
-                                                status.message().size())});
+                      .error = std::string_view(status.message().data(), status.message().size())});
 }
 
 }  // namespace dinov3::service

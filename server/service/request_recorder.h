@@ -4,7 +4,12 @@
 // server/common/status_reason.h) and writes the access-log line. A request is an Embed,
 // EmbedDense or GetModelInfo call, or one message of a StreamEmbed stream.
 // Finish once; a recorder destroyed unfinished records CANCELLED ("never answered"), so the
-// in-flight gauge cannot drift. Movable, not copyable; not thread-safe (one owner at a time).
+// in-flight gauge cannot drift. What is recorded is what the client gets: once gRPC has
+// cancelled the call (the client cancelled, or its deadline passed), the status passed to
+// Finish never reaches the client, and CANCELLED or DEADLINE_EXCEEDED is recorded instead; a
+// cancellation within 100 ms of the deadline counts as the deadline's (the client's copy of
+// the deadline expires first).
+// Movable, not copyable; not thread-safe (one owner at a time). The context must outlive it.
 #ifndef DINOV3_SERVER_SERVICE_REQUEST_RECORDER_H_
 #define DINOV3_SERVER_SERVICE_REQUEST_RECORDER_H_
 
@@ -22,8 +27,7 @@ class RequestRecorder {
  public:
   // `metrics` must outlive the recorder; `method` is a string literal (the RPC name).
   RequestRecorder(metrics::ServerMetrics* metrics, const char* method,
-                  const grpc::CallbackServerContext& context, std::string request_id,
-                  int images);
+                  const grpc::CallbackServerContext& context, std::string request_id, int images);
   RequestRecorder(RequestRecorder&& other) noexcept;
   RequestRecorder& operator=(RequestRecorder&&) = delete;
   RequestRecorder(const RequestRecorder&) = delete;
@@ -32,8 +36,13 @@ class RequestRecorder {
   void Finish(const absl::Status& status);
 
  private:
+  // `status`, or what the client gets instead when the call is already cancelled.
+  absl::Status AsDelivered(const absl::Status& status) const;
+
   metrics::ServerMetrics* metrics_;  // null once finished or moved from
   const char* method_;
+  const grpc::CallbackServerContext* context_;
+  absl::Time deadline_;
   std::string peer_;
   std::string request_id_;
   int images_;

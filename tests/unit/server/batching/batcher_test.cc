@@ -444,7 +444,7 @@ TEST(Batcher, IdleRunnerTakesALoneTaskWhenNothingElseIsExpected) {
   ASSERT_TRUE(batcher.WaitUntilPrepared().ok());
   ScheduleOk(batcher, tracker, 0);
   ASSERT_TRUE(tracker.AwaitTotal(1));  // ran although the batch is not full
-  batcher.Expect(2);  // a two-image request is being decoded
+  batcher.Expect(2);                   // a two-image request is being decoded
   ScheduleOk(batcher, tracker, 1);
   ScheduleOk(batcher, tracker, 2);
   batcher.Unexpect(2);  // both scheduled: they were held back to share one batch
@@ -471,14 +471,20 @@ TEST(Batcher, CancelledAndExpiredTasksAreFinishedWithoutRunning) {
   auto cancelled = tracker.MakeTask(3);
   cancelled->is_cancelled = [] { return true; };
   ASSERT_TRUE(batcher.Schedule(cancelled).ok());
+  // gRPC reports a call whose deadline passed as cancelled too: the deadline is what counts.
+  auto expired_and_cancelled = tracker.MakeTask(4);
+  expired_and_cancelled->deadline = clock.Now() + absl::Seconds(1);
+  expired_and_cancelled->is_cancelled = [] { return true; };
+  ASSERT_TRUE(batcher.Schedule(expired_and_cancelled).ok());
   clock.Advance(absl::Seconds(2));
   gate.Open();
-  ASSERT_TRUE(tracker.AwaitTotal(4));
+  ASSERT_TRUE(tracker.AwaitTotal(5));
 
   EXPECT_EQ(tracker.result(2).status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(tracker.result(3).status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(tracker.result(4).status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(runner.batches(), ElementsAre(ElementsAre(0, 1)));
-  for (int id = 0; id < 4; ++id) EXPECT_EQ(tracker.calls(id), 1) << id;
+  for (int id = 0; id < 5; ++id) EXPECT_EQ(tracker.calls(id), 1) << id;
 }
 
 // Producers race Schedule against the runners and a shutdown: every accepted task is finished

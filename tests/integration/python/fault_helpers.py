@@ -1,0 +1,224 @@
+"""Helpers for the fault tests (test_faults.py) against the real dinov3-server binary.
+
+  - `write_fault_model`: a TorchScript module that honours the server's model contract
+    (DESIGN.md section 4: forward(pixel_values[B,3,H,W]) -> {cls [B,D], registers [B,R,D],
+    patch_tokens [B,N,D]}) with the `dinov3.json` metadata copied from a real export, and that
+    misbehaves on purpose, per image: a WHITE image (all normalised pixels above 2) makes the
+    forward raise (a "poison" input); a BLACK image (all below -1.7) makes it slow (a loop of
+    matmuls, SLOW_ITERS long) so that other requests wait in the queue behind it. Any other
+    image (random noise, the server's mid-grey warm-up, the all-zero load probe) is fast.
+  - `FaultServer`: the server started with such a model, its /metrics port read from its log,
+    and polling helpers (`wait_for`, `wait_idle`, `wait_running`) so that tests wait on events
+    the server exposes instead of sleeping.
+  - `Counters`: a /metrics snapshot, and the delta of dinov3_requests_total by method and code.
+  - `code_of`: the final gRPC status code of a call future.
+"""
+import json
+import re
+import time
+import zipfile
+from typing import Dict
+
+import grpc
+import numpy as np
+import pytest
+import torch
+
+from tests.integration.python.prometheus_process import scrape
+from tests.integration.python.server_process import start_server, stop_server, tail
+from dinov3_client import embedding_pb2_grpc  # noqa: E402  (path set by server_process)
+
+# Normalised pixels (x/255 - mean) / std: white is about 2.25..2.64, black -2.12..-1.80, the
+# warm-up's grey 128 about 0.07, the probe's zeros 0.
+POISON_ABOVE = 2.0
+SLOW_BELOW = -1.7
+SLOW_ITERS = 2500  # about 1.5 s per slow forward on this 2-core CPU with one intra-op thread
+POISON_MESSAGE = "FAULT-MODEL-SECRET poisoned input"
+WAIT_SECONDS = 60  # bound of every poll: a server that never gets there fails the test
+
+
+class FaultModel(torch.nn.Module):
+    """Cheap contract-following outputs; raises on white images, slow on black ones."""
+
+    def __init__(self, dim: int, registers: int, patch: int, slow_iters: int):
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj = torch.nn.Linear(3, dim)
+        self.register_buffer("work", torch.randn(256, 256) / 16.0)
+        self.num_registers = registers
+        self.patch = patch
+        self.slow_iters = slow_iters
+        self.poison_above = POISON_ABOVE
+        self.slow_below = SLOW_BELOW
+
+    def forward(self, pixel_values: torch.Tensor) -> Dict[str, torch.Tensor]:
+        per_image = pixel_values.flatten(1)
+        if bool((per_image.min(1).values > self.poison_above).any()):
+            raise RuntimeError("FAULT-MODEL-SECRET poisoned input")
+        extra = torch.zeros(1)
+        if bool((per_image.max(1).values < self.slow_below).any()):
+            acc = self.work
+            for _ in range(self.slow_iters):
+                acc = torch.tanh(acc @ self.work)
+            extra = acc.mean().reshape(1) * 0.0
+        grid = torch.nn.functional.avg_pool2d(pixel_values, self.patch)  # [B,3,h,w]
+        tokens = self.proj(grid.flatten(2).transpose(1, 2))  # [B,h*w,D]
+        cls = tokens.mean(1) + extra
+        registers = torch.stack([cls * float(i + 1) for i in range(self.num_registers)], 1)
+        return {"cls": cls, "registers": registers, "patch_tokens": tokens}
+
+
+def read_metadata(exported_model):
+    """The dinov3.json text inside a model written by `python -m model.export`."""
+    with zipfile.ZipFile(exported_model) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("extra/dinov3.json"))
+        return archive.read(name).decode()
+
+
+def write_fault_model(exported_model, path, slow_iters=SLOW_ITERS):
+    """Saves a scripted FaultModel with `exported_model`'s metadata at `path`; returns path."""
+    metadata = read_metadata(exported_model)
+    meta = json.loads(metadata)
+    module = torch.jit.script(FaultModel(meta["embed_dim"], meta["num_registers"],
+                                         meta["patch_size"], slow_iters).eval())
+    torch.jit.save(module, str(path), _extra_files={"dinov3.json": metadata})
+    return str(path)
+
+
+def noise(seed, size=(32, 32)):
+    """A random RGB image: a fast, valid input."""
+    return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
+
+
+def white(size=(32, 32)):
+    """The poison input: the fault model raises on it."""
+    return np.full((*size, 3), 255, dtype=np.uint8)
+
+
+def black(size=(32, 32)):
+    """The slow input: the fault model takes SLOW_ITERS matmuls on it."""
+    return np.zeros((*size, 3), dtype=np.uint8)
+
+
+def slow_reader(target):
+    """(channel, stub) of a client on its own connection whose receive window stays at the
+    HTTP/2 default (no BDP growth): a stream it does not read stalls the server's writes after
+    about 64 KiB instead of after several MiB of buffering."""
+    channel = grpc.insecure_channel(target, [("grpc.http2.bdp_probe", 0),
+                                             ("grpc.max_receive_message_length", 64 << 20),
+                                             ("grpc.max_send_message_length", 64 << 20)])
+    return channel, embedding_pb2_grpc.EmbeddingServiceStub(channel)
+
+
+def code_of(future):
+    """Final status code of a grpc call future (blocks until it has one)."""
+    if future.cancelled():
+        return grpc.StatusCode.CANCELLED
+    error = future.exception()
+    return grpc.StatusCode.OK if error is None else error.code()
+
+
+def samples(text):
+    """{'name{labels}': value} of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
+class Counters:
+    """One /metrics snapshot."""
+
+    def __init__(self, port):
+        self.values = samples(scrape(port))
+
+    def get(self, key):
+        return self.values.get(key, 0.0)
+
+    def requests(self, method):
+        """{code: count} of dinov3_requests_total for `method`."""
+        pattern = re.compile(r'dinov3_requests_total\{code="(\w+)",method="' + method + r'"\}')
+        out = {}
+        for key, value in self.values.items():
+            match = pattern.fullmatch(key)
+            if match and value:
+                out[match.group(1)] = value
+        return out
+
+    def delta(self, before, method):
+        """{code: count} of the requests of `method` finished since `before` (zeros dropped)."""
+        now, then = self.requests(method), before.requests(method)
+        return {code: int(now[code] - then.get(code, 0)) for code in now
+                if now[code] != then.get(code, 0)}
+
+
+class FaultServer:
+    """dinov3-server on loopback (start_server), with its metrics port and polling helpers."""
+
+    def __init__(self, model, log_path, *flags):
+        self.log_path = str(log_path)
+        self.proc, self.target, self.client = start_server(model, self.log_path, *flags)
+        match = re.search(r"metrics on http://\S+ \(port (\d+)", tail(self.log_path, 10**6))
+        if match is None:
+            self.stop()
+            pytest.fail(f"no metrics port in the server log:\n{tail(self.log_path)}")
+        self.metrics_port = int(match.group(1))
+        self.stub = self.client.stub
+
+    def stop(self):
+        return stop_server(self.proc, self.client)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def counters(self):
+        return Counters(self.metrics_port)
+
+    def log(self):
+        return tail(self.log_path, 10**6)
+
+    def access_log(self, last=20):
+        """The last `last` access-log lines (one per finished request), for failure messages."""
+        lines = [line for line in self.log().splitlines() if "[access]" in line]
+        return "\n".join(lines[-last:])
+
+    def wait_for(self, predicate, what):
+        """Polls predicate(Counters) until true; fails the test after WAIT_SECONDS."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            counters = self.counters()
+            if predicate(counters):
+                return counters
+            if self.proc.poll() is not None:
+                pytest.fail(f"server exited ({self.proc.returncode}) waiting for {what}:\n"
+                            f"{tail(self.log_path)}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"not reached in {WAIT_SECONDS} s: {what}\n{tail(self.log_path)}")
+            time.sleep(0.02)
+
+    def wait_idle(self):
+        """Every accepted request answered: in-flight gauge and queue back to 0."""
+        return self.wait_for(lambda c: c.get("dinov3_inflight_requests") == 0
+                             and c.get("dinov3_queue_images") == 0,
+                             "in-flight requests and queued images back to 0")
+
+    def wait_running(self, before, images=1):
+        """Waits until `images` more images were decoded since `before` and none is queued or
+        being decoded: the (single) worker has taken them (it runs a slow one)."""
+        key = "dinov3_preprocess_duration_seconds_count"
+
+        def running(c):
+            return (c.get(key) - before.get(key) >= images and c.get("dinov3_queue_images") == 0
+                    and c.get("dinov3_inflight_requests") >= 1)
+        self.wait_for(running, f"{images} image(s) decoded and taken by the worker")
+        # Twice: a scrape between decoding and queueing would also see an empty queue.
+        return self.wait_for(running, f"{images} image(s) taken by the worker")
+
+    def wait_queued(self, images):
+        return self.wait_for(lambda c: c.get("dinov3_queue_images") == images,
+                             f"{images} image(s) waiting in the queue")
