@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -20,6 +22,15 @@ std::string Shape(const torch::Tensor& t) { return absl::StrJoin(t.sizes(), "x")
 std::string FirstLine(const std::exception& e) {
   absl::string_view what = e.what();
   return std::string(what.substr(0, what.find('\n')));
+}
+
+constexpr char kCausePayload[] = "type.dinov3/model-error-cause";
+
+// The last non-empty line of a TorchScript error: the model's own exception, e.g.
+// "RuntimeError: ...", below the interpreter's backtrace. At most 300 bytes.
+std::string LastLine(const std::exception& e) {
+  absl::string_view what = absl::StripTrailingAsciiWhitespace(e.what());
+  return std::string(what.substr(what.rfind('\n') + 1).substr(0, 300));
 }
 
 absl::StatusOr<torch::Device> ParseDevice(absl::string_view name) {
@@ -81,6 +92,11 @@ absl::StatusOr<ModelOutputs> UnpackOutputs(const c10::IValue& result, const Mode
 }
 
 }  // namespace
+
+std::string ErrorCause(const absl::Status& status) {
+  const auto cause = status.GetPayload(kCausePayload);
+  return cause.has_value() ? std::string(*cause) : "";
+}
 
 ModelRuntime::ModelRuntime(torch::jit::Module module, ModelMetadata metadata, torch::Device device)
     : module_(std::move(module)), metadata_(std::move(metadata)), device_(device) {}
@@ -159,8 +175,10 @@ absl::StatusOr<ModelOutputs> ModelRuntime::Forward(const torch::Tensor& pixel_va
       return absl::ResourceExhaustedError(
           absl::StrCat("out of device memory running ", Shape(pixel_values)));
     }
-    return absl::InternalError(
+    absl::Status failed = absl::InternalError(
         absl::StrCat("forward failed on ", Shape(pixel_values), ": ", FirstLine(e)));
+    failed.SetPayload(kCausePayload, absl::Cord(LastLine(e)));
+    return failed;
   }
   return UnpackOutputs(result, metadata_, pixel_values.size(0), patches);
 }

@@ -58,6 +58,11 @@ class ModelRuntime {
   const torch::Device device_;
 };
 
+// The model's own error line (e.g. "RuntimeError: ...") that a failed Forward's status carries
+// as a payload, for the server log only ("" when there is none). Never send it to a client:
+// it is model internals.
+std::string ErrorCause(const absl::Status& status);
+
 }  // namespace dinov3::model
 
 #endif  // DINOV3_MODEL_RUNTIME_MODEL_RUNTIME_H_

@@ -130,6 +130,11 @@ absl::Status ModelWorker::RunTasks(TaskSpan tasks, absl::Time start) {
     status = absl::InternalError(FirstLine(e.what()));
   }
   if (status.ok()) return status;
+  if (tasks.size() == 1) {  // this image's final outcome (batch_splitter.h): log the cause
+    const std::string cause = model::ErrorCause(status);
+    spdlog::warn("inference on {} failed for one image: {}{}{}", runtime_->device().str(),
+                 std::string(status.message()), cause.empty() ? "" : "; model error: ", cause);
+  }
   // The interpreter rethrows a forward's OutOfMemoryError as a plain error and the runtime turns
   // that into a status: the allocator's count is what still tells.
   if (absl::IsResourceExhausted(status) || OutOfMemoryCount(runtime_->device()) != ooms) {

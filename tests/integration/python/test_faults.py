@@ -258,6 +258,9 @@ def test_poison_input_is_internal_and_server_keeps_serving(serial):
     assert after.delta(before, "StreamEmbed") == {"INTERNAL": 1, "OK": 1}
     assert after.delta(before, "EmbedDense") == {"INTERNAL": 1}
     assert images_run(after, before) == 3  # the valid ones; failed batches are not counted
+    # The operator, unlike the client, sees the model's own error in the server log.
+    assert re.search(r"failed for one image: .*; model error: \S*RuntimeError: "
+                     r"FAULT-MODEL-SECRET poisoned input", serial.log())
 
 
 def test_innocent_requests_batched_with_a_poison_one_succeed(models, tmp_path):
