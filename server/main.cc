@@ -3,11 +3,17 @@
 // serves dinov3.v1.EmbeddingService until SIGTERM or SIGINT and drains (server/service/server.h).
 // Exit codes: 0 after a clean shutdown or --print_config, 1 when the server cannot start,
 // 2 for a bad command line or configuration (the error on stderr).
+// OpenCV reads its own decode limits from the environment when it is loaded, before main():
+// the server sets them from the configured limits and re-executes itself once (same process
+// id, same arguments) so that they apply (server/preprocess/opencv_limits.h).
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -24,6 +30,7 @@
 #include "absl/time/time.h"
 #include "config/config.h"
 #include "server/common/logging.h"
+#include "server/preprocess/opencv_limits.h"
 #include "server/service/server.h"
 
 #ifndef DINOV3_VERSION
@@ -216,6 +223,23 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
   return o;
 }
 
+// Marks the process image started by ApplyOpenCvLimits' re-execution (not a DINOV3_ variable:
+// those are configuration keys).
+constexpr char kReexecutedVar[] = "OPENCV_LIMITS_SET_BY_DINOV3";
+
+// Puts OpenCV's own decode limits in force: sets them in the environment and, when OpenCV has
+// already read its defaults (always, the first time), re-executes this program once. Returns
+// the outcome for the log; returns only when the limits are in force or cannot be.
+absl::Status ApplyOpenCvLimits(const dinov3::preprocess::ImageLimits& limits, char** argv) {
+  absl::Status status = dinov3::preprocess::ApplyOpenCvDecoderLimits(limits);
+  if (!absl::IsFailedPrecondition(status) || std::getenv(kReexecutedVar) != nullptr) {
+    return status;
+  }
+  setenv(kReexecutedVar, "1", 1);
+  execv("/proc/self/exe", argv);  // returns only when it fails
+  return absl::InternalError(absl::StrCat("re-executing /proc/self/exe failed: ", strerror(errno)));
+}
+
 // Exit code 2 with every line of the error on stderr.
 int ConfigError(absl::string_view message) {
   for (absl::string_view line : absl::StrSplit(message, '\n')) {
@@ -250,6 +274,8 @@ int main(int argc, char** argv) {
     std::cout << dinov3::config::ToYaml(*config);
     return std::cout.flush() ? 0 : 1;
   }
+  const dinov3::service::ServerOptions options = ToServerOptions(*config);
+  const absl::Status opencv_limits = ApplyOpenCvLimits(options.limits.image, argv);
   if (absl::Status s =
           dinov3::logging::ConfigureLogging({.level = config->logging.level,
                                              .format = config->logging.format,
@@ -258,6 +284,14 @@ int main(int argc, char** argv) {
     return ConfigError(s.message());
   }
   for (const std::string& warning : warnings) spdlog::warn("{}", warning);
+  if (opencv_limits.ok()) {
+    spdlog::info("OpenCV's own decode limit in force: {} pixels", options.limits.image.max_pixels);
+  } else {
+    spdlog::warn(
+        "OpenCV's own decode limits are not in force ({}); the header checks still "
+        "refuse images above limits.max_pixels before decoding",
+        opencv_limits.ToString());
+  }
   if (config->tls.cert_file.empty() && !dinov3::config::IsLoopbackAddress(config->server.listen)) {
     spdlog::warn(
         "PLAINTEXT gRPC on the non-loopback address {} (tls.allow_plaintext): keep it "
@@ -274,7 +308,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
-  auto server = dinov3::service::EmbeddingServer::Start(ToServerOptions(*config));
+  auto server = dinov3::service::EmbeddingServer::Start(options);
   if (!server.ok()) {
     spdlog::error("could not start: {}", server.status().ToString());
     return 1;

@@ -315,3 +315,14 @@ def test_idle_connection_with_client_keepalive_survives(model, tmp_path):
         assert len(client.embed([IMAGE])) == 1
         # No GOAWAY for too many pings: the connection stayed READY throughout.
         assert set(state) == {grpc.ChannelConnectivity.READY}, state
+
+
+def test_opencv_decode_limit_follows_the_configuration(model, tmp_path):
+    """OpenCV reads OPENCV_IO_MAX_IMAGE_PIXELS before main(): the server re-executes itself
+    once (same process) so that its own limit is the configured one."""
+    log = tmp_path / "server.log"
+    with running_server(model, log, "--max_pixels=1000000") as (_, client):
+        assert len(client.embed([IMAGE])) == 1
+    text = tail(log, 10**6)
+    assert "OpenCV's own decode limit in force: 1000000 pixels" in text, text[:2000]
+    assert len(re.findall(r"dinov3-server \S+ starting", text)) == 1  # after the re-execution

@@ -1,0 +1,66 @@
+// libFuzzer target: what the server does with an Embed call's request before the batcher, fed a
+// serialized dinov3.v1.EmbedRequest. Mirrors EmbedPipeline (server/service/embed_pipeline.cc)
+// without the thread pool, batcher and model: ParseEmbedRequest, then for each image
+// DecodeRequestImage and PlanResize with the parsed preprocessing options.
+//
+// Limits are a small server's (8 images, 4M pixels, 1 MiB per image; the default model geometry)
+// so that the too-many-images and too-large paths are reachable with small inputs. Invariants on
+// success (tests/fuzz/fuzz_checks.h): parsed settings are within range, each decoded image
+// honours the image limits, each plan is executable by the engine. A broken one traps. As in
+// image_decode_fuzzer.cc, OpenCV's own size limits are left at its defaults.
+#include <cstddef>
+#include <cstdint>
+
+#include "dinov3/v1/embedding.pb.h"
+#include "server/preprocess/resize_plan.h"
+#include "server/service/proto_conversion.h"
+#include "tests/fuzz/fuzz_checks.h"
+
+namespace dinov3::fuzz {
+namespace {
+
+service::RequestLimits Limits() {
+  service::RequestLimits limits;
+  limits.max_images_per_request = 8;
+  limits.image.max_image_bytes = 1 << 20;
+  limits.image.max_pixels = 4'000'000;
+  limits.image.min_image_side = 8;
+  return limits;
+}
+
+void CheckSettings(const service::EmbedSettings& settings, const v1::EmbedRequest& request,
+                   const service::RequestLimits& limits) {
+  Require(request.images_size() >= 1 && request.images_size() <= limits.max_images_per_request,
+          "image count within [1, max_images_per_request]");
+  Require(settings.priority >= -1 && settings.priority <= 1, "priority is -1, 0 or 1");
+  const OutputSet& o = settings.outputs;
+  Require(o.cls || o.pooled || o.patch_tokens || o.registers, "at least one output");
+  const preprocess::PreprocessOptions& p = settings.preprocess;
+  Require(p.height >= 0 && p.width >= 0 && p.max_patches >= 0, "preprocess sizes >= 0");
+  Require(p.max_patches <= limits.geometry.max_patches, "max_patches within the model's");
+}
+
+void FuzzRequest(const v1::EmbedRequest& request, const service::RequestLimits& limits) {
+  absl::StatusOr<service::EmbedSettings> settings = service::ParseEmbedRequest(request, limits);
+  if (!settings.ok()) return;
+  CheckSettings(*settings, request, limits);
+  for (const v1::Image& proto_image : request.images()) {
+    absl::StatusOr<RgbImage> image = service::DecodeRequestImage(proto_image, limits.image);
+    if (!image.ok()) continue;  // the pipeline answers this image's error; others still run
+    CheckImage(*image, limits.image);
+    absl::StatusOr<ResizePlan> plan =
+        preprocess::PlanResize(image->height, image->width, settings->preprocess, limits.geometry);
+    if (plan.ok()) CheckPlan(*plan, settings->preprocess, limits.geometry);
+  }
+}
+
+}  // namespace
+}  // namespace dinov3::fuzz
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const dinov3::service::RequestLimits limits = dinov3::fuzz::Limits();
+  dinov3::v1::EmbedRequest request;
+  if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
+  dinov3::fuzz::FuzzRequest(request, limits);
+  return 0;
+}
