@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -15,13 +14,13 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "client/cpp/commands.h"
 #include "client/cpp/tensor_decode.h"
+#include "server/common/secret_file.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051", "Address of the service, host:port.");
 ABSL_FLAG(double, timeout, 30, "Deadline of each call in seconds (> 0).");
@@ -32,7 +31,8 @@ ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA bundle that verifies the server'
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate for mutual TLS.");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
 ABSL_FLAG(std::string, api_key_file, "",
-          "File whose first line is the API key (default: $DINOV3_API_KEY, if set).");
+          "File whose first key line is the API key ('#' comments are skipped; default: "
+          "$DINOV3_API_KEY, if set).");
 ABSL_FLAG(std::string, outputs, "cls,pooled",
           "embed: comma-separated outputs among cls, pooled, patch_tokens, registers.");
 ABSL_FLAG(std::string, dtype, "float32",
@@ -101,12 +101,9 @@ absl::Status SetSecurity(ConnectionOptions& connection) {
     connection.api_key = key == nullptr ? "" : key;
     return absl::OkStatus();
   }
-  std::ifstream in(key_file);
-  if (!in || !std::getline(in, connection.api_key) ||
-      (connection.api_key = std::string(absl::StripAsciiWhitespace(connection.api_key))).empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--api_key_file ", key_file, ": cannot read a key from its first line"));
-  }
+  absl::StatusOr<std::vector<std::string>> keys = ReadSecretLines(key_file, "--api_key_file");
+  if (!keys.ok()) return keys.status();
+  connection.api_key = keys->front();
   return absl::OkStatus();
 }
 

@@ -188,16 +188,16 @@ void ModelWorker::RecordOutcome(bool answered) {
   if (!healthy_ || consecutive_failures_ < kMaxConsecutiveFailures) return;
   // A broken instance, or inputs this model cannot take? A synthetic image tells them apart,
   // so that a client sending such inputs cannot take the replica out of rotation.
-  if (absl::Status probe = Probe(); probe.ok()) {
+  const absl::Status probe = Probe();
+  if (probe.ok()) {
     spdlog::warn(
         "{} batches in a row failed on every image, but the model on {} answers a "
         "synthetic image: input-specific failures, instance kept healthy",
         consecutive_failures_, runtime_->device().str());
     consecutive_failures_ = 0;
     return;
-  } else {
-    spdlog::error("{}", probe.ToString());
   }
+  spdlog::error("{}", probe.ToString());
   healthy_ = false;
   if (options_.on_health_change) options_.on_health_change(false);
 }

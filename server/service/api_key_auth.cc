@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "server/common/logging.h"
 #include "server/common/secret_file.h"
+#include "server/common/status_reason.h"
 
 namespace dinov3::service {
 namespace {
@@ -65,7 +66,7 @@ void ApiKeyAuthProcessor::LogRefusal(absl::string_view path, const char* what) {
                    : absl::StrCat(what, " (", skipped, " more refusals since the last line)");
   logging::LogAccess({.method = std::string_view(path.data(), std::min<size_t>(path.size(), 128)),
                       .code = "UNAUTHENTICATED",
-                      .reason = "unauthenticated",
+                      .reason = kReasonUnauthenticated,
                       .error = error});
 }
 
