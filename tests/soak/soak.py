@@ -35,27 +35,27 @@ import os
 import queue
 import random
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-sys.path.insert(0, os.path.join(ROOT, "client", "python"))
+sys.path.insert(0, ROOT)
 
 import grpc  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402  (pytest.fail is how the shared server helpers report)
 
-from dinov3_client import EmbeddingClient, EmbeddingError  # noqa: E402
+from tests.integration.python.prometheus_process import samples, scrape  # noqa: E402
+from tests.integration.python.server_process import (  # noqa: E402  (adds client/python)
+    export_random_model, metrics_port, start_server, stop_server, tail)
+
 from dinov3_client import embedding_pb2 as pb2  # noqa: E402
 
 OK = "OK"
 INVALID = "INVALID_ARGUMENT"
-STARTUP_SECONDS = 120
 RSS_WINDOW_SECONDS = 5.0
 
 
@@ -104,16 +104,6 @@ def counter_failures(server_delta, client_counts):
     return problems
 
 
-def parse_metrics(text):
-    """{'name{labels}': value} of a Prometheus text exposition."""
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            values[key] = float(value)
-    return values
-
-
 REQUESTS = re.compile(r'dinov3_requests_total\{code="(\w+)",method="(\w+)"\}')
 
 
@@ -133,51 +123,27 @@ def delta(after, before):
 # --- the server ------------------------------------------------------------------------------
 
 class Server:
-    """dinov3-server on a free loopback port; its log in `log_path`."""
+    """dinov3-server on a free loopback port (server_process.start_server); its log in
+    `log_path`."""
 
     def __init__(self, binary, model, log_path, extra_args):
-        if not os.access(binary, os.X_OK):
-            raise SystemExit(f"soak: {binary} is missing: build it first (scripts/build.sh)")
         self.log_path = log_path
-        import socket
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.target = f"127.0.0.1:{port}"
-        with open(log_path, "w") as log:
-            self.proc = subprocess.Popen(
-                [binary, f"--model={model}", f"--listen={self.target}", "--device=cpu",
-                 "--metrics_listen=127.0.0.1:0", *extra_args],
-                stdout=log, stderr=subprocess.STDOUT)
-        self.client = EmbeddingClient(self.target, timeout=60)
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"soak: the server exited with {self.proc.returncode}:\n"
-                                 f"{self.log_tail()}")
-            try:
-                if self.client.health() == "SERVING":
-                    break
-            except EmbeddingError:
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                raise SystemExit(f"soak: the server is not SERVING after {STARTUP_SECONDS} s")
-            time.sleep(0.2)
-        match = re.search(r"metrics on http://\S+ \(port (\d+)", self.log_tail(10**6))
-        if match is None:
-            self.kill()
-            raise SystemExit(f"soak: no metrics port in the server log:\n{self.log_tail()}")
-        self.metrics_port = int(match.group(1))
+        try:
+            self.proc, self.target, self.client = start_server(model, log_path, *extra_args,
+                                                               server=binary)
+        except pytest.fail.Exception as e:
+            raise SystemExit(f"soak: {e}") from None
+        try:
+            self.metrics_port = metrics_port(log_path)
+        except pytest.fail.Exception as e:
+            self.stop()
+            raise SystemExit(f"soak: {e}") from None
 
     def log_tail(self, n=3000):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()[-n:]
+        return tail(self.log_path, n)
 
     def metrics(self):
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
-        with urllib.request.urlopen(url, timeout=30) as response:
-            return parse_metrics(response.read().decode())
+        return samples(scrape(self.metrics_port))
 
     def rss_bytes(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -186,19 +152,9 @@ class Server:
                     return int(line.split()[1]) * 1024
         return None
 
-    def stop(self, timeout=60):
-        """SIGTERM; the exit status (None after a kill on timeout)."""
-        self.client.close()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-    def kill(self):
-        self.proc.kill()
-        self.proc.wait()
+    def stop(self):
+        """SIGTERM (then SIGKILL after 15 s); the exit status."""
+        return stop_server(self.proc, self.client)
 
 
 # --- the load --------------------------------------------------------------------------------
@@ -516,14 +472,6 @@ def parse_args(argv):
     return args
 
 
-def export_model(directory, depth, seed):
-    path = os.path.join(directory, "model.pt")
-    subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", "vits16",
-                    "--depth", str(depth), "--seed", str(seed), "--output", path],
-                   cwd=ROOT, check=True, capture_output=True)
-    return path
-
-
 def sample_rss(server, samples, stop, interval, start):
     while not stop.is_set():
         rss = server.rss_bytes()
@@ -617,7 +565,7 @@ def run_soak(args, server):
 def main(argv=None):
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dinov3-soak-") as tmp:
-        model = args.model or export_model(tmp, args.depth, args.seed)
+        model = args.model or export_random_model(tmp, args.seed, args.depth)
         server = Server(args.server, model, args.log or os.path.join(tmp, "server.log"),
                         args.server_arg)
         try:

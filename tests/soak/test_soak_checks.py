@@ -67,7 +67,7 @@ def test_metrics_parsing_and_delta():
             'dinov3_requests_total{code="OK",method="Embed"} 7\n'
             'dinov3_requests_total{code="INVALID_ARGUMENT",method="StreamEmbed"} 2\n'
             'dinov3_images_total 12\n')
-    values = soak.parse_metrics(text)
+    values = soak.samples(text)
     assert values["dinov3_images_total"] == 12
     by = soak.requests_by_method_code(values)
     assert by == {("Embed", "OK"): 7, ("StreamEmbed", "INVALID_ARGUMENT"): 2}

@@ -24,8 +24,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.integration.python.prometheus_process import scrape
-from tests.integration.python.server_process import start_server, stop_server, tail
+from tests.integration.python.prometheus_process import samples, scrape
+from tests.integration.python.server_process import (metrics_port, start_server, stop_server,
+                                                     tail)
 from dinov3_client import embedding_pb2_grpc  # noqa: E402  (path set by server_process)
 
 # Normalised pixels (x/255 - mean) / std: white is about 2.25..2.64, black -2.12..-1.80, the
@@ -75,14 +76,20 @@ def read_metadata(exported_model):
         return archive.read(name).decode()
 
 
-def write_fault_model(exported_model, path, slow_iters=SLOW_ITERS):
-    """Saves a scripted FaultModel with `exported_model`'s metadata at `path`; returns path."""
+def save_contract_model(make_module, exported_model, path):
+    """Scripts make_module(metadata dict) and saves it at `path` with `exported_model`'s
+    dinov3.json, so that the server loads it like an export; returns path."""
     metadata = read_metadata(exported_model)
-    meta = json.loads(metadata)
-    module = torch.jit.script(FaultModel(meta["embed_dim"], meta["num_registers"],
-                                         meta["patch_size"], slow_iters).eval())
+    module = torch.jit.script(make_module(json.loads(metadata)).eval())
     torch.jit.save(module, str(path), _extra_files={"dinov3.json": metadata})
     return str(path)
+
+
+def write_fault_model(exported_model, path, slow_iters=SLOW_ITERS):
+    """A scripted FaultModel with `exported_model`'s metadata at `path`; returns path."""
+    return save_contract_model(
+        lambda m: FaultModel(m["embed_dim"], m["num_registers"], m["patch_size"], slow_iters),
+        exported_model, path)
 
 
 def noise(seed, size=(32, 32)):
@@ -118,16 +125,6 @@ def code_of(future):
     return grpc.StatusCode.OK if error is None else error.code()
 
 
-def samples(text):
-    """{'name{labels}': value} of a Prometheus text exposition."""
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            out[key] = float(value)
-    return out
-
-
 class Counters:
     """One /metrics snapshot."""
 
@@ -160,11 +157,11 @@ class FaultServer:
     def __init__(self, model, log_path, *flags):
         self.log_path = str(log_path)
         self.proc, self.target, self.client = start_server(model, self.log_path, *flags)
-        match = re.search(r"metrics on http://\S+ \(port (\d+)", tail(self.log_path, 10**6))
-        if match is None:
+        try:
+            self.metrics_port = metrics_port(self.log_path)
+        except BaseException:
             self.stop()
-            pytest.fail(f"no metrics port in the server log:\n{tail(self.log_path)}")
-        self.metrics_port = int(match.group(1))
+            raise
         self.stub = self.client.stub
 
     def stop(self):

@@ -35,6 +35,16 @@ def scrape(port):
         return response.read().decode()
 
 
+def samples(text):
+    """{'name{label="v",...}': value} of a text exposition (labels sorted as the server wrote)."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, value = line.rsplit(" ", 1)
+            out[key] = float(value)
+    return out
+
+
 def random_image(seed, size=(48, 64)):
     return np.random.default_rng(seed).integers(0, 256, (*size, 3), dtype=np.uint8)
 

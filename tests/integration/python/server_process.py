@@ -6,6 +6,7 @@ there, fails (never skips) when the binary is missing, and stops it with SIGTERM
 """
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -59,15 +60,23 @@ def wait_serving(proc, client, log_path):
                 pytrace=False)
 
 
-def start_server(model_path, log_path, *extra_flags, **client_kwargs):
-    """Starts the server and waits for SERVING; returns (process, target, client).
+def metrics_port(log_path):
+    """The /metrics port a server wrote to its log at start-up."""
+    match = re.search(r"metrics on http://\S+ \(port (\d+)", tail(log_path, 10**6))
+    if match is None:
+        pytest.fail(f"no metrics port in the server log:\n{tail(log_path)}", pytrace=False)
+    return int(match.group(1))
+
+
+def start_server(model_path, log_path, *extra_flags, server=SERVER, **client_kwargs):
+    """Starts the `server` binary and waits for SERVING; returns (process, target, client).
     `client_kwargs` go to EmbeddingClient (credentials=, api_key=, options=)."""
-    if not os.access(SERVER, os.X_OK):
-        pytest.fail(f"{SERVER} is missing: build it first (scripts/build.sh)", pytrace=False)
+    if not os.access(server, os.X_OK):
+        pytest.fail(f"{server} is missing: build it first (scripts/build.sh)", pytrace=False)
     target = f"127.0.0.1:{free_port()}"
     with open(log_path, "w") as log:
         # Metrics on any free port unless the test names one: tests run in parallel.
-        proc = subprocess.Popen([SERVER, f"--model={model_path}", f"--listen={target}",
+        proc = subprocess.Popen([server, f"--model={model_path}", f"--listen={target}",
                                  "--device=cpu", "--metrics_listen=127.0.0.1:0", *extra_flags],
                                 stdout=log, stderr=subprocess.STDOUT)
     client = EmbeddingClient(target, timeout=30.0, **client_kwargs)

@@ -6,7 +6,6 @@ every forward fails, the server's synthetic health probe included (a broken devi
 model state). test_faults.py shows the other side: inputs the model cannot take (it fails on them
 but still answers the probe) never change health.
 """
-import json
 import time
 from typing import Dict
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.integration.python.fault_helpers import read_metadata
+from tests.integration.python.fault_helpers import save_contract_model
 from tests.integration.python.server_process import export_random_model, running_server, tail
 from dinov3_client import EmbeddingError  # noqa: E402  (path set by server_process)
 
@@ -45,14 +44,9 @@ class BreaksOnWhite(torch.nn.Module):
 
 @pytest.fixture
 def broken_model(tmp_path):
-    exported = export_random_model(tmp_path, seed=5)
-    metadata = read_metadata(exported)
-    meta = json.loads(metadata)
-    module = torch.jit.script(BreaksOnWhite(meta["embed_dim"], meta["num_registers"],
-                                            meta["patch_size"]).eval())
-    path = tmp_path / "breaks_on_white.pt"
-    torch.jit.save(module, str(path), _extra_files={"dinov3.json": metadata})
-    return str(path)
+    return save_contract_model(
+        lambda m: BreaksOnWhite(m["embed_dim"], m["num_registers"], m["patch_size"]),
+        export_random_model(tmp_path, seed=5), tmp_path / "breaks_on_white.pt")
 
 
 def embed_code(client, image):

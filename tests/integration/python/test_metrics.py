@@ -20,7 +20,8 @@ import pytest
 
 from tests.integration.python.prometheus_process import (embedding_load, prometheus_api,
                                                          prometheus_log, random_image as image,
-                                                         running_prometheus, scrape, tool)
+                                                         running_prometheus, samples, scrape,
+                                                         tool)
 from tests.integration.python.server_process import (export_random_model, free_port,
                                                       running_server)
 
@@ -34,16 +35,6 @@ def model(tmp_path_factory):
 
 
 
-
-
-def samples(text):
-    """{'name{label="v",...}': value} of a text exposition (labels sorted as the server wrote)."""
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, value = line.rsplit(" ", 1)
-            out[key] = float(value)
-    return out
 
 
 

@@ -29,9 +29,10 @@ import grpc
 import numpy as np
 import pytest
 
-from tests.integration.python.prometheus_process import scrape
+from tests.integration.python.prometheus_process import samples, scrape
 from tests.integration.python.server_process import (BIN_DIR, SERVER, export_random_model,
-                                                     free_port, running_server, tail)
+                                                     free_port, metrics_port, running_server,
+                                                     tail)
 from dinov3_client import EmbeddingClient, EmbeddingError, tls_credentials  # noqa: E402 (path)
 
 IMAGE = np.full((32, 32, 3), 200, np.uint8)
@@ -81,10 +82,6 @@ def model(tmp_path_factory):
 
 def tls_flags(pki, name="server-1"):
     return [f"--tls_cert_file={pki(name + '.crt')}", f"--tls_key_file={pki(name + '.key')}"]
-
-
-def metrics_port(log_path):
-    return int(re.search(r"metrics on http://\S+ \(port (\d+)", tail(log_path, 10**6)).group(1))
 
 
 def served_certificate_subject(target):
@@ -181,15 +178,12 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(model, pki, tmp_pa
 
 
 def rejected_unauthenticated(port):
-    text = scrape(port)
-    match = re.search(r'^dinov3_rejected_total\{reason="unauthenticated"\} (\S+)$', text, re.M)
-    return float(match.group(1))
+    return samples(scrape(port))['dinov3_rejected_total{reason="unauthenticated"}']
 
 
 def embed_requests(port):
-    text = scrape(port)
-    return sum(float(m) for m in re.findall(r'^dinov3_requests_total\{[^}]*method="Embed"[^}]*\} '
-                                            r'(\S+)$', text, re.M))
+    return sum(value for key, value in samples(scrape(port)).items()
+               if key.startswith("dinov3_requests_total{") and 'method="Embed"' in key)
 
 
 def test_api_keys_guard_every_service_but_exempt_health(model, tmp_path):
