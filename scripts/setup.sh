@@ -2,7 +2,8 @@
 # Installs everything the project needs, from this repository's own files. Idempotent: a second
 # run only checks and returns.
 #   1. Debian packages listed in scripts/debian-packages.txt (apt-get; needs root or sudo).
-#   2. .venv/ with the pinned Python packages of requirements.txt (re-installed when it changes).
+#   2. .venv/ with the pinned Python packages of requirements.txt (re-installed when it changes;
+#      needs about 6 GiB free disk, checked before pip starts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +33,14 @@ fi
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  # torch and its CUDA libraries take about 5.2 GiB in .venv/; fail before pip, not halfway.
+  need_kib=$((6 * 1024 * 1024))
+  free_kib=$(df -Pk .venv | awk 'NR == 2 { print $4 }')
+  if [ "$free_kib" -lt "$need_kib" ]; then
+    echo "setup: the Python packages need about 6 GiB free for .venv/;" \
+      "$(df -Ph .venv | awk 'NR == 2 { print $4 " free on " $6 }'): free some space" >&2
+    exit 1
+  fi
   echo "setup: installing Python packages from requirements.txt (torch is large: minutes)"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
   echo "$want" > "$stamp"
