@@ -8,25 +8,27 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <string_view>
 #include <utility>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "server/common/secret_file.h"
 
 namespace dinov3::metrics {
 namespace {
 
 constexpr size_t kMaxRequestHead = 8 << 10;
-constexpr int kIoTimeoutSeconds = 5;
+constexpr std::chrono::milliseconds kAcceptPause{100};  // out of descriptors
 
 absl::Status Malformed(const std::string& listen) {
   return absl::InvalidArgumentError(absl::StrCat(
@@ -66,12 +68,12 @@ absl::StatusOr<int> BindAndListen(const std::string& listen) {
   std::string error = "no address";
   int fd = -1;
   for (addrinfo* a = found; a != nullptr && fd < 0; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
     if (fd < 0) continue;
     const int on = 1, off = 0;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
     if (a->ai_family == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 16) != 0) {
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd, 64) != 0) {
       error = std::strerror(errno);
       close(fd);
       fd = -1;
@@ -97,36 +99,12 @@ int LocalPort(int fd) {
 
 using Clock = std::chrono::steady_clock;
 
-// Waits until `fd` is ready for `events` or `deadline` passes (false).
-bool WaitReady(int fd, short events, Clock::time_point deadline) {
-  while (true) {
-    const auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    pollfd p{fd, events, 0};
-    const int ready = poll(&p, 1, static_cast<int>(left));
-    if (ready > 0) return true;
-    if (ready < 0 && errno != EINTR) return false;
-  }
-}
-
-void SendAll(int fd, std::string_view data, Clock::time_point deadline) {
-  while (!data.empty() && WaitReady(fd, POLLOUT, deadline)) {
-    const ssize_t sent = send(fd, data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (sent < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (sent <= 0) return;
-    data.remove_prefix(static_cast<size_t>(sent));
-  }
-}
-
-void Respond(int fd, const char* status, const char* content_type, const std::string& body,
-             bool head, Clock::time_point deadline, absl::string_view extra_header = "") {
-  SendAll(fd,
-          absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
-                       "\r\nContent-Length: ", body.size(), "\r\n", extra_header,
-                       "Connection: close\r\n\r\n"),
-          deadline);
-  if (!head) SendAll(fd, body, deadline);
+// The whole answer: status line, headers and (unless `head`) the body.
+std::string Response(absl::string_view status, absl::string_view content_type,
+                     absl::string_view body, bool head, absl::string_view extra_header = "") {
+  return absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", content_type,
+                      "\r\nContent-Length: ", body.size(), "\r\n", extra_header,
+                      "Connection: close\r\n\r\n", head ? "" : body);
 }
 
 // The value of the request head's Authorization header ("" when there is none).
@@ -139,6 +117,117 @@ absl::string_view AuthorizationHeader(absl::string_view head) {
     }
   }
   return "";
+}
+
+// poll()'s timeout until `next` (-1: none).
+int PollTimeoutMs(Clock::time_point now, Clock::time_point next) {
+  if (next == Clock::time_point::max()) return -1;
+  if (next <= now) return 0;
+  const int64_t ms = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+  return static_cast<int>(std::min<int64_t>(ms, 60'000));
+}
+
+// One accepted connection.
+struct Connection {
+  int fd = -1;                 // -1 once closed
+  Clock::time_point deadline;  // of the current phase: head read, then answer write
+  bool writing = false;        // false: reading the head into `data`; true: sending `data`
+  std::string data;            // the head so far, then the answer
+  size_t sent = 0;             // bytes of `data` already sent
+};
+
+// MetricsEndpoint::Answer.
+using Answerer = absl::FunctionRef<std::string(absl::string_view head)>;
+
+void Close(Connection& c) {
+  if (c.fd >= 0) close(c.fd);
+  c.fd = -1;
+}
+
+enum class HeadState { kReading, kComplete, kTooLarge, kGone };
+
+// One non-blocking read of the request head. A client that half-closes after part of a head is
+// answered for what it sent.
+HeadState ReadHead(Connection& c) {
+  char buffer[2048];
+  const size_t room = std::min(sizeof(buffer), kMaxRequestHead - c.data.size());
+  const ssize_t got = recv(c.fd, buffer, room, MSG_DONTWAIT);
+  if (got < 0) {
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? HeadState::kReading
+                                                                     : HeadState::kGone;
+  }
+  if (got == 0) return c.data.empty() ? HeadState::kGone : HeadState::kComplete;
+  const size_t from = c.data.size() < 3 ? 0 : c.data.size() - 3;
+  c.data.append(buffer, static_cast<size_t>(got));
+  if (c.data.find("\r\n\r\n", from) != std::string::npos) return HeadState::kComplete;
+  return c.data.size() >= kMaxRequestHead ? HeadState::kTooLarge : HeadState::kReading;
+}
+
+// One non-blocking write of the rest of the answer; closes the connection once all is sent or
+// the peer is gone.
+void SendSome(Connection& c) {
+  const ssize_t sent =
+      send(c.fd, c.data.data() + c.sent, c.data.size() - c.sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  if (sent > 0) c.sent += static_cast<size_t>(sent);
+  if (sent <= 0 || c.sent == c.data.size()) Close(c);
+}
+
+// Closes one connection to make room: the oldest still reading its head, else the oldest one.
+void EvictOne(std::vector<Connection>& open, int port) {
+  auto victim =
+      std::find_if(open.begin(), open.end(), [](const Connection& c) { return !c.writing; });
+  if (victim == open.end()) victim = open.begin();
+  spdlog::debug("metrics endpoint on port {}: {} connections open, closed the oldest {}", port,
+                open.size(), victim->writing ? "writer" : "one still without a request");
+  Close(*victim);
+  open.erase(victim);
+}
+
+// Reads or writes what `revents` allows, answers a complete head, and closes the connection
+// when done, gone or past its deadline.
+void Progress(Connection& c, short revents, Clock::time_point now, Answerer answer) {
+  if (c.writing) {
+    if (revents & (POLLOUT | POLLERR | POLLHUP)) SendSome(c);
+  } else if (revents & (POLLIN | POLLERR | POLLHUP)) {
+    const HeadState state = ReadHead(c);
+    if (state == HeadState::kGone) {
+      Close(c);
+    } else if (state != HeadState::kReading) {
+      c.data = state == HeadState::kTooLarge
+                   ? Response("431 Request Header Fields Too Large", "text/plain",
+                              "request head over 8 KiB\n", false)
+                   : answer(c.data);
+      c.writing = true;
+      c.deadline = now + MetricsEndpoint::kWriteTimeout;
+      SendSome(c);
+    }
+  }
+  if (c.fd >= 0 && now >= c.deadline) Close(c);
+}
+
+// Accepts what the listening socket holds, closing the oldest connections beyond the cap, and
+// tries each new one at once; pauses accepting until `paused_until` when out of descriptors.
+void AcceptNew(int listen_fd, int port, std::vector<Connection>& open, Clock::time_point now,
+               Clock::time_point& paused_until, Answerer answer) {
+  // At most the cap's worth at a time: the open connections get their turn too.
+  for (int i = 0; i < MetricsEndpoint::kMaxConnections; ++i) {
+    const int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      // Out of descriptors (EMFILE, ENFILE) or similar: the listening socket stays readable,
+      // so pause accepting a little instead of spinning.
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED) {
+        paused_until = now + kAcceptPause;
+      }
+      return;
+    }
+    if (open.size() >= static_cast<size_t>(MetricsEndpoint::kMaxConnections)) EvictOne(open, port);
+    Connection& added = open.emplace_back();
+    added.fd = fd;
+    added.deadline = now + MetricsEndpoint::kHeadTimeout;
+    Progress(added, POLLIN, now, answer);  // the head may be there already
+    if (open.back().fd < 0) open.pop_back();
+  }
 }
 
 }  // namespace
@@ -181,64 +270,65 @@ MetricsEndpoint::~MetricsEndpoint() {
 }
 
 void MetricsEndpoint::Serve() {
-  pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
+  std::vector<Connection> open;
+  std::vector<pollfd> fds;
+  Clock::time_point accept_paused_until;
   while (true) {
-    const int ready = poll(fds, wake_[0] >= 0 ? 2 : 1, -1);
+    Clock::time_point now = Clock::now();
+    const bool accepting = now >= accept_paused_until;
+    Clock::time_point next = accepting ? Clock::time_point::max() : accept_paused_until;
+    // A pollfd with a negative descriptor (no wake pipe) is ignored by poll.
+    fds.assign(
+        {{wake_[0], POLLIN, 0}, {listen_fd_, static_cast<short>(accepting ? POLLIN : 0), 0}});
+    for (const Connection& c : open) {
+      fds.push_back({c.fd, static_cast<short>(c.writing ? POLLOUT : POLLIN), 0});
+      next = std::min(next, c.deadline);
+    }
+    const int ready = poll(fds.data(), fds.size(), PollTimeoutMs(now, next));
     if (ready < 0 && errno == EINTR) continue;
-    if (fds[1].revents & POLLIN) return;  // stopping
-    if (ready < 0 || (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL))) {
+    if (fds[0].revents & POLLIN) break;  // stopping
+    if (ready < 0 || (fds[1].revents & (POLLERR | POLLHUP | POLLNVAL))) {
       spdlog::error("metrics endpoint on port {} failed ({}); /metrics is no longer served", port_,
                     ready < 0 ? std::strerror(errno) : "socket error");
-      return;
+      break;
     }
-    if (!(fds[0].revents & POLLIN)) continue;
-    const int connection = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (connection < 0) {
-      // Out of descriptors (EMFILE, ENFILE) or similar: the listening socket stays readable,
-      // so wait a little instead of spinning.
-      if (errno != EINTR && errno != ECONNABORTED) poll(&fds[1], wake_[0] >= 0 ? 1 : 0, 100);
-      continue;
+    now = Clock::now();
+    const auto answer = [this](absl::string_view head) { return Answer(head); };
+    for (size_t i = 0; i < open.size(); ++i) Progress(open[i], fds[i + 2].revents, now, answer);
+    open.erase(
+        std::remove_if(open.begin(), open.end(), [](const Connection& c) { return c.fd < 0; }),
+        open.end());
+    if (fds[1].revents & POLLIN) {
+      AcceptNew(listen_fd_, port_, open, now, accept_paused_until, answer);
     }
-    Answer(connection, Clock::now() + std::chrono::seconds(kIoTimeoutSeconds));
-    close(connection);
   }
+  for (Connection& c : open) Close(c);
 }
 
-void MetricsEndpoint::Answer(int connection, std::chrono::steady_clock::time_point deadline) {
-  std::string head;
-  char buffer[2048];
-  while (head.find("\r\n\r\n") == std::string::npos && head.size() < kMaxRequestHead &&
-         WaitReady(connection, POLLIN, deadline)) {
-    const ssize_t got = recv(connection, buffer, sizeof(buffer), MSG_DONTWAIT);
-    if (got < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (got <= 0) break;
-    head.append(buffer, static_cast<size_t>(got));
-  }
-  const std::string_view line = std::string_view(head).substr(0, head.find("\r\n"));
+std::string MetricsEndpoint::Answer(absl::string_view head) const {
+  const absl::string_view line = head.substr(0, head.find("\r\n"));
   const size_t first_space = line.find(' ');
   const size_t second_space = line.find(' ', first_space + 1);
-  if (first_space == std::string_view::npos || second_space == std::string_view::npos) {
-    Respond(connection, "400 Bad Request", "text/plain", "bad request\n", false, deadline);
-    return;
+  if (first_space == absl::string_view::npos || second_space == absl::string_view::npos) {
+    return Response("400 Bad Request", "text/plain", "bad request\n", false);
   }
-  const std::string_view method = line.substr(0, first_space);
-  std::string_view path = line.substr(first_space + 1, second_space - first_space - 1);
+  const absl::string_view method = line.substr(0, first_space);
+  absl::string_view path = line.substr(first_space + 1, second_space - first_space - 1);
   path = path.substr(0, path.find('?'));
   const bool head_only = method == "HEAD";
   if (method != "GET" && !head_only) {
-    Respond(connection, "405 Method Not Allowed", "text/plain", "use GET\n", false, deadline);
-  } else if (!accepted_authorizations_.empty() &&
-             !MatchesAnySecret(accepted_authorizations_,
-                               AuthorizationHeader(absl::string_view(head)))) {
-    Respond(connection, "401 Unauthorized", "text/plain", "basic auth required\n", head_only,
-            deadline, "WWW-Authenticate: Basic realm=\"dinov3 metrics\"\r\n");
-  } else if (path != "/metrics") {
-    Respond(connection, "404 Not Found", "text/plain", "metrics are at /metrics\n", head_only,
-            deadline);
-  } else {
-    Respond(connection, "200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics_.Scrape(),
-            head_only, deadline);
+    return Response("405 Method Not Allowed", "text/plain", "use GET\n", false);
   }
+  if (!accepted_authorizations_.empty() &&
+      !MatchesAnySecret(accepted_authorizations_, AuthorizationHeader(head))) {
+    return Response("401 Unauthorized", "text/plain", "basic auth required\n", head_only,
+                    "WWW-Authenticate: Basic realm=\"dinov3 metrics\"\r\n");
+  }
+  if (path != "/metrics") {
+    return Response("404 Not Found", "text/plain", "metrics are at /metrics\n", head_only);
+  }
+  return Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics_.Scrape(),
+                  head_only);
 }
 
 }  // namespace dinov3::metrics

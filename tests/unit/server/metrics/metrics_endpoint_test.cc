@@ -1,5 +1,6 @@
-// MetricsEndpoint: a real HTTP exchange on loopback for each kind of request, and the errors
-// of Start.
+// MetricsEndpoint: a real HTTP exchange on loopback for each kind of request, the errors of
+// Start, and clients that never finish their request (idle, slowloris) neither delaying a scrape
+// nor being kept open past the head timeout.
 #include "server/metrics/metrics_endpoint.h"
 
 #include <arpa/inet.h>
@@ -9,7 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace dinov3::metrics {
 namespace {
@@ -18,15 +24,26 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-// Sends `request` to 127.0.0.1:port and returns everything the server wrote back.
-std::string Exchange(int port, const std::string& request) {
+// A socket connected to 127.0.0.1:port whose reads give up after 10 s (a broken endpoint fails
+// the test instead of hanging it).
+int Connect(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  timeval limit{};
+  limit.tv_sec = 10;
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof(limit));
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  EXPECT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  return fd;
+}
+
+// Sends `request` to 127.0.0.1:port and returns everything the server wrote back.
+std::string Exchange(int port, const std::string& request) {
+  const int fd = Connect(port);
+  EXPECT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
   std::string reply;
   char buffer[4096];
   ssize_t got;
@@ -93,21 +110,93 @@ TEST(MetricsEndpointTest, QueryStringHeadAndErrors) {
   EXPECT_THAT(Exchange(port, "GET /metrics HTTP/1.1\r\n\r\n"), HasSubstr("dinov3_queue_images"));
 }
 
+// A slowloris client: sends a request head one byte every 200 ms (never reaching its end)
+// until stopped or the server closes the connection.
+class Slowloris {
+ public:
+  explicit Slowloris(int port) : fd_(Connect(port)), thread_([this] { Drip(); }) {}
+  ~Slowloris() {
+    stop_ = true;
+    thread_.join();
+    close(fd_);
+  }
+  int fd() const { return fd_; }
+
+ private:
+  void Drip() {
+    const std::string head = "GET /metrics HTTP/1.1\r\nX-Padding: " + std::string(100, 'a');
+    for (char byte : head) {  // at most ~25 s, then silent
+      if (stop_ || send(fd_, &byte, 1, MSG_NOSIGNAL) != 1) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+
+  const int fd_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// True when the server closed `fd`: a read returns 0 (FIN) or ECONNRESET (closed with unread
+// bytes) within the 10 s receive limit of Connect.
+bool ClosedByServer(int fd) {
+  char buffer[256];
+  while (true) {
+    const ssize_t got = recv(fd, buffer, sizeof(buffer), 0);
+    if (got == 0) return true;
+    if (got < 0) return errno == ECONNRESET;
+  }
+}
+
 TEST(MetricsEndpointTest, ASilentClientDoesNotHoldTheEndpoint) {
   ServerMetrics metrics("v");
   auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", metrics);
   ASSERT_TRUE(endpoint.ok());
-  // Connects and sends half a request head, then nothing: given up after the 5 s limit.
-  const int idle = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>((*endpoint)->port()));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(idle, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  // Connects and sends half a request head, then nothing: served alongside, then closed.
+  const int idle = Connect((*endpoint)->port());
   ASSERT_EQ(send(idle, "GET /met", 8, 0), 8);
   EXPECT_THAT(Exchange((*endpoint)->port(), "GET /metrics HTTP/1.1\r\n\r\n"),
               StartsWith("HTTP/1.1 200"));
+  EXPECT_TRUE(ClosedByServer(idle));
   close(idle);
+}
+
+// The issue: "idle connections and a slowloris client on /metrics: a scrape still answers
+// within 1 s" (before, each idle connection held the endpoint for 5 s).
+TEST(MetricsEndpointTest, IdleAndSlowlorisClientsDoNotDelayAScrape) {
+  ServerMetrics metrics("v");
+  auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", metrics);
+  ASSERT_TRUE(endpoint.ok());
+  const int port = (*endpoint)->port();
+  std::vector<int> idle;
+  for (int i = 0; i < MetricsEndpoint::kMaxConnections; ++i) idle.push_back(Connect(port));
+  Slowloris slowloris(port);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few bytes dripped
+  const auto start = std::chrono::steady_clock::now();
+  const std::string reply = Exchange(port, "GET /metrics HTTP/1.1\r\n\r\n");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_THAT(reply, StartsWith("HTTP/1.1 200 OK\r\n"));
+  EXPECT_THAT(reply, HasSubstr("dinov3_build_info"));
+  for (int fd : idle) close(fd);
+}
+
+TEST(MetricsEndpointTest, IdleAndSlowlorisConnectionsAreClosedAfterTheHeadTimeout) {
+  ServerMetrics metrics("v");
+  auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", metrics);
+  ASSERT_TRUE(endpoint.ok());
+  const int idle = Connect((*endpoint)->port());
+  EXPECT_TRUE(ClosedByServer(idle));
+  close(idle);
+  // The head's time limit is in total: a byte every 200 ms does not extend it.
+  Slowloris slowloris((*endpoint)->port());
+  EXPECT_TRUE(ClosedByServer(slowloris.fd()));
+}
+
+TEST(MetricsEndpointTest, AnOversizedHeadIsRefused) {
+  ServerMetrics metrics("v");
+  auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", metrics);
+  ASSERT_TRUE(endpoint.ok());
+  const std::string huge = "GET /metrics HTTP/1.1\r\nX-Padding: " + std::string(9000, 'a');
+  EXPECT_THAT(Exchange((*endpoint)->port(), huge), StartsWith("HTTP/1.1 431"));
 }
 
 TEST(MetricsEndpointTest, BadAddressesAreRefused) {
