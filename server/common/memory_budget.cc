@@ -1,0 +1,49 @@
+#include "server/common/memory_budget.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace dinov3 {
+
+MemoryBudget::Reservation::Reservation(Reservation&& other) noexcept
+    : budget_(std::exchange(other.budget_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+MemoryBudget::Reservation& MemoryBudget::Reservation::operator=(Reservation&& other) noexcept {
+  if (this != &other) {
+    Release();
+    budget_ = std::exchange(other.budget_, nullptr);
+    bytes_ = std::exchange(other.bytes_, 0);
+  }
+  return *this;
+}
+
+void MemoryBudget::Reservation::Release() {
+  if (budget_ != nullptr) std::exchange(budget_, nullptr)->Return(bytes_);
+  bytes_ = 0;
+}
+
+std::optional<MemoryBudget::Reservation> MemoryBudget::TryReserve(int64_t bytes) {
+  bytes = std::max<int64_t>(bytes, 0);
+  absl::MutexLock lock(&mu_);
+  if (bytes > capacity_ - used_) return std::nullopt;
+  used_ += bytes;
+  peak_ = std::max(peak_, used_);
+  return Reservation(this, bytes);
+}
+
+int64_t MemoryBudget::used() const {
+  absl::MutexLock lock(&mu_);
+  return used_;
+}
+
+int64_t MemoryBudget::peak() const {
+  absl::MutexLock lock(&mu_);
+  return peak_;
+}
+
+void MemoryBudget::Return(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  used_ -= bytes;
+}
+
+}  // namespace dinov3
