@@ -1,15 +1,16 @@
 // dinov3-server: flags and wiring only. Loads the configuration (built-in defaults < --config
 // file < DINOV3_* environment < command-line flags; config/config.h), sets up logging, then
 // serves dinov3.v1.EmbeddingService until SIGTERM or SIGINT and drains (server/service/server.h).
-// Exit codes: 0 after a clean shutdown or --print_config, 1 when the server cannot start,
+// Exit codes: 0 after a clean shutdown, a stop signal during start-up (nothing accepted yet)
+// or --print_config, 1 when the server cannot start,
 // 2 for a bad command line or configuration (the error on stderr).
 // OpenCV reads its own decode limits from the environment when it is loaded, before main():
 // the server sets them from the configured limits and re-executes itself once (same process
 // id, same arguments) so that they apply (server/preprocess/opencv_limits.h).
-#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -30,6 +31,8 @@
 #include "absl/time/time.h"
 #include "config/config.h"
 #include "server/common/logging.h"
+#include "server/common/memory_limit.h"
+#include "server/common/stop_signals.h"
 #include "server/preprocess/opencv_limits.h"
 #include "server/service/server.h"
 
@@ -97,6 +100,17 @@ ABSL_FLAG(std::optional<double>, keepalive_timeout_seconds, std::nullopt,
           "within this");
 ABSL_FLAG(std::optional<double>, min_client_ping_interval_seconds, std::nullopt,
           "[server.min_client_ping_interval_seconds] how often clients may send keepalive pings");
+ABSL_FLAG(std::optional<int>, max_concurrent_streams, std::nullopt,
+          "[server.max_concurrent_streams] calls one connection may have open at once");
+ABSL_FLAG(std::optional<int64_t>, grpc_memory_bytes, std::nullopt,
+          "[server.grpc_memory_bytes] memory for gRPC's buffers (0 = a quarter of the budget)");
+ABSL_FLAG(std::optional<double>, max_call_seconds, std::nullopt,
+          "[server.max_call_seconds] the deadline of calls whose client set none");
+ABSL_FLAG(std::optional<int64_t>, memory_budget_bytes, std::nullopt,
+          "[limits.memory_budget_bytes] bytes accepted requests may hold (0 = from the "
+          "container's memory limit)");
+ABSL_FLAG(std::optional<int64_t>, max_stream_buffered_bytes, std::nullopt,
+          "[limits.max_stream_buffered_bytes] bytes one StreamEmbed stream may hold");
 ABSL_FLAG(std::optional<std::string>, tls_cert_file, std::nullopt,
           "[tls.cert_file] PEM server certificate chain (with --tls_key_file: TLS)");
 ABSL_FLAG(std::optional<std::string>, tls_key_file, std::nullopt,
@@ -171,6 +185,11 @@ ConfigSources SourcesFromCommandLine() {
   AddOverride(FLAGS_keepalive_time_seconds, "server.keepalive_time_seconds", o);
   AddOverride(FLAGS_keepalive_timeout_seconds, "server.keepalive_timeout_seconds", o);
   AddOverride(FLAGS_min_client_ping_interval_seconds, "server.min_client_ping_interval_seconds", o);
+  AddOverride(FLAGS_max_concurrent_streams, "server.max_concurrent_streams", o);
+  AddOverride(FLAGS_grpc_memory_bytes, "server.grpc_memory_bytes", o);
+  AddOverride(FLAGS_max_call_seconds, "server.max_call_seconds", o);
+  AddOverride(FLAGS_memory_budget_bytes, "limits.memory_budget_bytes", o);
+  AddOverride(FLAGS_max_stream_buffered_bytes, "limits.max_stream_buffered_bytes", o);
   AddOverride(FLAGS_tls_cert_file, "tls.cert_file", o);
   AddOverride(FLAGS_tls_key_file, "tls.key_file", o);
   AddOverride(FLAGS_tls_client_ca_file, "tls.client_ca_file", o);
@@ -220,7 +239,28 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
   o.keepalive_time = absl::Seconds(c.server.keepalive_time_seconds);
   o.keepalive_timeout = absl::Seconds(c.server.keepalive_timeout_seconds);
   o.min_client_ping_interval = absl::Seconds(c.server.min_client_ping_interval_seconds);
+  o.max_concurrent_streams = c.server.max_concurrent_streams;
+  o.max_call = absl::Seconds(c.server.max_call_seconds);
+  o.max_stream_buffered_bytes = c.limits.max_stream_buffered_bytes;
+  o.memory_budget_bytes = c.limits.memory_budget_bytes;  // 0 is resolved by ResolveMemory
+  o.grpc_memory_bytes = c.server.grpc_memory_bytes;
   return o;
+}
+
+// Fills in the automatic memory sizes (0 in the configuration) and says where they came from.
+std::string ResolveMemory(dinov3::service::ServerOptions& o) {
+  std::string budget_from = "limits.memory_budget_bytes";
+  if (o.memory_budget_bytes == 0) {
+    dinov3::DefaultBudget budget = dinov3::DefaultMemoryBudget(dinov3::ContainerMemoryLimit());
+    o.memory_budget_bytes = budget.bytes;
+    budget_from = budget.derivation;
+  }
+  if (o.grpc_memory_bytes == 0) {
+    o.grpc_memory_bytes = std::max<int64_t>(o.memory_budget_bytes / 4, int64_t{64} << 20);
+  }
+  return absl::StrCat("memory budget ", o.memory_budget_bytes, " bytes (", budget_from,
+                      "); gRPC buffers ", o.grpc_memory_bytes, " bytes; a stream ",
+                      o.max_stream_buffered_bytes, " bytes");
 }
 
 // Marks the process image started by ApplyOpenCvLimits' re-execution (not a DINOV3_ variable:
@@ -274,7 +314,8 @@ int main(int argc, char** argv) {
     std::cout << dinov3::config::ToYaml(*config);
     return std::cout.flush() ? 0 : 1;
   }
-  const dinov3::service::ServerOptions options = ToServerOptions(*config);
+  dinov3::service::ServerOptions options = ToServerOptions(*config);
+  const std::string memory = ResolveMemory(options);
   const absl::Status opencv_limits = ApplyOpenCvLimits(options.limits.image, argv);
   if (absl::Status s =
           dinov3::logging::ConfigureLogging({.level = config->logging.level,
@@ -300,22 +341,18 @@ int main(int argc, char** argv) {
   }
   spdlog::info("dinov3-server {} starting; config: {}", DINOV3_VERSION,
                dinov3::config::Summary(*config));
+  spdlog::info("{}", memory);
 
-  // Block the stop signals in every thread; the main thread waits for them below.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-
+  // From here on SIGTERM/SIGINT are handled (during the load and warm-up too: StopSignals).
+  dinov3::StopSignals stop_signals;
+  options.before_accepting = [&stop_signals] { return stop_signals.StartAccepting(); };
   auto server = dinov3::service::EmbeddingServer::Start(options);
   if (!server.ok()) {
     spdlog::error("could not start: {}", server.status().ToString());
     return 1;
   }
   spdlog::info("SERVING dinov3.v1.EmbeddingService on port {}", (*server)->port());
-  int signal_number = 0;
-  sigwait(&stop_signals, &signal_number);
+  const int signal_number = stop_signals.Wait();
   spdlog::info("received signal {}, shutting down", signal_number);
   (*server)->Shutdown();
   return 0;
