@@ -83,6 +83,14 @@ void VisitFields(Config& c, Visitor&& v) {
     DoubleRange{1, 86400},
     "clients may send keepalive pings this often, also with no call open; faster pingers get "
     "GOAWAY (too_many_pings)");
+  v("server.max_concurrent_streams", c.server.max_concurrent_streams, IntRange{1, 1'000'000},
+    "calls one client connection may have open at once (HTTP/2 MAX_CONCURRENT_STREAMS)");
+  v("server.grpc_memory_bytes", c.server.grpc_memory_bytes, IntRange{0, int64_t{1} << 50},
+    "memory gRPC may use for its connection buffers (grpc::ResourceQuota); 0 = a quarter of "
+    "limits.memory_budget_bytes, at least 64 MiB");
+  v("server.max_call_seconds", c.server.max_call_seconds, DoubleRange{1, 86400},
+    "a call whose client set no deadline gets this one: its work ends DEADLINE_EXCEEDED, and "
+    "an answer not read within it cancels the call (StreamEmbed: per request and per answer)");
   // tls
   v("tls.cert_file", c.tls.cert_file, AnyValue{},
     "PEM server certificate chain; with tls.key_file, gRPC is served over TLS (\"\" = none)");
@@ -120,6 +128,14 @@ void VisitFields(Config& c, Visitor&& v) {
     "smallest accepted image width or height, pixels");
   v("limits.max_patches", c.limits.max_patches, IntRange{1, 65536},
     "most patches per image after resizing (4096 = 1024x1024 at patch 16)");
+  v("limits.memory_budget_bytes", c.limits.memory_budget_bytes, IntRange{0, int64_t{1} << 50},
+    "bytes accepted requests may make the server hold (request, decoded pixels, model inputs "
+    "and outputs, response), reserved before any work; beyond: RESOURCE_EXHAUSTED; 0 = half "
+    "the container's memory limit (cgroup), or 4 GiB without one");
+  v("limits.max_stream_buffered_bytes", c.limits.max_stream_buffered_bytes,
+    IntRange{1 << 20, int64_t{1} << 50},
+    "bytes one StreamEmbed stream may hold in requests being computed and answers the client "
+    "has not read; beyond it the stream stops reading requests until the client reads");
   // batching
   v("batching.max_batch_size", c.batching.max_batch_size, IntRange{1, 1024},
     "most images per forward pass (1 = no batching)");

@@ -22,6 +22,9 @@ struct ServerSection {
   double keepalive_time_seconds = 60;            // server pings an idle connection this often
   double keepalive_timeout_seconds = 20;         // and closes it when the ping is not answered
   double min_client_ping_interval_seconds = 10;  // client keepalive pings allowed this often
+  int max_concurrent_streams = 100;              // calls open at once on one connection
+  int64_t grpc_memory_bytes = 0;                 // gRPC's buffers; 0 = a quarter of the budget
+  double max_call_seconds = 300;                 // calls without a client deadline
   bool operator==(const ServerSection&) const = default;
 };
 
@@ -54,6 +57,8 @@ struct LimitsSection {
   int64_t max_pixels = 40'000'000;
   int min_image_side = 8;
   int max_patches = 4096;
+  int64_t memory_budget_bytes = 0;  // 0 = from the container's memory limit (memory_limit.h)
+  int64_t max_stream_buffered_bytes = int64_t{256} << 20;
   bool operator==(const LimitsSection&) const = default;
 };
 

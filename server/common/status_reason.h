@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
 
 namespace dinov3 {
 
@@ -22,11 +23,12 @@ inline constexpr char kReasonCancelled[] = "cancelled";
 inline constexpr char kReasonUnavailable[] = "unavailable";  // loading or draining
 inline constexpr char kReasonUnauthenticated[] = "unauthenticated";
 inline constexpr char kReasonOutOfMemory[] = "out_of_memory";  // device or host, for one input
+inline constexpr char kReasonMemoryBudget[] = "memory_budget";  // RESOURCE_EXHAUSTED: budget full
 
 inline constexpr const char* kAllReasons[] = {
     kReasonQueueFull, kReasonTooLarge,   kReasonInvalidImage, kReasonInvalidRequest,
     kReasonDeadline,  kReasonCancelled,  kReasonUnavailable,  kReasonUnauthenticated,
-    kReasonOutOfMemory};
+    kReasonOutOfMemory, kReasonMemoryBudget};
 
 inline constexpr char kReasonPayloadUrl[] = "type.dinov3/reason";
 
@@ -61,6 +63,18 @@ inline std::string ReasonOf(const absl::Status& status) {
     default:
       return "";
   }
+}
+
+// The error of image `index` of a request: "image[index]: <message>", same code; its reason is
+// kept, and an INVALID_ARGUMENT without one is a bad image (kReasonInvalidImage).
+inline absl::Status ImageError(int index, const absl::Status& status) {
+  std::string reason = ReasonOf(status);
+  if (status.code() == absl::StatusCode::kInvalidArgument &&
+      !status.GetPayload(kReasonPayloadUrl).has_value()) {
+    reason = kReasonInvalidImage;
+  }
+  return WithReason(
+      absl::Status(status.code(), absl::StrCat("image[", index, "]: ", status.message())), reason);
 }
 
 }  // namespace dinov3

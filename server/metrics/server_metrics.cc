@@ -40,7 +40,8 @@ void AddGauge(MetricFamily& family, double value, std::vector<ClientMetric::Labe
 
 }  // namespace
 
-// Gauges whose value is read when Prometheus scrapes: the queue depth and device memory.
+// Gauges whose value is read when Prometheus scrapes: the queue depth, the memory budget in use
+// and device memory.
 class ServerMetrics::ScrapeTimeValues final : public prometheus::Collectable {
  public:
   void SetQueueDepthSource(std::function<int64_t()> source) {
@@ -51,6 +52,10 @@ class ServerMetrics::ScrapeTimeValues final : public prometheus::Collectable {
     std::lock_guard<std::mutex> lock(mu_);
     device_memory_ = std::move(source);
   }
+  void SetMemoryBudgetUsedSource(std::function<int64_t()> source) {
+    std::lock_guard<std::mutex> lock(mu_);
+    budget_used_ = std::move(source);
+  }
 
   std::vector<MetricFamily> Collect() const override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -59,6 +64,11 @@ class ServerMetrics::ScrapeTimeValues final : public prometheus::Collectable {
                                      "Images waiting in the batching queue for a model instance.");
     AddGauge(queue, queue_depth_ ? static_cast<double>(queue_depth_()) : 0);
     families.push_back(std::move(queue));
+    MetricFamily budget = GaugeFamily(
+        "dinov3_memory_budget_used_bytes",
+        "Bytes reserved by accepted requests in the memory budget (limits.memory_budget_bytes).");
+    AddGauge(budget, budget_used_ ? static_cast<double>(budget_used_()) : 0);
+    families.push_back(std::move(budget));
     if (!device_memory_) return families;
     const std::vector<DeviceMemory> devices = device_memory_();
     if (devices.empty()) return families;
@@ -80,6 +90,7 @@ class ServerMetrics::ScrapeTimeValues final : public prometheus::Collectable {
  private:
   mutable std::mutex mu_;
   std::function<int64_t()> queue_depth_;
+  std::function<int64_t()> budget_used_;
   std::function<std::vector<DeviceMemory>()> device_memory_;
 };
 
@@ -146,6 +157,13 @@ ServerMetrics::ServerMetrics(const std::string& version)
                              "beyond it requests get RESOURCE_EXHAUSTED.")
                          .Register(r)
                          .Add({});
+  memory_budget_ = &prometheus::BuildGauge()
+                        .Name("dinov3_memory_budget_bytes")
+                        .Help(
+                            "The memory budget of accepted requests (limits.memory_budget_bytes); "
+                            "beyond it requests get RESOURCE_EXHAUSTED.")
+                        .Register(r)
+                        .Add({});
   // Series that exist from the start, so that rate() and dashboards see zeros, not gaps.
   for (const char* reason : kAllReasons) rejected_->Add({{"reason", reason}});
   unauthenticated_ = &rejected_->Add({{"reason", kReasonUnauthenticated}});
@@ -185,6 +203,11 @@ void ServerMetrics::SetModelInfo(const std::string& variant, const std::string& 
 
 void ServerMetrics::SetQueueDepthSource(std::function<int64_t()> source) {
   scrape_time_->SetQueueDepthSource(std::move(source));
+}
+
+void ServerMetrics::SetMemoryBudget(int64_t capacity_bytes, std::function<int64_t()> used) {
+  memory_budget_->Set(static_cast<double>(capacity_bytes));
+  scrape_time_->SetMemoryBudgetUsedSource(std::move(used));
 }
 
 void ServerMetrics::SetDeviceMemorySource(std::function<std::vector<DeviceMemory>()> source) {

@@ -63,6 +63,10 @@ class ServerMetrics {
   // dinov3_queue_capacity_images: the most images the batching queue holds (max_queue_size).
   void SetQueueCapacity(int images) { queue_capacity_->Set(images); }
 
+  // dinov3_memory_budget_bytes = `capacity_bytes`; dinov3_memory_budget_used_bytes is read from
+  // `used` at every scrape (may be null: 0).
+  void SetMemoryBudget(int64_t capacity_bytes, std::function<int64_t()> used);
+
   // Read at every scrape; may be called again to replace. Must be cheap and thread-safe.
   void SetQueueDepthSource(std::function<int64_t()> source);
   void SetDeviceMemorySource(std::function<std::vector<DeviceMemory>()> source);
@@ -92,6 +96,7 @@ class ServerMetrics {
   prometheus::Counter* unauthenticated_;
   prometheus::Gauge* inflight_;
   prometheus::Gauge* queue_capacity_;
+  prometheus::Gauge* memory_budget_;
 };
 
 }  // namespace dinov3::metrics

@@ -232,31 +232,42 @@ absl::StatusOr<ImageSize> ReadImageSize(absl::string_view bytes, ImageFormat for
                                                  FirstBytesHex(bytes), "); ", kSendAccepted));
 }
 
-absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const ImageLimits& limits) {
+absl::StatusOr<ImageSize> CheckEncodedImage(absl::string_view bytes, const ImageLimits& limits) {
   if (bytes.empty()) return absl::InvalidArgumentError("image is empty (0 bytes)");
   RETURN_IF_ERROR(CheckByteCount(bytes.size(), limits));
-  const ImageFormat format = SniffFormat(bytes);
-  ASSIGN_OR_RETURN(const ImageSize size, ReadImageSize(bytes, format));
+  ASSIGN_OR_RETURN(const ImageSize size, ReadImageSize(bytes, SniffFormat(bytes)));
   RETURN_IF_ERROR(CheckDimensions(size.width, size.height, limits));
+  return size;
+}
+
+absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const ImageLimits& limits) {
+  RETURN_IF_ERROR(CheckEncodedImage(bytes, limits).status());
+  const ImageFormat format = SniffFormat(bytes);
   if (format == ImageFormat::kJpeg) RETURN_IF_ERROR(internal::CheckJpegComplete(bytes));
   return DecodeWithOpenCv(bytes, format, limits);
 }
 
-absl::StatusOr<RgbImage> ConvertRawImage(int width, int height, RawPixelFormat format,
-                                         absl::string_view data, const ImageLimits& limits) {
+absl::Status CheckRawImage(int width, int height, RawPixelFormat format, size_t data_bytes,
+                           const ImageLimits& limits) {
   if (width <= 0 || height <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("raw image size ", width, "x", height, " is not positive"));
   }
   RETURN_IF_ERROR(CheckDimensions(width, height, limits));
-  RETURN_IF_ERROR(CheckByteCount(data.size(), limits));
+  RETURN_IF_ERROR(CheckByteCount(data_bytes, limits));
   const int channels = Channels(format);
   const int64_t expected = int64_t{width} * height * channels;
-  if (static_cast<int64_t>(data.size()) != expected) {
+  if (static_cast<int64_t>(data_bytes) != expected) {
     return absl::InvalidArgumentError(
-        absl::StrCat("raw ", RawFormatName(format), " data is ", data.size(), " bytes, expected ",
+        absl::StrCat("raw ", RawFormatName(format), " data is ", data_bytes, " bytes, expected ",
                      width, "x", height, "x", channels, " = ", expected, " bytes"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RgbImage> ConvertRawImage(int width, int height, RawPixelFormat format,
+                                         absl::string_view data, const ImageLimits& limits) {
+  RETURN_IF_ERROR(CheckRawImage(width, height, format, data.size(), limits));
   return RawToRgbImage(width, height, format, data);
 }
 

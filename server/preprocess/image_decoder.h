@@ -41,10 +41,18 @@ struct ImageSize {
 // InvalidArgument when the header is truncated or malformed.
 absl::StatusOr<ImageSize> ReadImageSize(absl::string_view bytes, ImageFormat format);
 
+// The checks DecodeImage makes before decoding (byte count, format, header size against the
+// limits), alone: the size the decoded image will have (before EXIF rotation), without decoding.
+absl::StatusOr<ImageSize> CheckEncodedImage(absl::string_view bytes, const ImageLimits& limits);
+
 // Full decode of an encoded image with the checks described above.
 absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const ImageLimits& limits);
 
 enum class RawPixelFormat { kRgb8, kBgr8, kGray8, kRgba8 };
+
+// The checks ConvertRawImage makes (positive sides, limits, data length), alone.
+absl::Status CheckRawImage(int width, int height, RawPixelFormat format, size_t data_bytes,
+                           const ImageLimits& limits);
 
 // Converts raw pixels (row-major, no padding) to RgbImage. InvalidArgument when the data length
 // is not width * height * channels, or a limit is broken.

@@ -1,7 +1,7 @@
 // Helpers that turn a gRPC callback context into what the pipeline needs: the deadline as
 // absl::Time and a cheap, thread-safe cancellation check. The context must outlive every use
 // of the returned function (the pipeline guarantees that: it answers only after all its tasks
-// finished).
+// finished). And CallEnvironment, what every call handler shares.
 #ifndef DINOV3_SERVER_SERVICE_CALL_CONTEXT_H_
 #define DINOV3_SERVER_SERVICE_CALL_CONTEXT_H_
 
@@ -11,6 +11,8 @@
 #include <functional>
 
 #include "absl/time/time.h"
+#include "server/metrics/server_metrics.h"
+#include "server/service/call_watchdog.h"
 
 namespace dinov3::service {
 
@@ -21,6 +23,28 @@ inline absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   }
   return absl::FromChrono(deadline);
 }
+
+// The deadline for a call's work: the client's, or `max_call` from now when it set none
+// (server.max_call_seconds).
+inline absl::Time WorkDeadline(const grpc::CallbackServerContext& context,
+                               absl::Duration max_call) {
+  const absl::Time client = DeadlineOf(context);
+  return client == absl::InfiniteFuture() ? absl::Now() + max_call : client;
+}
+
+inline bool ClientSetDeadline(const grpc::CallbackServerContext& context) {
+  return DeadlineOf(context) != absl::InfiniteFuture();
+}
+
+// Shared by the calls of one service; everything outlives them.
+struct CallEnvironment {
+  metrics::ServerMetrics* metrics = nullptr;
+  CallWatchdog* watchdog = nullptr;
+  absl::Duration max_call = absl::Seconds(300);  // server.max_call_seconds
+  // Bytes one StreamEmbed stream may hold in accepted requests and unread answers
+  // (limits.max_stream_buffered_bytes); reading pauses beyond it.
+  int64_t max_stream_buffered_bytes = int64_t{256} << 20;
+};
 
 inline std::function<bool()> CancellationOf(grpc::CallbackServerContext* context) {
   return [context] { return context->IsCancelled(); };

@@ -17,10 +17,16 @@ constexpr int64_t kDefaultChunkBytes = 1 << 20;
 class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
  public:
   DenseReactor(grpc::CallbackServerContext* context, const v1::EmbedDenseRequest& request,
-               EmbedPipeline* pipeline, RequestRecorder recorder)
-      : request_id_(request.request_id()),
+               RequestRecorder recorder)
+      : context_(context),
+        request_id_(request.request_id()),
         rows_per_chunk_(request.rows_per_chunk()),
-        recorder_(std::move(recorder)) {
+        recorder_(std::move(recorder)) {}
+
+  void Refuse(const absl::Status& status) { FinishCall(status); }
+
+  void Start(const v1::EmbedDenseRequest& request, EmbedPipeline* pipeline,
+             const CallEnvironment& env) {
     if (!request.has_image()) {
       FinishCall(absl::InvalidArgumentError("image: no image in the request"));
       return;
@@ -33,7 +39,17 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     *embed->mutable_preprocess() = request.preprocess();
     embed->set_request_id(request.request_id());
     embed->set_priority(request.priority());
-    pipeline->Run(std::move(embed), DeadlineOf(*context), CancellationOf(context),
+    absl::StatusOr<EmbedPipeline::Admission> admission = pipeline->Admit(*embed);
+    if (!admission.ok()) {
+      FinishCall(admission.status());
+      return;
+    }
+    memory_ = std::move(admission->memory);
+    if (!ClientSetDeadline(*context_)) {
+      watch_ = env.watchdog->Watch(context_, absl::Now() + env.max_call, "EmbedDense");
+    }
+    pipeline->Run(std::move(embed), std::move(admission->settings),
+                  WorkDeadline(*context_, env.max_call), CancellationOf(context_),
                   [this](absl::Status status, v1::EmbedResponse response) {
                     OnEmbedded(std::move(status), std::move(response));
                   });
@@ -47,7 +63,10 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     WriteNext();
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    watch_.Reset();
+    delete this;  // releases the memory reservation
+  }
 
  private:
   void FinishCall(const absl::Status& status) {
@@ -100,9 +119,12 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     StartWrite(&chunk_);
   }
 
+  grpc::CallbackServerContext* const context_;
   const std::string request_id_;
   uint32_t rows_per_chunk_;
   RequestRecorder recorder_;
+  MemoryBudget::Reservation memory_;
+  CallWatchdog::Guard watch_;
   v1::EmbedResponse response_;
   v1::DenseChunk chunk_;
   uint32_t grid_h_ = 0;
@@ -112,26 +134,23 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   uint32_t next_row_ = 0;
 };
 
-class RejectedDense : public grpc::ServerWriteReactor<v1::DenseChunk> {
- public:
-  explicit RejectedDense(const absl::Status& status) { Finish(ToGrpcStatus(status)); }
-  void OnDone() override { delete this; }
-};
-
 }  // namespace
 
 grpc::ServerWriteReactor<v1::DenseChunk>* StartDenseCall(grpc::CallbackServerContext* context,
                                                          const v1::EmbedDenseRequest* request,
                                                          EmbedPipeline* pipeline,
                                                          const absl::Status& unavailable,
-                                                         metrics::ServerMetrics* metrics) {
-  RequestRecorder recorder(metrics, "EmbedDense", *context, request->request_id(),
-                           request->has_image() ? 1 : 0);
+                                                         const CallEnvironment& env) {
+  auto* reactor = new DenseReactor(context, *request,
+                                   RequestRecorder(env.metrics, "EmbedDense", *context,
+                                                   request->request_id(),
+                                                   request->has_image() ? 1 : 0));
   if (pipeline == nullptr) {
-    recorder.Finish(unavailable);
-    return new RejectedDense(unavailable);
+    reactor->Refuse(unavailable);
+  } else {
+    reactor->Start(*request, pipeline, env);
   }
-  return new DenseReactor(context, *request, pipeline, std::move(recorder));
+  return reactor;
 }
 
 }  // namespace dinov3::service

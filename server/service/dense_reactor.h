@@ -1,25 +1,27 @@
 // The EmbedDense call: one image through the pipeline (patch tokens only), then its [grid_h,
 // grid_w, D] patch features written as DenseChunks of whole patch rows, one write in flight at
 // a time (gRPC flow control applies back-pressure). Every chunk repeats the header (grid size,
-// dim, dtype); the first also carries the timing. Deletes itself in OnDone.
+// dim, dtype); the first also carries the timing. Admission and the memory reservation, held
+// until OnDone, and the server-side time limit are as for Embed (embed_reactor.h). Deletes
+// itself in OnDone.
 #ifndef DINOV3_SERVER_SERVICE_DENSE_REACTOR_H_
 #define DINOV3_SERVER_SERVICE_DENSE_REACTOR_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include "dinov3/v1/embedding.pb.h"
+#include "server/service/call_context.h"
 #include "server/service/embed_pipeline.h"
 
 namespace dinov3::service {
 
 // Starts the call; gRPC owns the returned reactor. `pipeline` may be null when the server is
-// not ready, `unavailable` then says why. The call is recorded in `metrics` (RequestRecorder),
-// which must outlive it.
+// not ready, `unavailable` then says why. The call is recorded in env.metrics.
 grpc::ServerWriteReactor<v1::DenseChunk>* StartDenseCall(grpc::CallbackServerContext* context,
                                                          const v1::EmbedDenseRequest* request,
                                                          EmbedPipeline* pipeline,
                                                          const absl::Status& unavailable,
-                                                         metrics::ServerMetrics* metrics);
+                                                         const CallEnvironment& env);
 
 }  // namespace dinov3::service
 

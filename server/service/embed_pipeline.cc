@@ -9,22 +9,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/common/status_macros.h"
 #include "server/common/status_reason.h"
+#include "server/service/request_footprint.h"
 
 namespace dinov3::service {
-namespace {
-
-// An image's own error: INVALID_ARGUMENT without a more specific reason is a bad image.
-std::string ImageErrorReason(const absl::Status& status) {
-  if (status.code() == absl::StatusCode::kInvalidArgument &&
-      !status.GetPayload(kReasonPayloadUrl).has_value()) {
-    return kReasonInvalidImage;
-  }
-  return ReasonOf(status);
-}
-
-}  // namespace
-
 // The state of one request while its images are in flight. Shared by the decode jobs and
 // tasks of the request; the last image to finish answers it.
 class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
@@ -120,10 +109,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
         pipeline_.metrics_->ObserveQueueWait(result->queue_seconds);
         results_[index] = *std::move(result);
       } else if (error_.ok()) {
-        error_ = WithReason(
-            absl::Status(result.status().code(),
-                         absl::StrCat("image[", index, "]: ", result.status().message())),
-            ImageErrorReason(result.status()));
+        error_ = ImageError(index, result.status());
         failed_.store(true, std::memory_order_relaxed);
       }
       if (--remaining_ > 0) return;
@@ -177,21 +163,52 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 };
 
 EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
-                             batching::Batcher* batcher, metrics::ServerMetrics* metrics)
+                             batching::Batcher* batcher, MemoryBudget* budget,
+                             metrics::ServerMetrics* metrics)
     : limits_(limits),
       model_name_(std::move(model_name)),
       pool_(pool),
       batcher_(batcher),
+      budget_(budget),
       metrics_(metrics) {}
 
-void EmbedPipeline::Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
-                        std::function<bool()> is_cancelled, Done done) {
-  absl::StatusOr<EmbedSettings> settings = ParseEmbedRequest(*request, limits_);
-  if (!settings.ok()) {
-    std::move(done)(settings.status(), v1::EmbedResponse());
-    return;
+absl::StatusOr<EmbedPipeline::Admission> EmbedPipeline::Admit(const v1::EmbedRequest& request) {
+  ASSIGN_OR_RETURN(EmbedSettings settings, ParseEmbedRequest(request, limits_));
+  ASSIGN_OR_RETURN(const RequestFootprint footprint,
+                   EstimateFootprint(request, settings, limits_));
+  if (footprint.response_bytes > kMaxResponseMessageBytes) {
+    return WithReason(
+        absl::InvalidArgumentError(absl::StrCat(
+            "the response would be ", footprint.response_bytes,
+            " bytes, above the largest message protobuf can encode (", kMaxResponseMessageBytes,
+            " bytes); ask for fewer images per request, a 16-bit dtype, or fewer outputs "
+            "(EmbedDense streams patch tokens in chunks)")),
+        kReasonTooLarge);
   }
-  std::make_shared<Call>(*this, std::move(request), *std::move(settings), deadline,
+  const int64_t bytes = footprint.total();
+  if (bytes > budget_->capacity()) {
+    return WithReason(
+        absl::InvalidArgumentError(absl::StrCat(
+            "the request needs ", bytes, " bytes of server memory (", footprint.Describe(),
+            "), above the whole memory budget of ", budget_->capacity(),
+            " bytes (limits.memory_budget_bytes); send fewer or smaller images per request")),
+        kReasonTooLarge);
+  }
+  std::optional<MemoryBudget::Reservation> memory = budget_->TryReserve(bytes);
+  if (!memory) {
+    return WithReason(absl::ResourceExhaustedError(absl::StrCat(
+                          "server memory budget full: the request needs ", bytes, " bytes, ",
+                          budget_->used(), " of ", budget_->capacity(),
+                          " bytes are held by accepted requests (limits.memory_budget_bytes); "
+                          "retry later or on another replica")),
+                      kReasonMemoryBudget);
+  }
+  return Admission{std::move(settings), *std::move(memory)};
+}
+
+void EmbedPipeline::Run(std::shared_ptr<const v1::EmbedRequest> request, EmbedSettings settings,
+                        absl::Time deadline, std::function<bool()> is_cancelled, Done done) {
+  std::make_shared<Call>(*this, std::move(request), std::move(settings), deadline,
                          std::move(is_cancelled), std::move(done))
       ->Start();
 }

@@ -1,6 +1,9 @@
-// Runs one EmbedRequest through the server: validation, then per image a decode job on the
-// preprocess pool that plans the resize and schedules an EmbedTask on the queue; when every
-// image is finished it assembles the EmbedResponse (images in request order) or the first error.
+// Runs one EmbedRequest through the server in two steps. Admit: validation, every image's
+// header against the limits, the response against protobuf's 2 GiB, and a reservation of the
+// request's whole memory footprint (request_footprint.h) in the MemoryBudget, all before any
+// pixel is decoded. Run: per image a decode job on the preprocess pool that plans the resize
+// and schedules an EmbedTask on the queue; when every image is finished it assembles the
+// EmbedResponse (images in request order) or the first error.
 //
 // Contract: Run calls `done` exactly once, from some pool or worker thread (or inline when the
 // request is invalid), and only after every task it created has finished, so whatever the
@@ -19,6 +22,7 @@
 #include "absl/time/time.h"
 #include "dinov3/v1/embedding.pb.h"
 #include "server/batching/batcher.h"
+#include "server/common/memory_budget.h"
 #include "server/metrics/server_metrics.h"
 #include "server/service/proto_conversion.h"
 #include "server/service/thread_pool.h"
@@ -29,14 +33,25 @@ class EmbedPipeline {
  public:
   using Done = absl::AnyInvocable<void(absl::Status, v1::EmbedResponse) &&>;
 
-  // `pool`, `batcher` and `metrics` must outlive the pipeline. `model_name` goes into every
-  // response. Records each image's preprocessing and queue wait in `metrics`.
+  // `pool`, `batcher`, `budget` and `metrics` must outlive the pipeline. `model_name` goes
+  // into every response. Records each image's preprocessing and queue wait in `metrics`.
   EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
-                batching::Batcher* batcher, metrics::ServerMetrics* metrics);
+                batching::Batcher* batcher, MemoryBudget* budget, metrics::ServerMetrics* metrics);
 
-  // `request` must stay valid until `done` runs. `is_cancelled` may be empty.
-  void Run(std::shared_ptr<const v1::EmbedRequest> request, absl::Time deadline,
-           std::function<bool()> is_cancelled, Done done);
+  struct Admission {
+    EmbedSettings settings;
+    // The request's footprint; the caller holds it until the answer is written (or dropped).
+    MemoryBudget::Reservation memory;
+  };
+  // InvalidArgument naming the field or image and the limit, also for a response above 2 GiB
+  // or a footprint above the whole budget (reason too_large: it could never fit);
+  // ResourceExhausted (reason memory_budget) when the budget has no room for it now.
+  absl::StatusOr<Admission> Admit(const v1::EmbedRequest& request);
+
+  // Runs an admitted request with the settings Admit returned for it. `request` must stay valid
+  // until `done` runs. `is_cancelled` may be empty.
+  void Run(std::shared_ptr<const v1::EmbedRequest> request, EmbedSettings settings,
+           absl::Time deadline, std::function<bool()> is_cancelled, Done done);
 
   const RequestLimits& limits() const { return limits_; }
 
@@ -47,6 +62,7 @@ class EmbedPipeline {
   const std::string model_name_;
   ThreadPool* const pool_;
   batching::Batcher* const batcher_;
+  MemoryBudget* const budget_;
   metrics::ServerMetrics* const metrics_;
 };
 

@@ -5,6 +5,7 @@
 
 #include "server/service/call_context.h"
 #include "server/service/dense_reactor.h"
+#include "server/service/embed_reactor.h"
 #include "server/service/request_recorder.h"
 #include "server/service/stream_reactor.h"
 
@@ -38,47 +39,30 @@ EmbedPipeline* EmbeddingService::Pipeline(absl::Status* why) const {
 grpc::ServerUnaryReactor* EmbeddingService::Embed(grpc::CallbackServerContext* context,
                                                   const v1::EmbedRequest* request,
                                                   v1::EmbedResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RequestRecorder recorder(metrics_, "Embed", *context, request->request_id(),
-                           request->images_size());
   absl::Status why;
   EmbedPipeline* pipeline = Pipeline(&why);
-  if (pipeline == nullptr) {
-    recorder.Finish(why);
-    reactor->Finish(ToGrpcStatus(why));
-    return reactor;
-  }
-  // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
-  std::shared_ptr<const v1::EmbedRequest> borrowed(request, [](const v1::EmbedRequest*) {});
-  pipeline->Run(std::move(borrowed), DeadlineOf(*context), CancellationOf(context),
-                [reactor, response, recorder = std::move(recorder)](
-                    absl::Status status, v1::EmbedResponse result) mutable {
-                  if (status.ok()) *response = std::move(result);
-                  recorder.Finish(status);
-                  reactor->Finish(ToGrpcStatus(status));
-                });
-  return reactor;
+  return StartEmbedCall(context, request, response, pipeline, why, env_);
 }
 
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* EmbeddingService::StreamEmbed(
     grpc::CallbackServerContext* context) {
   absl::Status why;
   EmbedPipeline* pipeline = Pipeline(&why);
-  return StartStreamCall(context, pipeline, why, &streams_, metrics_);
+  return StartStreamCall(context, pipeline, why, &streams_, env_);
 }
 
 grpc::ServerWriteReactor<v1::DenseChunk>* EmbeddingService::EmbedDense(
     grpc::CallbackServerContext* context, const v1::EmbedDenseRequest* request) {
   absl::Status why;
   EmbedPipeline* pipeline = Pipeline(&why);
-  return StartDenseCall(context, request, pipeline, why, metrics_);
+  return StartDenseCall(context, request, pipeline, why, env_);
 }
 
 grpc::ServerUnaryReactor* EmbeddingService::GetModelInfo(grpc::CallbackServerContext* context,
                                                          const v1::GetModelInfoRequest*,
                                                          v1::ModelInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RequestRecorder recorder(metrics_, "GetModelInfo", *context, "", 0);
+  RequestRecorder recorder(env_.metrics, "GetModelInfo", *context, "", 0);
   absl::Status why;
   if (Pipeline(&why) == nullptr) {
     recorder.Finish(why);

@@ -12,6 +12,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "dinov3/v1/embedding.grpc.pb.h"
+#include "server/service/call_context.h"
+#include "server/service/call_watchdog.h"
 #include "server/service/embed_pipeline.h"
 #include "server/service/stream_reactor.h"
 
@@ -20,7 +22,10 @@ namespace dinov3::service {
 class EmbeddingService final : public v1::EmbeddingService::CallbackService {
  public:
   // Every request is recorded in `metrics` (RequestRecorder), which must outlive the service.
-  explicit EmbeddingService(metrics::ServerMetrics* metrics) : metrics_(metrics) {}
+  // `max_call` and `max_stream_buffered_bytes`: see CallEnvironment (call_context.h).
+  EmbeddingService(metrics::ServerMetrics* metrics, absl::Duration max_call,
+                   int64_t max_stream_buffered_bytes)
+      : env_{metrics, &watchdog_, max_call, max_stream_buffered_bytes} {}
 
   // `pipeline` must stay valid until the gRPC server has shut down.
   void SetReady(EmbedPipeline* pipeline, v1::ModelInfo info);
@@ -41,7 +46,8 @@ class EmbeddingService final : public v1::EmbeddingService::CallbackService {
   // The pipeline, or null with `why` set when calls must be refused.
   EmbedPipeline* Pipeline(absl::Status* why) const;
 
-  metrics::ServerMetrics* const metrics_;
+  CallWatchdog watchdog_;
+  const CallEnvironment env_;
   std::atomic<EmbedPipeline*> pipeline_{nullptr};
   std::atomic<bool> draining_{false};
   StreamRegistry streams_;

@@ -141,6 +141,19 @@ absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(const v1::Prep
   return options;
 }
 
+// The format of a raw image whose sides fit in int.
+absl::StatusOr<preprocess::RawPixelFormat> CheckedRawFormat(const v1::RawImage& raw) {
+  ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, ToRawFormat(raw.format()));
+  constexpr uint32_t kMaxSide = 1 << 20;
+  if (raw.width() > kMaxSide || raw.height() > kMaxSide) {
+    return WithReason(absl::InvalidArgumentError(absl::StrCat("raw image ", raw.width(), "x",
+                                                              raw.height(),
+                                                              " is larger than any limit allows")),
+                      kReasonTooLarge);
+  }
+  return format;
+}
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -172,20 +185,26 @@ absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
   return settings;
 }
 
+absl::StatusOr<preprocess::ImageSize> RequestImageSize(const v1::Image& image,
+                                                       const preprocess::ImageLimits& limits) {
+  if (image.source_case() == v1::Image::kEncoded) {
+    return preprocess::CheckEncodedImage(image.encoded(), limits);
+  }
+  const v1::RawImage& raw = image.raw();
+  ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, CheckedRawFormat(raw));
+  const int width = static_cast<int>(raw.width());
+  const int height = static_cast<int>(raw.height());
+  RETURN_IF_ERROR(preprocess::CheckRawImage(width, height, format, raw.data().size(), limits));
+  return preprocess::ImageSize{width, height};
+}
+
 absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,
                                             const preprocess::ImageLimits& limits) {
   if (image.source_case() == v1::Image::kEncoded) {
     return preprocess::DecodeImage(image.encoded(), limits);
   }
   const v1::RawImage& raw = image.raw();
-  ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, ToRawFormat(raw.format()));
-  constexpr uint32_t kMaxSide = 1 << 20;
-  if (raw.width() > kMaxSide || raw.height() > kMaxSide) {
-    return WithReason(absl::InvalidArgumentError(absl::StrCat("raw image ", raw.width(), "x",
-                                                              raw.height(),
-                                                              " is larger than any limit allows")),
-                      kReasonTooLarge);
-  }
+  ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, CheckedRawFormat(raw));
   return preprocess::ConvertRawImage(static_cast<int>(raw.width()), static_cast<int>(raw.height()),
                                      format, raw.data(), limits);
 }

@@ -16,11 +16,18 @@
 
 namespace dinov3::service {
 
+// The model's output sizes, for a request's memory footprint.
+struct ModelShape {
+  int embed_dim = 0;
+  int num_registers = 0;
+};
+
 // Limits a request is checked against (also reported by GetModelInfo).
 struct RequestLimits {
   int max_images_per_request = 64;
   preprocess::ImageLimits image;
   preprocess::ModelGeometry geometry;
+  ModelShape model;
   int64_t max_receive_message_bytes = 64 << 20;
 };
 
@@ -39,6 +46,11 @@ struct EmbedSettings {
 // settings it asks for.
 absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
                                                 const RequestLimits& limits);
+
+// The decoded size of an image (encoded: from its header; raw: its fields), with every check
+// the decoder makes before decoding.
+absl::StatusOr<preprocess::ImageSize> RequestImageSize(const v1::Image& image,
+                                                       const preprocess::ImageLimits& limits);
 
 // Decodes image `index` (encoded or raw) into RGB8 with the image limits.
 absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,

@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "server/common/secret_file.h"
 #include "server/common/status_macros.h"
+#include "server/service/request_footprint.h"
 
 namespace dinov3::service {
 namespace {
@@ -26,9 +27,11 @@ absl::Status RunWarmUpRequest(EmbedPipeline& pipeline, const model::ModelMetadat
   for (v1::Output o : {v1::CLS, v1::POOLED, v1::PATCH_TOKENS, v1::REGISTERS}) {
     request->add_outputs(o);
   }
+  absl::StatusOr<EmbedPipeline::Admission> admission = pipeline.Admit(*request);
+  if (!admission.ok()) return admission.status();
   absl::Notification finished;
   absl::Status result;
-  pipeline.Run(request, absl::InfiniteFuture(), nullptr,
+  pipeline.Run(request, std::move(admission->settings), absl::InfiniteFuture(), nullptr,
                [&](absl::Status status, v1::EmbedResponse) {
                  result = std::move(status);
                  finished.Notify();
@@ -54,7 +57,11 @@ absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
 EmbeddingServer::EmbeddingServer(const ServerOptions& options)
     : options_(options),
       metrics_(std::make_unique<metrics::ServerMetrics>(DINOV3_VERSION)),
-      service_(metrics_.get()) {}
+      memory_budget_(options.memory_budget_bytes),
+      service_(metrics_.get(), options.max_call, options.max_stream_buffered_bytes) {
+  metrics_->SetMemoryBudget(memory_budget_.capacity(),
+                            [budget = &memory_budget_] { return budget->used(); });
+}
 
 EmbeddingServer::~EmbeddingServer() { Shutdown(); }
 
@@ -68,6 +75,9 @@ absl::Status EmbeddingServer::Listen() {
   builder.AddListeningPort(options_.listen, transport.credentials, &port_);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<int64_t>(options_.limits.max_receive_message_bytes, INT32_MAX)));
+  grpc::ResourceQuota quota("dinov3-server");
+  quota.Resize(static_cast<size_t>(options_.grpc_memory_bytes));
+  builder.SetResourceQuota(quota);
   AddConnectionArguments(builder);
   builder.RegisterService(&service_);
   grpc_server_ = builder.BuildAndStart();
@@ -111,6 +121,7 @@ void EmbeddingServer::AddConnectionArguments(grpc::ServerBuilder& builder) const
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
                                ms(options_.max_connection_age_grace));
   }
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ms(options_.keepalive_time));
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(options_.keepalive_timeout));
   // Keepalive pings on idle connections, both ways: the server's own (unlimited in number
@@ -145,6 +156,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   metrics_->SetDeviceMemorySource([engine = engine_.get()] { return engine->DeviceMemoryUsage(); });
 
   RequestLimits limits = options_.limits;
+  limits.model = {.embed_dim = m.embed_dim, .num_registers = m.num_registers};
   limits.geometry.patch_size = m.patch_size;
   limits.geometry.default_height = m.default_height;
   limits.geometry.default_width = m.default_width;
@@ -155,17 +167,40 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   const int threads = options_.preprocess_threads > 0
                           ? options_.preprocess_threads
                           : std::max(1u, std::thread::hardware_concurrency());
+  RETURN_IF_ERROR(ReserveFixedTransients(threads, static_cast<int>(engine_->runners().size())));
   pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
   pipeline_ = std::make_unique<EmbedPipeline>(
       limits, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)), pool_.get(),
-      batcher_.get(), metrics_.get());
+      batcher_.get(), &memory_budget_, metrics_.get());
   // One request through the whole path (decode pool, batcher, an instance) before SERVING.
   if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message()));
   }
+  if (options_.before_accepting && !options_.before_accepting()) {
+    return absl::CancelledError("start-up stopped before the server accepted calls");
+  }
   service_.SetReady(pipeline_.get(), MakeModelInfo(m, limits, engine_->Describe()));
   spdlog::info("model loaded and warm in {:.2f} s on {}",
                absl::ToDoubleSeconds(absl::Now() - start), engine_->Describe());
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingServer::ReserveFixedTransients(int decode_threads, int instances) {
+  const int64_t max_pixels = options_.limits.image.max_pixels;
+  const int64_t bytes = FixedTransientBytes(decode_threads, instances, max_pixels);
+  std::optional<MemoryBudget::Reservation> reservation = memory_budget_.TryReserve(bytes);
+  if (!reservation || memory_budget_.used() >= memory_budget_.capacity()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the memory budget of ", memory_budget_.capacity(),
+        " bytes (limits.memory_budget_bytes) leaves no room for requests: ", decode_threads,
+        " decode threads and ", instances, " model instances hold up to ", bytes,
+        " bytes for one image of limits.max_pixels = ", max_pixels,
+        " each; raise the budget or lower limits.max_pixels"));
+  }
+  fixed_transients_ = *std::move(reservation);
+  spdlog::info("memory budget {} bytes: {} held for the decode and model-input transients, {} "
+               "for requests",
+               memory_budget_.capacity(), bytes, memory_budget_.capacity() - bytes);
   return absl::OkStatus();
 }
 
@@ -198,6 +233,7 @@ void EmbeddingServer::Shutdown() {
                  stats.max_batch_size_seen);
   }
   metrics_->SetQueueDepthSource(nullptr);  // scrapes stop reading what is released below
+  metrics_->SetMemoryBudget(memory_budget_.capacity(), nullptr);
   metrics_->SetDeviceMemorySource(nullptr);
   pool_.reset();  // runs any decode job still queued (it gets UNAVAILABLE from the batcher)
   batcher_.reset();

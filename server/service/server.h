@@ -11,6 +11,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -18,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/batching/batcher.h"
+#include "server/common/memory_budget.h"
 #include "server/engine/model_engine.h"
 #include "server/metrics/metrics_endpoint.h"
 #include "server/metrics/server_metrics.h"
@@ -40,6 +42,18 @@ struct ServerOptions {
   batching::BatchingOptions batching;
   int preprocess_threads = 0;  // 0 = number of cores
   int preprocess_backlog = 1024;
+  // What accepted requests may make the server hold (MemoryBudget; limits.memory_budget_bytes,
+  // already resolved: > 0), and one StreamEmbed stream's share of it.
+  int64_t memory_budget_bytes = int64_t{4} << 30;
+  int64_t max_stream_buffered_bytes = int64_t{256} << 20;
+  // gRPC's own buffers (grpc::ResourceQuota) and streams per connection.
+  int64_t grpc_memory_bytes = int64_t{1} << 30;
+  int max_concurrent_streams = 100;
+  // Calls whose client set no deadline end after this long (CallWatchdog).
+  absl::Duration max_call = absl::Seconds(300);
+  // Called once, when the model is warm, right before calls are accepted; false stops the
+  // start-up instead (Start returns CANCELLED). Empty: always accept.
+  std::function<bool()> before_accepting;
   absl::Duration drain_timeout = absl::Seconds(10);
   // Connections get GOAWAY after max_connection_age (zero: never) and are closed once their
   // calls finish or the grace has passed; clients then reconnect, and rebalance.
@@ -66,6 +80,7 @@ class EmbeddingServer {
   int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
   const metrics::ServerMetrics& metrics() const { return *metrics_; }
   const model::ModelMetadata& metadata() const { return engine_->metadata(); }
+  const MemoryBudget& memory_budget() const { return memory_budget_; }
   batching::BatcherStats batcher_stats() const { return batcher_->stats(); }
   void Shutdown();
 
@@ -75,11 +90,16 @@ class EmbeddingServer {
   absl::Status StartMetricsEndpoint();
   void AddConnectionArguments(grpc::ServerBuilder& builder) const;
   absl::Status LoadAndWarmUp();
+  // Holds FixedTransientBytes in the budget for the server's life; InvalidArgument when that
+  // leaves no room for requests.
+  absl::Status ReserveFixedTransients(int decode_threads, int instances);
   void SetServing(bool serving);
 
   const ServerOptions options_;
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
+  MemoryBudget memory_budget_;
+  MemoryBudget::Reservation fixed_transients_;
   EmbeddingService service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

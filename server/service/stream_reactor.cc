@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "server/service/call_context.h"
 #include "server/service/request_recorder.h"
 
@@ -18,8 +19,12 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
                       public DrainableStream {
  public:
   StreamReactor(grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-                StreamRegistry* registry, metrics::ServerMetrics* metrics)
-      : context_(context), pipeline_(pipeline), registry_(registry), metrics_(metrics) {
+                StreamRegistry* registry, const CallEnvironment& env)
+      : context_(context),
+        pipeline_(pipeline),
+        registry_(registry),
+        env_(env),
+        watch_(env.watchdog->Watch(context, absl::InfiniteFuture(), "StreamEmbed")) {
     StartRead(&incoming_);
     if (registry_->Add(this)) Drain();
   }
@@ -47,29 +52,48 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     }
     auto request = std::make_shared<v1::EmbedRequest>(std::move(incoming_));
     incoming_.Clear();
-    RequestRecorder recorder(metrics_, "StreamEmbed", *context_, request->request_id(),
+    RequestRecorder recorder(env_.metrics, "StreamEmbed", *context_, request->request_id(),
                              request->images_size());
-    bool refused = false;
+    bool finished = false;
+    bool draining = false;
     {
       absl::MutexLock lock(&mu_);
-      ++in_flight_;
-      refused = draining_;
+      finished = finished_;
+      draining = draining_;
+      if (!finished) ++in_flight_;
     }
-    if (refused) {  // read after the drain started: answered, not computed, and reading stops
-      OnAnswered(*request, recorder,
-                 absl::UnavailableError("server is draining; send this request to another "
-                                        "replica"),
-                 v1::EmbedResponse());
+    const absl::Status drain_error = absl::UnavailableError(
+        "server is draining; send this request to another replica");
+    if (finished) {  // the read completed after a drain finished the call: nothing is written
+      recorder.Finish(drain_error);
       return;
     }
-    pipeline_->Run(request, DeadlineOf(*context_), CancellationOf(context_),
-                   [this, request, recorder = std::move(recorder)](
-                       absl::Status status, v1::EmbedResponse response) mutable {
-                     OnAnswered(*request, recorder, std::move(status), std::move(response));
-                   });
+    if (draining) {  // read after the drain started: answered, not computed; reading stops
+      OnAnswered(*request, recorder, drain_error, v1::EmbedResponse(),
+                 MemoryBudget::Reservation());
+      return;
+    }
+    absl::StatusOr<EmbedPipeline::Admission> admission = pipeline_->Admit(*request);
+    if (!admission.ok()) {
+      OnAnswered(*request, recorder, admission.status(), v1::EmbedResponse(),
+                 MemoryBudget::Reservation());
+    } else {
+      {
+        absl::MutexLock lock(&mu_);
+        held_bytes_ += admission->memory.bytes();
+      }
+      pipeline_->Run(request, std::move(admission->settings),
+                     WorkDeadline(*context_, env_.max_call), CancellationOf(context_),
+                     [this, request, recorder = std::move(recorder),
+                      memory = std::move(admission->memory)](absl::Status status,
+                                                             v1::EmbedResponse response) mutable {
+                       OnAnswered(*request, recorder, std::move(status), std::move(response),
+                                  std::move(memory));
+                     });
+    }
     absl::MutexLock lock(&mu_);
-    if (draining_) return;
-    if (Backlog() < kMaxInFlight) {
+    if (draining_ || finished_) return;
+    if (HasRoom()) {
       StartRead(&incoming_);
     } else {
       read_paused_ = true;
@@ -81,10 +105,10 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      outgoing_.pop_front();
+      Pop();
       if (!ok) {
         broken_ = true;
-        outgoing_.clear();
+        while (!outgoing_.empty()) Pop();
       }
       ResumeReadingIfRoom();
       finish = WriteNextOrFinish();
@@ -94,12 +118,19 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
 
   void OnDone() override {
     registry_->Remove(this);
+    watch_.Reset();
     delete this;
   }
 
  private:
+  // An answer and the memory reservation of its request, held until the answer is written.
+  struct Answer {
+    v1::EmbedResponse response;
+    MemoryBudget::Reservation memory;
+  };
+
   void OnAnswered(const v1::EmbedRequest& request, RequestRecorder& recorder, absl::Status status,
-                  v1::EmbedResponse response) {
+                  v1::EmbedResponse response, MemoryBudget::Reservation memory) {
     bool broken = false;
     {
       absl::MutexLock lock(&mu_);
@@ -118,7 +149,11 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     {
       absl::MutexLock lock(&mu_);
       --in_flight_;
-      if (!broken_) outgoing_.push_back(std::move(response));
+      if (!broken_ && !finished_) {
+        outgoing_.push_back({std::move(response), std::move(memory)});
+      } else {
+        held_bytes_ -= memory.bytes();
+      }
       ResumeReadingIfRoom();
       finish = WriteNextOrFinish();
     }
@@ -126,13 +161,24 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     if (finish) Finish(*finish);
   }
 
-  // Requests being computed plus answers not yet written: what this stream holds in memory.
-  int Backlog() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return in_flight_ + static_cast<int>(outgoing_.size());
+  // Whether another request may be read: requests being computed plus answers not yet written
+  // (what this stream holds in memory) stay below both bounds.
+  bool HasRoom() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_flight_ + static_cast<int>(outgoing_.size()) < kMaxInFlight &&
+           held_bytes_ < env_.max_stream_buffered_bytes;
+  }
+
+  // Drops the front answer (written, or never to be) and gives back its memory.
+  void Pop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    held_bytes_ -= outgoing_.front().memory.bytes();
+    outgoing_.pop_front();
+    if (outgoing_.empty() && !ClientSetDeadline(*context_)) {
+      watch_.SetDeadline(absl::InfiniteFuture());
+    }
   }
 
   void ResumeReadingIfRoom() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (read_paused_ && !reads_done_ && !draining_ && Backlog() < kMaxInFlight) {
+    if (read_paused_ && !reads_done_ && !draining_ && !finished_ && HasRoom()) {
       read_paused_ = false;
       StartRead(&incoming_);
     }
@@ -142,9 +188,11 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   // releasing the lock).
   std::optional<grpc::Status> WriteNextOrFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (writing_) return std::nullopt;
-    if (!outgoing_.empty() && !broken_) {
+    if (!outgoing_.empty() && !broken_ && !finished_) {
       writing_ = true;
-      StartWrite(&outgoing_.front());
+      // A client with no deadline must read each answer within server.max_call_seconds.
+      if (!ClientSetDeadline(*context_)) watch_.SetDeadline(absl::Now() + env_.max_call);
+      StartWrite(&outgoing_.front().response);
       return std::nullopt;
     }
     return MaybeFinish();
@@ -167,12 +215,14 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   grpc::CallbackServerContext* const context_;
   EmbedPipeline* const pipeline_;
   StreamRegistry* const registry_;
-  metrics::ServerMetrics* const metrics_;
+  const CallEnvironment env_;
+  CallWatchdog::Guard watch_;
   v1::EmbedRequest incoming_;  // only touched by the read chain
 
   absl::Mutex mu_;
-  std::deque<v1::EmbedResponse> outgoing_ ABSL_GUARDED_BY(mu_);  // front() is being written
+  std::deque<Answer> outgoing_ ABSL_GUARDED_BY(mu_);  // front() is being written
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t held_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // reservations of in_flight_ and outgoing_
   bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
   bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
@@ -208,12 +258,12 @@ void StreamRegistry::Remove(DrainableStream* stream) {
 
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* StartStreamCall(
     grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-    const absl::Status& unavailable, StreamRegistry* registry, metrics::ServerMetrics* metrics) {
+    const absl::Status& unavailable, StreamRegistry* registry, const CallEnvironment& env) {
   if (pipeline == nullptr) {
-    RequestRecorder(metrics, "StreamEmbed", *context, "", 0).Finish(unavailable);
+    RequestRecorder(env.metrics, "StreamEmbed", *context, "", 0).Finish(unavailable);
     return new RejectedStream(unavailable);
   }
-  return new StreamReactor(context, pipeline, registry, metrics);
+  return new StreamReactor(context, pipeline, registry, env);
 }
 
 }  // namespace dinov3::service

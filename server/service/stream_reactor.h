@@ -1,12 +1,17 @@
-// The StreamEmbed call: reads EmbedRequests as they come, runs each through the pipeline
-// concurrently (reading pauses while 32 requests are computing or their answers unwritten, so a
-// client that does not read cannot make the server buffer without bound) and writes each
-// response as soon as it is ready, so responses may come out of order; each carries its
-// request_id. A request that fails yields a response with `error` set; the stream goes on.
+// The StreamEmbed call: reads EmbedRequests as they come, admits each (its memory footprint
+// reserved in the budget until its answer is written) and runs it through the pipeline
+// concurrently, and writes each response as soon as it is ready, so responses may come out of
+// order; each carries its request_id. Reading pauses while 32 requests are computing or their
+// answers unwritten, or while they hold limits.max_stream_buffered_bytes, so a client that does
+// not read cannot make the server buffer without bound; a client that set no deadline must
+// read each answer within server.max_call_seconds or the stream is cancelled, and each request
+// gets that deadline. A request that fails (also one refused by the budget) yields a response
+// with `error` set; the stream goes on.
 // The call finishes (OK) once the client half-closed and every response is written, or with
 // CANCELLED if the client went away, or with UNAVAILABLE once a drain started and every
 // accepted request is answered (requests read after the drain started are answered
-// UNAVAILABLE); never while a request is still in the pipeline.
+// UNAVAILABLE; a read that completes after the call finished is dropped, never written); never
+// while a request is still in the pipeline.
 // Deletes itself in OnDone.
 #ifndef DINOV3_SERVER_SERVICE_STREAM_REACTOR_H_
 #define DINOV3_SERVER_SERVICE_STREAM_REACTOR_H_
@@ -18,6 +23,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "dinov3/v1/embedding.pb.h"
+#include "server/service/call_context.h"
 #include "server/service/embed_pipeline.h"
 
 namespace dinov3::service {
@@ -45,11 +51,11 @@ class StreamRegistry {
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// `registry` and `metrics` must outlive every stream. Each request message is recorded in
-// `metrics` (RequestRecorder) when it is answered; a stream refused at once counts as one.
+// `registry` must outlive every stream. Each request message is recorded in env.metrics
+// (RequestRecorder) when it is answered; a stream refused at once counts as one.
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* StartStreamCall(
     grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-    const absl::Status& unavailable, StreamRegistry* registry, metrics::ServerMetrics* metrics);
+    const absl::Status& unavailable, StreamRegistry* registry, const CallEnvironment& env);
 
 }  // namespace dinov3::service
 

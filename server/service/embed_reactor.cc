@@ -1,0 +1,77 @@
+#include "server/service/embed_reactor.h"
+
+#include <memory>
+#include <utility>
+
+#include "server/service/request_recorder.h"
+
+namespace dinov3::service {
+namespace {
+
+class EmbedReactor : public grpc::ServerUnaryReactor {
+ public:
+  EmbedReactor(grpc::CallbackServerContext* context, const v1::EmbedRequest* request,
+               v1::EmbedResponse* response, RequestRecorder recorder)
+      : context_(context), request_(request), response_(response), recorder_(std::move(recorder)) {}
+
+  void Refuse(const absl::Status& status) { FinishCall(status); }
+
+  void Start(EmbedPipeline* pipeline, const CallEnvironment& env) {
+    absl::StatusOr<EmbedPipeline::Admission> admission = pipeline->Admit(*request_);
+    if (!admission.ok()) {
+      FinishCall(admission.status());
+      return;
+    }
+    memory_ = std::move(admission->memory);
+    if (!ClientSetDeadline(*context_)) {
+      watch_ = env.watchdog->Watch(context_, absl::Now() + env.max_call, "Embed");
+    }
+    // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
+    std::shared_ptr<const v1::EmbedRequest> borrowed(request_, [](const v1::EmbedRequest*) {});
+    pipeline->Run(std::move(borrowed), std::move(admission->settings),
+                  WorkDeadline(*context_, env.max_call), CancellationOf(context_),
+                  [this](absl::Status status, v1::EmbedResponse result) {
+                    if (status.ok()) *response_ = std::move(result);
+                    FinishCall(status);
+                  });
+  }
+
+  void OnDone() override {
+    watch_.Reset();
+    delete this;  // releases the memory reservation
+  }
+
+ private:
+  void FinishCall(const absl::Status& status) {
+    recorder_.Finish(status);
+    Finish(ToGrpcStatus(status));
+  }
+
+  grpc::CallbackServerContext* const context_;
+  const v1::EmbedRequest* const request_;
+  v1::EmbedResponse* const response_;
+  RequestRecorder recorder_;
+  MemoryBudget::Reservation memory_;
+  CallWatchdog::Guard watch_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* StartEmbedCall(grpc::CallbackServerContext* context,
+                                         const v1::EmbedRequest* request,
+                                         v1::EmbedResponse* response, EmbedPipeline* pipeline,
+                                         const absl::Status& unavailable,
+                                         const CallEnvironment& env) {
+  auto* reactor = new EmbedReactor(
+      context, request, response,
+      RequestRecorder(env.metrics, "Embed", *context, request->request_id(),
+                      request->images_size()));
+  if (pipeline == nullptr) {
+    reactor->Refuse(unavailable);
+  } else {
+    reactor->Start(pipeline, env);
+  }
+  return reactor;
+}
+
+}  // namespace dinov3::service

@@ -1,0 +1,28 @@
+// The Embed call: admits the request (validation, memory footprint reserved in the budget),
+// runs it through the pipeline and answers once. The reservation is held until gRPC is done
+// with the call (OnDone: the answer written, or the call cancelled), so an answer that a
+// client does not read stays counted in the budget; when the client set no deadline, the call
+// is cancelled after server.max_call_seconds (the work itself gets that deadline too).
+// Deletes itself in OnDone.
+#ifndef DINOV3_SERVER_SERVICE_EMBED_REACTOR_H_
+#define DINOV3_SERVER_SERVICE_EMBED_REACTOR_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "dinov3/v1/embedding.pb.h"
+#include "server/service/call_context.h"
+#include "server/service/embed_pipeline.h"
+
+namespace dinov3::service {
+
+// Starts the call; gRPC owns the returned reactor. `pipeline` may be null when the server is
+// not ready, `unavailable` then says why. The call is recorded in env.metrics.
+grpc::ServerUnaryReactor* StartEmbedCall(grpc::CallbackServerContext* context,
+                                         const v1::EmbedRequest* request,
+                                         v1::EmbedResponse* response, EmbedPipeline* pipeline,
+                                         const absl::Status& unavailable,
+                                         const CallEnvironment& env);
+
+}  // namespace dinov3::service
+
+#endif  // DINOV3_SERVER_SERVICE_EMBED_REACTOR_H_
