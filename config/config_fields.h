@@ -89,8 +89,9 @@ void VisitFields(Config& c, Visitor&& v) {
     "memory gRPC may use for its connection buffers (grpc::ResourceQuota); 0 = a quarter of "
     "limits.memory_budget_bytes, at least 64 MiB");
   v("server.max_call_seconds", c.server.max_call_seconds, DoubleRange{1, 86400},
-    "a call whose client set no deadline gets this one: its work ends DEADLINE_EXCEEDED, and "
-    "an answer not read within it cancels the call (StreamEmbed: per request and per answer)");
+    "the longest a call's work may take (a later or missing client deadline is shortened to "
+    "it: DEADLINE_EXCEEDED) and an answer may stay unread (then the call is cancelled); "
+    "StreamEmbed: per request and per answer");
   // tls
   v("tls.cert_file", c.tls.cert_file, AnyValue{},
     "PEM server certificate chain; with tls.key_file, gRPC is served over TLS (\"\" = none)");

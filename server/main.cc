@@ -105,7 +105,8 @@ ABSL_FLAG(std::optional<int>, max_concurrent_streams, std::nullopt,
 ABSL_FLAG(std::optional<int64_t>, grpc_memory_bytes, std::nullopt,
           "[server.grpc_memory_bytes] memory for gRPC's buffers (0 = a quarter of the budget)");
 ABSL_FLAG(std::optional<double>, max_call_seconds, std::nullopt,
-          "[server.max_call_seconds] the deadline of calls whose client set none");
+          "[server.max_call_seconds] the longest a call's work may take and an answer may "
+          "stay unread");
 ABSL_FLAG(std::optional<int64_t>, memory_budget_bytes, std::nullopt,
           "[limits.memory_budget_bytes] bytes accepted requests may hold (0 = from the "
           "container's memory limit)");
@@ -344,7 +345,8 @@ int main(int argc, char** argv) {
   spdlog::info("{}", memory);
 
   // From here on SIGTERM/SIGINT are handled (during the load and warm-up too: StopSignals).
-  dinov3::StopSignals stop_signals;
+  // Never destroyed: its thread may still wait for a signal while the process exits.
+  auto& stop_signals = *new dinov3::StopSignals();
   options.before_accepting = [&stop_signals] { return stop_signals.StartAccepting(); };
   auto server = dinov3::service::EmbeddingServer::Start(options);
   if (!server.ok()) {

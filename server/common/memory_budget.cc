@@ -22,6 +22,12 @@ void MemoryBudget::Reservation::Release() {
   bytes_ = 0;
 }
 
+void MemoryBudget::Reservation::ShrinkTo(int64_t bytes) {
+  if (budget_ == nullptr || bytes >= bytes_) return;
+  budget_->Return(bytes_ - std::max<int64_t>(bytes, 0));
+  bytes_ = std::max<int64_t>(bytes, 0);
+}
+
 std::optional<MemoryBudget::Reservation> MemoryBudget::TryReserve(int64_t bytes) {
   bytes = std::max<int64_t>(bytes, 0);
   absl::MutexLock lock(&mu_);
@@ -29,6 +35,33 @@ std::optional<MemoryBudget::Reservation> MemoryBudget::TryReserve(int64_t bytes)
   used_ += bytes;
   peak_ = std::max(peak_, used_);
   return Reservation(this, bytes);
+}
+
+MemoryBudget::Reservation MemoryBudget::Reserve(int64_t bytes) {
+  bytes = std::max<int64_t>(bytes, 0);
+  absl::MutexLock lock(&mu_);
+  const auto fits = [this, bytes]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return bytes <= capacity_ - used_;
+  };
+  mu_.Await(absl::Condition(&fits));
+  used_ += bytes;
+  peak_ = std::max(peak_, used_);
+  return Reservation(this, bytes);
+}
+
+bool MemoryBudget::ReservePermanently(int64_t bytes) {
+  bytes = std::max<int64_t>(bytes, 0);
+  absl::MutexLock lock(&mu_);
+  if (bytes > capacity_ - used_) return false;
+  used_ += bytes;
+  permanent_ += bytes;
+  peak_ = std::max(peak_, used_);
+  return true;
+}
+
+int64_t MemoryBudget::request_capacity() const {
+  absl::MutexLock lock(&mu_);
+  return capacity_ - permanent_;
 }
 
 int64_t MemoryBudget::used() const {

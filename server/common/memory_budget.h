@@ -5,7 +5,10 @@
 // never waited for.
 //
 // Reservation is a move-only handle that returns its bytes when destroyed (or Release()d); it
-// must not outlive the budget. Thread-safe (one mutex); gRPC- and torch-free.
+// must not outlive the budget. Besides the non-blocking TryReserve for requests, Reserve waits
+// for room (for worker threads sharing a small budget of transients, e.g. decoding), and
+// ReservePermanently takes bytes for the budget's whole life (what does not grow with the number
+// of requests), lowering request_capacity(). Thread-safe (one mutex); gRPC- and torch-free.
 #ifndef DINOV3_SERVER_COMMON_MEMORY_BUDGET_H_
 #define DINOV3_SERVER_COMMON_MEMORY_BUDGET_H_
 
@@ -29,6 +32,8 @@ class MemoryBudget {
     ~Reservation() { Release(); }
 
     int64_t bytes() const { return bytes_; }
+    // Returns the bytes above `bytes` (when held is larger) to the budget now.
+    void ShrinkTo(int64_t bytes);
     // Returns the bytes to the budget now; a second call does nothing.
     void Release();
 
@@ -45,8 +50,14 @@ class MemoryBudget {
 
   // A reservation of `bytes` (>= 0) when used() + bytes <= capacity(), else nullopt.
   std::optional<Reservation> TryReserve(int64_t bytes);
+  // Waits until `bytes` fit, then reserves them. `bytes` must be <= request_capacity().
+  Reservation Reserve(int64_t bytes);
+  // Holds `bytes` for the budget's life; false (and nothing held) when they do not fit.
+  bool ReservePermanently(int64_t bytes);
 
   int64_t capacity() const { return capacity_; }
+  // capacity() less what is held permanently: the most one reservation can ever get.
+  int64_t request_capacity() const;
   int64_t used() const;
   // The most bytes ever reserved at once.
   int64_t peak() const;
@@ -57,6 +68,7 @@ class MemoryBudget {
   const int64_t capacity_;
   mutable absl::Mutex mu_;
   int64_t used_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t permanent_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t peak_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -21,7 +21,8 @@ namespace dinov3 {
 class StopSignals {
  public:
   StopSignals();
-  ~StopSignals();  // leaves the waiting thread detached: it ends with the process
+  // Leaves the waiting thread detached, using the object: create it with new, never destroy it.
+  ~StopSignals();
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
 

@@ -86,7 +86,7 @@ absl::StatusOr<RgbImage> BgrToRgbImage(const cv::Mat& bgr) {
 // OpenCV decode and conversion, with its exceptions turned into statuses. IMREAD_COLOR applies
 // the EXIF orientation and gives 8-bit BGR for grayscale, palette, alpha and 16-bit inputs.
 absl::StatusOr<RgbImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat format,
-                                          const ImageLimits& limits) {
+                                          ImageSize header, const ImageLimits& limits) {
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return WithReason(
         absl::InvalidArgumentError(absl::StrCat("image is ", bytes.size(), " bytes, too large")),
@@ -101,8 +101,16 @@ absl::StatusOr<RgbImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat f
     if (bgr.type() != CV_8UC3) {
       return absl::InternalError("the decoder returned an unexpected pixel type");
     }
-    // The header was checked already; this catches EXIF rotation and headers that disagree.
+    // The header was checked already; this catches EXIF rotation and headers that disagree
+    // (the memory reserved for the image was sized from the header, either orientation).
     RETURN_IF_ERROR(CheckDimensions(bgr.cols, bgr.rows, limits));
+    const bool as_header = bgr.cols == header.width && bgr.rows == header.height;
+    const bool transposed = bgr.cols == header.height && bgr.rows == header.width;
+    if (!as_header && !transposed) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("decoded ", FormatName(format), " is ", bgr.cols, "x", bgr.rows,
+                       ", but its header says ", header.width, "x", header.height));
+    }
     return BgrToRgbImage(bgr);
   } catch (const cv::Exception&) {
     return CouldNotDecode(format);
@@ -241,10 +249,10 @@ absl::StatusOr<ImageSize> CheckEncodedImage(absl::string_view bytes, const Image
 }
 
 absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const ImageLimits& limits) {
-  RETURN_IF_ERROR(CheckEncodedImage(bytes, limits).status());
+  ASSIGN_OR_RETURN(const ImageSize header, CheckEncodedImage(bytes, limits));
   const ImageFormat format = SniffFormat(bytes);
   if (format == ImageFormat::kJpeg) RETURN_IF_ERROR(internal::CheckJpegComplete(bytes));
-  return DecodeWithOpenCv(bytes, format, limits);
+  return DecodeWithOpenCv(bytes, format, header, limits);
 }
 
 absl::Status CheckRawImage(int width, int height, RawPixelFormat format, size_t data_bytes,

@@ -1,6 +1,7 @@
 // Turns client image bytes into RgbImage, safely: only JPEG, PNG, WebP and BMP are accepted
 // (recognised by their magic bytes, before any decoder runs), the dimensions are read from the
-// file header and checked against the limits before the full decode (decompression bombs),
+// file header and checked against the limits before the full decode (decompression bombs), a
+// decoded image must have the header's size (or its transpose, after EXIF orientation),
 // EXIF orientation is applied, and grayscale, alpha, palette and 16-bit inputs become RGB8
 // (alpha is dropped, 16-bit is scaled to 8-bit).
 //

@@ -7,9 +7,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/metrics/server_metrics.h"
 #include "server/service/call_watchdog.h"
@@ -24,23 +26,21 @@ inline absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
   return absl::FromChrono(deadline);
 }
 
-// The deadline for a call's work: the client's, or `max_call` from now when it set none
-// (server.max_call_seconds).
+// The deadline for a call's work: the client's, or `max_call` from now when that is earlier
+// (server.max_call_seconds; also when the client set none).
 inline absl::Time WorkDeadline(const grpc::CallbackServerContext& context,
                                absl::Duration max_call) {
-  const absl::Time client = DeadlineOf(context);
-  return client == absl::InfiniteFuture() ? absl::Now() + max_call : client;
+  return std::min(DeadlineOf(context), absl::Now() + max_call);
 }
 
-inline bool ClientSetDeadline(const grpc::CallbackServerContext& context) {
-  return DeadlineOf(context) != absl::InfiniteFuture();
-}
+// How long after its work deadline a call whose answer is still not delivered is cancelled.
+inline constexpr absl::Duration kUndeliveredGrace = absl::Seconds(1);
 
 // Shared by the calls of one service; everything outlives them.
 struct CallEnvironment {
   metrics::ServerMetrics* metrics = nullptr;
   CallWatchdog* watchdog = nullptr;
-  absl::Duration max_call = absl::Seconds(300);  // server.max_call_seconds
+  absl::Duration max_call = absl::Seconds(300);  // server.max_call_seconds: WorkDeadline
   // Bytes one StreamEmbed stream may hold in accepted requests and unread answers
   // (limits.max_stream_buffered_bytes); reading pauses beyond it.
   int64_t max_stream_buffered_bytes = int64_t{256} << 20;

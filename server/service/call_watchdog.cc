@@ -44,7 +44,7 @@ CallWatchdog::Guard CallWatchdog::Watch(grpc::ServerContextBase* context, absl::
   absl::MutexLock lock(&mu_);
   const uint64_t id = next_id_++;
   entries_.emplace(id, Entry{context, deadline, what});
-  ++changes_;
+  if (deadline < wake_at_) ++changes_;
   return Guard(this, id);
 }
 
@@ -58,7 +58,7 @@ void CallWatchdog::SetDeadline(uint64_t id, absl::Time deadline) {
   auto it = entries_.find(id);
   if (it == entries_.end()) return;  // already cancelled
   it->second.deadline = deadline;
-  ++changes_;
+  if (deadline < wake_at_) ++changes_;  // a later deadline is found at the next wake-up
 }
 
 void CallWatchdog::Unwatch(uint64_t id) {
@@ -92,7 +92,8 @@ void CallWatchdog::Run() {
     const auto changed = [this, seen]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return stop_ || changes_ != seen;
     };
-    mu_.AwaitWithDeadline(absl::Condition(&changed), EarliestDeadline());
+    wake_at_ = EarliestDeadline();
+    mu_.AwaitWithDeadline(absl::Condition(&changed), wake_at_);
     if (stop_) break;
     const absl::Time now = absl::Now();
     std::vector<std::pair<uint64_t, Entry>> expired;

@@ -1,10 +1,9 @@
 // CallWatchdog: the server-side time limit of calls (server.max_call_seconds). A watched call
 // whose deadline passes is cancelled (grpc::ServerContextBase::TryCancel, logged): the client
-// gets CANCELLED, the call's reactor finishes and releases what it held. Used where the client
-// set no deadline of its own, so that a client that never reads an answer cannot hold the
-// answer's memory for ever.
+// gets CANCELLED, the call's reactor finishes and releases what it held, so a client that never
+// reads an answer (whatever deadline it set) cannot hold the answer's memory for long.
 //
-// One thread sleeps until the earliest deadline. Watch() returns a Guard; the context is never
+// One thread sleeps until the earliest deadline; it is woken only by an earlier one. Watch() returns a Guard; the context is never
 // touched after its Guard is destroyed (or reset), so a reactor destroys its Guard in OnDone
 // before it is deleted. Thread-safe.
 #ifndef DINOV3_SERVER_SERVICE_CALL_WATCHDOG_H_
@@ -74,7 +73,8 @@ class CallWatchdog {
   mutable absl::Mutex mu_;
   std::map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
-  uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by every new or moved deadline
+  uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by a deadline before wake_at_
+  absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // the thread sleeps until
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   int64_t cancelled_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;

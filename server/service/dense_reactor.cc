@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "server/service/call_context.h"
+#include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
 namespace dinov3::service {
@@ -45,11 +46,10 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
       return;
     }
     memory_ = std::move(admission->memory);
-    if (!ClientSetDeadline(*context_)) {
-      watch_ = env.watchdog->Watch(context_, absl::Now() + env.max_call, "EmbedDense");
-    }
+    const absl::Time deadline = WorkDeadline(*context_, env.max_call);
+    watch_ = env.watchdog->Watch(context_, deadline + kUndeliveredGrace, "EmbedDense");
     pipeline->Run(std::move(embed), std::move(admission->settings),
-                  WorkDeadline(*context_, env.max_call), CancellationOf(context_),
+                  deadline, CancellationOf(context_),
                   [this](absl::Status status, v1::EmbedResponse response) {
                     OnEmbedded(std::move(status), std::move(response));
                   });
@@ -79,6 +79,8 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
       FinishCall(status);
       return;
     }
+    // From now on the call holds the answer and its chunks, no longer pixels or tensors.
+    memory_.ShrinkTo(kResponseCopies * static_cast<int64_t>(response.ByteSizeLong()));
     response_ = std::move(response);
     const v1::Embedding& e = response_.embeddings(0);
     const v1::Tensor& tokens = e.patch_tokens();

@@ -71,8 +71,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
       return absl::DeadlineExceededError("deadline passed before decoding");
     }
     const absl::Time start = absl::Now();
-    absl::StatusOr<RgbImage> image =
-        DecodeRequestImage(request_->images(index), pipeline_.limits_.image);
+    absl::StatusOr<RgbImage> image = Decode(request_->images(index));
     if (!image.ok()) return image.status();
     absl::StatusOr<ResizePlan> plan = preprocess::PlanResize(
         image->height, image->width, settings_.preprocess, pipeline_.limits_.geometry);
@@ -94,6 +93,19 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     // On error the task (and its `done`) stays ours and is dropped; the image is retired.
     reached_batcher = true;
     return batcher->Schedule(task, /*expected=*/true);
+  }
+
+  // The image as RGB8; an encoded one holds its decoder transient in the decode budget while
+  // it decodes.
+  absl::StatusOr<RgbImage> Decode(const v1::Image& image) {
+    MemoryBudget::Reservation transient;
+    if (image.source_case() == v1::Image::kEncoded) {
+      ASSIGN_OR_RETURN(const preprocess::ImageSize size,
+                       RequestImageSize(image, pipeline_.limits_.image));
+      transient = pipeline_.decode_budget_->Reserve(kDecodeTransientBytesPerPixel * size.width *
+                                                    size.height);
+    }
+    return DecodeRequestImage(image, pipeline_.limits_.image);
   }
 
   void RecordPreprocess(double seconds) {
@@ -164,12 +176,13 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 
 EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
                              batching::Batcher* batcher, MemoryBudget* budget,
-                             metrics::ServerMetrics* metrics)
+                             MemoryBudget* decode_budget, metrics::ServerMetrics* metrics)
     : limits_(limits),
       model_name_(std::move(model_name)),
       pool_(pool),
       batcher_(batcher),
       budget_(budget),
+      decode_budget_(decode_budget),
       metrics_(metrics) {}
 
 absl::StatusOr<EmbedPipeline::Admission> EmbedPipeline::Admit(const v1::EmbedRequest& request) {
@@ -186,12 +199,14 @@ absl::StatusOr<EmbedPipeline::Admission> EmbedPipeline::Admit(const v1::EmbedReq
         kReasonTooLarge);
   }
   const int64_t bytes = footprint.total();
-  if (bytes > budget_->capacity()) {
+  if (bytes > budget_->request_capacity()) {
     return WithReason(
         absl::InvalidArgumentError(absl::StrCat(
             "the request needs ", bytes, " bytes of server memory (", footprint.Describe(),
-            "), above the whole memory budget of ", budget_->capacity(),
-            " bytes (limits.memory_budget_bytes); send fewer or smaller images per request")),
+            "), above the ", budget_->request_capacity(), " bytes of the memory budget (",
+            budget_->capacity(),
+            " bytes, limits.memory_budget_bytes) requests may ever hold; send fewer or smaller "
+            "images per request")),
         kReasonTooLarge);
   }
   std::optional<MemoryBudget::Reservation> memory = budget_->TryReserve(bytes);

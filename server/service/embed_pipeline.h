@@ -33,10 +33,14 @@ class EmbedPipeline {
  public:
   using Done = absl::AnyInvocable<void(absl::Status, v1::EmbedResponse) &&>;
 
-  // `pool`, `batcher`, `budget` and `metrics` must outlive the pipeline. `model_name` goes
-  // into every response. Records each image's preprocessing and queue wait in `metrics`.
+  // `pool`, `batcher`, the budgets and `metrics` must outlive the pipeline. `model_name` goes
+  // into every response. Requests reserve their footprint in `budget`; each encoded image
+  // reserves its decoder transient in `decode_budget` while it decodes (waiting for room; its
+  // capacity must hold one image of limits.image.max_pixels). Records each image's
+  // preprocessing and queue wait in `metrics`.
   EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
-                batching::Batcher* batcher, MemoryBudget* budget, metrics::ServerMetrics* metrics);
+                batching::Batcher* batcher, MemoryBudget* budget, MemoryBudget* decode_budget,
+                metrics::ServerMetrics* metrics);
 
   struct Admission {
     EmbedSettings settings;
@@ -63,6 +67,7 @@ class EmbedPipeline {
   ThreadPool* const pool_;
   batching::Batcher* const batcher_;
   MemoryBudget* const budget_;
+  MemoryBudget* const decode_budget_;
   metrics::ServerMetrics* const metrics_;
 };
 

@@ -3,6 +3,7 @@
 #include <memory>
 #include <utility>
 
+#include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
 namespace dinov3::service {
@@ -23,14 +24,18 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
       return;
     }
     memory_ = std::move(admission->memory);
-    if (!ClientSetDeadline(*context_)) {
-      watch_ = env.watchdog->Watch(context_, absl::Now() + env.max_call, "Embed");
-    }
+    const absl::Time deadline = WorkDeadline(*context_, env.max_call);
+    watch_ = env.watchdog->Watch(context_, deadline + kUndeliveredGrace, "Embed");
     // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
     std::shared_ptr<const v1::EmbedRequest> borrowed(request_, [](const v1::EmbedRequest*) {});
     pipeline->Run(std::move(borrowed), std::move(admission->settings),
-                  WorkDeadline(*context_, env.max_call), CancellationOf(context_),
+                  deadline, CancellationOf(context_),
                   [this](absl::Status status, v1::EmbedResponse result) {
+                    // From now on the call holds the request and the answer (twice while
+                    // gRPC serializes it), no longer pixels or tensors.
+                    memory_.ShrinkTo(static_cast<int64_t>(request_->ByteSizeLong()) +
+                                     kResponseCopies *
+                                         static_cast<int64_t>(result.ByteSizeLong()));
                     if (status.ok()) *response_ = std::move(result);
                     FinishCall(status);
                   });

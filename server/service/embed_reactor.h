@@ -1,8 +1,9 @@
 // The Embed call: admits the request (validation, memory footprint reserved in the budget),
 // runs it through the pipeline and answers once. The reservation is held until gRPC is done
 // with the call (OnDone: the answer written, or the call cancelled), so an answer that a
-// client does not read stays counted in the budget; when the client set no deadline, the call
-// is cancelled after server.max_call_seconds (the work itself gets that deadline too).
+// client does not read stays counted in the budget (shrunk to the request and the answer once
+// it is computed). The work's deadline is the client's or server.max_call_seconds, whichever
+// comes first; an answer still not delivered a second later cancels the call.
 // Deletes itself in OnDone.
 #ifndef DINOV3_SERVER_SERVICE_EMBED_REACTOR_H_
 #define DINOV3_SERVER_SERVICE_EMBED_REACTOR_H_

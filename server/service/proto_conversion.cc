@@ -173,6 +173,12 @@ absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
                           limits.max_images_per_request, " (max_images_per_request)")),
                       kReasonTooLarge);
   }
+  if (request.request_id().size() > kMaxIdBytes) {
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "request_id: ", request.request_id().size(),
+                          " bytes, above the limit of ", kMaxIdBytes, " bytes")),
+                      kReasonTooLarge);
+  }
   EmbedSettings settings;
   ASSIGN_OR_RETURN(settings.outputs, ToOutputSet(request.outputs()));
   ASSIGN_OR_RETURN(settings.dtype, ToDType(request.dtype()));
@@ -181,6 +187,12 @@ absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
   RETURN_IF_ERROR(preprocess::ValidateOptions(settings.preprocess, limits.geometry));
   for (int i = 0; i < request.images_size(); ++i) {
     RETURN_IF_ERROR(ValidateImage(request.images(i), i));
+    if (request.images(i).id().size() > kMaxIdBytes) {
+      return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                            "image[", i, "]: id is ", request.images(i).id().size(),
+                            " bytes, above the limit of ", kMaxIdBytes, " bytes")),
+                        kReasonTooLarge);
+    }
   }
   return settings;
 }

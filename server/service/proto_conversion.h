@@ -33,6 +33,9 @@ struct RequestLimits {
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
+// Longest request_id and image id accepted (they are echoed in every answer).
+inline constexpr size_t kMaxIdBytes = 1024;
+
 // What an EmbedRequest asks for, beyond its images.
 struct EmbedSettings {
   OutputSet outputs;
@@ -41,8 +44,8 @@ struct EmbedSettings {
   int priority = 0;  // EmbedTask priority: LOW -1, NORMAL 0, HIGH 1
 };
 
-// Checks everything about `request` that does not need decoding (image count, each image has a
-// source, raw formats, outputs, dtype, priority, preprocessing options) and returns the
+// Checks everything about `request` that does not need decoding (image count, id lengths, each
+// image has a source, raw formats, outputs, dtype, priority, preprocessing options) and returns the
 // settings it asks for.
 absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
                                                 const RequestLimits& limits);

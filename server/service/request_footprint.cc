@@ -69,6 +69,7 @@ absl::StatusOr<RequestFootprint> EstimateFootprint(const v1::EmbedRequest& reque
                             DTypeSize(settings.dtype) +
                         kResponseBytesPerImage + static_cast<int64_t>(request.images(i).id().size());
   }
+  f.response_bytes += static_cast<int64_t>(request.request_id().size());
   return f;
 }
 

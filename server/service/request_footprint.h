@@ -9,6 +9,7 @@
 #ifndef DINOV3_SERVER_SERVICE_REQUEST_FOOTPRINT_H_
 #define DINOV3_SERVER_SERVICE_REQUEST_FOOTPRINT_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
@@ -27,21 +28,27 @@ inline constexpr int64_t kModelOutputBytesPerValue = 4;  // the model's float32 
 inline constexpr int64_t kResponseCopies = 2;
 // protobuf cannot encode (nor gRPC send) a message above 2 GiB - 1 bytes.
 inline constexpr int64_t kMaxResponseMessageBytes = 2147483647;
-// Fields around the tensors of one embedding (shapes, dtype, grid, id), generously.
+// Fields around the tensors of one embedding (shapes, dtype, grid), generously; ids (at most
+// kMaxIdBytes, proto_conversion.h) are counted on top.
 inline constexpr int64_t kResponseBytesPerImage = 1024;
 
-// Transients that do not grow with the number of requests, reserved once at start-up: each
-// decode thread holds up to one full-size decoded image in the decoder's own buffer, and each
-// model instance one full-size image as float32 while it resizes it.
-inline constexpr int64_t kDecodeTransientBytesPerPixel = 4;
-inline constexpr int64_t kModelInputTransientBytesPerPixel = 3 * 4;
-
-// The bytes of those transients for `decode_threads` threads and `instances` model instances
-// at the largest accepted image (limits.max_pixels).
-inline int64_t FixedTransientBytes(int decode_threads, int instances, int64_t max_pixels) {
-  return (decode_threads * kDecodeTransientBytesPerPixel +
-          instances * kModelInputTransientBytesPerPixel) *
-         max_pixels;
+// Transients that do not grow with the number of requests, held for the server's life.
+// Decoding: the decoder's own buffers for one image (a progressive JPEG's coefficients, 6 bytes
+// per pixel; the BGR image, 3; an EXIF rotation's copy, 3), reserved per image from a shared
+// decode budget while it decodes (decode threads wait for room there, never the client).
+inline constexpr int64_t kDecodeTransientBytesPerPixel = 12;
+// The decode budget: room for one image of max_pixels at least, for every decode thread at most,
+// and no more than a quarter of the memory budget beyond the first.
+inline int64_t DecodeBudgetBytes(int decode_threads, int64_t max_pixels, int64_t budget) {
+  const int64_t one = kDecodeTransientBytesPerPixel * max_pixels;
+  return std::max(one, std::min(decode_threads * one, budget / 4));
+}
+// A model instance, for its largest image: on a CPU the full-size float32 copy while it is
+// resized (12 bytes per pixel) and the resized intermediate before the crop, twice while it is
+// normalised (24 bytes per pixel of max_resize_pixels); a CUDA instance stages the uint8 pixels
+// in pinned host memory (3 bytes per pixel), the rest is device memory.
+inline int64_t InstanceTransientBytes(bool cuda, int64_t max_pixels, int64_t max_resize_pixels) {
+  return cuda ? 3 * max_pixels : 12 * max_pixels + 24 * max_resize_pixels;
 }
 
 struct RequestFootprint {

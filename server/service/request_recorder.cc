@@ -7,6 +7,7 @@
 #include "server/common/logging.h"
 #include "server/common/status_reason.h"
 #include "server/service/call_context.h"
+#include "server/service/proto_conversion.h"
 
 namespace dinov3::service {
 
@@ -18,7 +19,7 @@ RequestRecorder::RequestRecorder(metrics::ServerMetrics* metrics, const char* me
       context_(&context),
       deadline_(DeadlineOf(context)),
       peer_(context.peer()),
-      request_id_(std::move(request_id)),
+      request_id_(std::move(request_id).substr(0, kMaxIdBytes)),
       images_(images),
       start_(absl::Now()) {
   metrics_->RequestStarted();

@@ -167,11 +167,11 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   const int threads = options_.preprocess_threads > 0
                           ? options_.preprocess_threads
                           : std::max(1u, std::thread::hardware_concurrency());
-  RETURN_IF_ERROR(ReserveFixedTransients(threads, static_cast<int>(engine_->runners().size())));
+  RETURN_IF_ERROR(ReserveFixedTransients(threads));
   pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
   pipeline_ = std::make_unique<EmbedPipeline>(
       limits, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)), pool_.get(),
-      batcher_.get(), &memory_budget_, metrics_.get());
+      batcher_.get(), &memory_budget_, decode_budget_.get(), metrics_.get());
   // One request through the whole path (decode pool, batcher, an instance) before SERVING.
   if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message()));
@@ -185,22 +185,28 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   return absl::OkStatus();
 }
 
-absl::Status EmbeddingServer::ReserveFixedTransients(int decode_threads, int instances) {
+absl::Status EmbeddingServer::ReserveFixedTransients(int decode_threads) {
   const int64_t max_pixels = options_.limits.image.max_pixels;
-  const int64_t bytes = FixedTransientBytes(decode_threads, instances, max_pixels);
-  std::optional<MemoryBudget::Reservation> reservation = memory_budget_.TryReserve(bytes);
-  if (!reservation || memory_budget_.used() >= memory_budget_.capacity()) {
+  const int64_t decode = DecodeBudgetBytes(decode_threads, max_pixels, memory_budget_.capacity());
+  int64_t instances = 0;
+  for (const std::string& device : options_.engine.devices) {
+    instances += options_.engine.instances_per_device *
+                 InstanceTransientBytes(device.rfind("cuda", 0) == 0, max_pixels,
+                                        options_.limits.geometry.max_resize_pixels);
+  }
+  const int64_t bytes = decode + instances;
+  if (!memory_budget_.ReservePermanently(bytes) || memory_budget_.request_capacity() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the memory budget of ", memory_budget_.capacity(),
-        " bytes (limits.memory_budget_bytes) leaves no room for requests: ", decode_threads,
-        " decode threads and ", instances, " model instances hold up to ", bytes,
-        " bytes for one image of limits.max_pixels = ", max_pixels,
-        " each; raise the budget or lower limits.max_pixels"));
+        " bytes (limits.memory_budget_bytes) leaves no room for requests: decoding (",
+        decode_threads, " threads) and the model instances hold up to ", bytes,
+        " bytes for images of limits.max_pixels = ", max_pixels,
+        "; raise the budget or lower limits.max_pixels"));
   }
-  fixed_transients_ = *std::move(reservation);
-  spdlog::info("memory budget {} bytes: {} held for the decode and model-input transients, {} "
-               "for requests",
-               memory_budget_.capacity(), bytes, memory_budget_.capacity() - bytes);
+  decode_budget_ = std::make_unique<MemoryBudget>(decode);
+  spdlog::info("memory budget {} bytes: {} held for decoding, {} for the model instances' input "
+               "conversion, {} for requests",
+               memory_budget_.capacity(), decode, instances, memory_budget_.request_capacity());
   return absl::OkStatus();
 }
 

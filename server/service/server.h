@@ -49,7 +49,7 @@ struct ServerOptions {
   // gRPC's own buffers (grpc::ResourceQuota) and streams per connection.
   int64_t grpc_memory_bytes = int64_t{1} << 30;
   int max_concurrent_streams = 100;
-  // Calls whose client set no deadline end after this long (CallWatchdog).
+  // The longest a call's work may take and an answer may stay unread (CallWatchdog).
   absl::Duration max_call = absl::Seconds(300);
   // Called once, when the model is warm, right before calls are accepted; false stops the
   // start-up instead (Start returns CANCELLED). Empty: always accept.
@@ -90,16 +90,16 @@ class EmbeddingServer {
   absl::Status StartMetricsEndpoint();
   void AddConnectionArguments(grpc::ServerBuilder& builder) const;
   absl::Status LoadAndWarmUp();
-  // Holds FixedTransientBytes in the budget for the server's life; InvalidArgument when that
-  // leaves no room for requests.
-  absl::Status ReserveFixedTransients(int decode_threads, int instances);
+  // Holds the decode budget and the model instances' transients (request_footprint.h) in the
+  // memory budget for the server's life; InvalidArgument when that leaves no room for requests.
+  absl::Status ReserveFixedTransients(int decode_threads);
   void SetServing(bool serving);
 
   const ServerOptions options_;
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
   MemoryBudget memory_budget_;
-  MemoryBudget::Reservation fixed_transients_;
+  std::unique_ptr<MemoryBudget> decode_budget_;  // decoder transients, within memory_budget_
   EmbeddingService service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

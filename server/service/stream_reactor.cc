@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/service/call_context.h"
+#include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
 namespace dinov3::service {
@@ -141,14 +142,19 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
                            : status);
     if (!status.ok()) {
       response.Clear();
-      response.set_request_id(request.request_id());
+      response.set_request_id(request.request_id().substr(0, kMaxIdBytes));
       response.mutable_error()->set_code(static_cast<int>(status.code()));
       response.mutable_error()->set_message(std::string(status.message()));
     }
+    // From now on this answer holds its bytes (twice while gRPC serializes it), no longer
+    // pixels or tensors.
+    const int64_t computed = memory.bytes();
+    memory.ShrinkTo(kResponseCopies * static_cast<int64_t>(response.ByteSizeLong()));
     std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);
       --in_flight_;
+      held_bytes_ -= computed - memory.bytes();
       if (!broken_ && !finished_) {
         outgoing_.push_back({std::move(response), std::move(memory)});
       } else {
@@ -172,9 +178,7 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   void Pop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     held_bytes_ -= outgoing_.front().memory.bytes();
     outgoing_.pop_front();
-    if (outgoing_.empty() && !ClientSetDeadline(*context_)) {
-      watch_.SetDeadline(absl::InfiniteFuture());
-    }
+    if (outgoing_.empty()) watch_.SetDeadline(absl::InfiniteFuture());
   }
 
   void ResumeReadingIfRoom() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -190,8 +194,8 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     if (writing_) return std::nullopt;
     if (!outgoing_.empty() && !broken_ && !finished_) {
       writing_ = true;
-      // A client with no deadline must read each answer within server.max_call_seconds.
-      if (!ClientSetDeadline(*context_)) watch_.SetDeadline(absl::Now() + env_.max_call);
+      // Each answer must be read within server.max_call_seconds.
+      watch_.SetDeadline(absl::Now() + env_.max_call);
       StartWrite(&outgoing_.front().response);
       return std::nullopt;
     }

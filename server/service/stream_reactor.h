@@ -3,9 +3,9 @@
 // concurrently, and writes each response as soon as it is ready, so responses may come out of
 // order; each carries its request_id. Reading pauses while 32 requests are computing or their
 // answers unwritten, or while they hold limits.max_stream_buffered_bytes, so a client that does
-// not read cannot make the server buffer without bound; a client that set no deadline must
-// read each answer within server.max_call_seconds or the stream is cancelled, and each request
-// gets that deadline. A request that fails (also one refused by the budget) yields a response
+// not read cannot make the server buffer without bound; a client must read each answer within
+// server.max_call_seconds or the stream is cancelled, and each request's work gets that
+// deadline when the client's is later. A request that fails (also one refused by the budget) yields a response
 // with `error` set; the stream goes on.
 // The call finishes (OK) once the client half-closed and every response is written, or with
 // CANCELLED if the client went away, or with UNAVAILABLE once a drain started and every

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+
 namespace dinov3 {
 namespace {
 
@@ -71,6 +73,47 @@ TEST(MemoryBudgetTest, ConcurrentReservationsNeverExceedCapacity) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(budget.used(), 0);
   EXPECT_LE(budget.peak(), 900);
+}
+
+TEST(MemoryBudgetTest, ShrinkToReturnsTheDifference) {
+  MemoryBudget budget(100);
+  std::optional<MemoryBudget::Reservation> r = budget.TryReserve(80);
+  r->ShrinkTo(30);
+  EXPECT_EQ(r->bytes(), 30);
+  EXPECT_EQ(budget.used(), 30);
+  r->ShrinkTo(50);  // never grows
+  EXPECT_EQ(budget.used(), 30);
+  r.reset();
+  EXPECT_EQ(budget.used(), 0);
+}
+
+TEST(MemoryBudgetTest, PermanentBytesLowerTheRequestCapacity) {
+  MemoryBudget budget(100);
+  EXPECT_FALSE(budget.ReservePermanently(101));
+  EXPECT_EQ(budget.used(), 0);
+  EXPECT_TRUE(budget.ReservePermanently(40));
+  EXPECT_EQ(budget.request_capacity(), 60);
+  EXPECT_EQ(budget.used(), 40);
+  EXPECT_FALSE(budget.TryReserve(61).has_value());
+  EXPECT_TRUE(budget.TryReserve(60).has_value());
+}
+
+TEST(MemoryBudgetTest, ReserveWaitsUntilTheBytesAreReturned) {
+  MemoryBudget budget(100);
+  std::optional<MemoryBudget::Reservation> held = budget.TryReserve(70);
+  absl::Notification reserved;
+  std::thread waiter([&] {
+    MemoryBudget::Reservation r = budget.Reserve(50);
+    EXPECT_EQ(r.bytes(), 50);
+    reserved.Notify();
+  });
+  // Ordering, not timing: the waiter cannot get its bytes while 70 of 100 are held.
+  EXPECT_FALSE(reserved.HasBeenNotified());
+  EXPECT_LE(budget.used(), 100);
+  held.reset();
+  reserved.WaitForNotification();
+  waiter.join();
+  EXPECT_EQ(budget.used(), 0);
 }
 
 }  // namespace
