@@ -77,7 +77,7 @@ class ClientCliTest : public ServerTest {
     *request.add_images() = ToRawProto(image_, "photo.bmp");
     for (const v1::Output output : outputs) request.add_outputs(output);
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
     v1::EmbedResponse response;
     const grpc::Status status = NewStub()->Embed(&context, request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();

@@ -4,16 +4,24 @@
     (DESIGN.md section 4: forward(pixel_values[B,3,H,W]) -> {cls [B,D], registers [B,R,D],
     patch_tokens [B,N,D]}) with the `dinov3.json` metadata copied from a real export, and that
     misbehaves on purpose, per image: a WHITE image (all normalised pixels above 2) makes the
-    forward raise (a "poison" input); a BLACK image (all below -1.7) makes it slow (a loop of
-    matmuls, SLOW_ITERS long) so that other requests wait in the queue behind it. Any other
-    image (random noise, the server's mid-grey warm-up, the all-zero load probe) is fast.
-  - `FaultServer`: the server started with such a model, its /metrics port read from its log,
-    and polling helpers (`wait_for`, `wait_idle`, `wait_running`) so that tests wait on events
-    the server exposes instead of sleeping.
+    forward raise (a "poison" input); a BLACK image (all below -1.7) makes it SLOW, so that
+    other requests wait in the queue behind it. Any other image (random noise, the server's
+    mid-grey warm-up, the all-zero load probe) is fast.
+  - `SlowGate` and `GateWait`: what makes the black forward slow, by construction and not by
+    a duration: it does not return until the test opens the gate (a one-byte file next to the
+    model that the forward re-reads in a loop). Nothing here depends on the speed of the
+    machine: a test opens the gate once what it wanted to happen during the slow forward has
+    happened. (GateWait also serves other test models, e.g. one whose warm-up never ends.)
+  - `FaultServer`: the server started with such a model (gate closed), its /metrics port read
+    from its log, `release_slow()` (opens the gate), `barrier()` (the server has read what the
+    client sent before), and polling helpers (`wait_for`, `wait_idle`, `wait_running`) so that
+    tests wait on events the server exposes instead of sleeping. Stopping it opens the gate
+    first, so that a held forward never holds the drain.
   - `Counters`: a /metrics snapshot, and the delta of dinov3_requests_total by method and code.
   - `code_of`: the final gRPC status code of a call future.
 """
 import json
+import os
 import re
 import time
 import zipfile
@@ -33,22 +41,53 @@ from dinov3_client import embedding_pb2_grpc  # noqa: E402  (path set by server_
 # warm-up's grey 128 about 0.07, the probe's zeros 0.
 POISON_ABOVE = 2.0
 SLOW_BELOW = -1.7
-SLOW_ITERS = 2500  # about 1.5 s per slow forward on this 2-core CPU with one intra-op thread
+# Safety valve, not a duration: a gated forward whose gate is never opened (a test that died
+# without stopping its server) gives up with an error after this many polls of the gate file
+# (each one opens, maps and reads the file: about 30 us here, so hours; minutes on any CPU).
+MAX_GATE_POLLS = 200_000_000
 POISON_MESSAGE = "FAULT-MODEL-SECRET poisoned input"
 WAIT_SECONDS = 60  # bound of every poll: a server that never gets there fails the test
 
 
-class FaultModel(torch.nn.Module):
-    """Cheap contract-following outputs; raises on white images, slow on black ones."""
+class GateWait(torch.nn.Module):
+    """Scripted: forward() returns (a zero, to add to an output) once the gate file `gate_path`
+    holds a non-zero byte (SlowGate.open), polling it with a little model work in between;
+    raises after MAX_GATE_POLLS polls. What makes a test model slow by construction."""
 
-    def __init__(self, dim: int, registers: int, patch: int, slow_iters: int):
+    def __init__(self, gate_path: str):
+        super().__init__()
+        self.gate_path = gate_path
+        self.max_polls = MAX_GATE_POLLS
+        self.register_buffer("work", torch.randn(64, 64) / 8.0)
+
+    def forward(self) -> torch.Tensor:
+        acc = self.work
+        opened = False
+        # The read stays inside the loop body: TorchScript treats from_file as pure, and a
+        # `while <read>` condition is computed once before the loop and merged (CSE) with its
+        # copy in the body, so that the gate would be read only once.
+        for _ in range(self.max_polls):
+            gate = torch.from_file(self.gate_path, shared=False, size=1, dtype=torch.uint8)
+            if bool(gate[0] != 0):
+                opened = True
+                break
+            acc = torch.tanh(acc @ self.work)
+        if not opened:
+            raise RuntimeError("test model: its slow gate was never opened")
+        return acc.mean() * 0.0
+
+
+class FaultModel(torch.nn.Module):
+    """Cheap contract-following outputs; raises on white images; on black ones, waits until the
+    gate file `gate_path` is opened (GateWait)."""
+
+    def __init__(self, dim: int, registers: int, patch: int, gate_path: str):
         super().__init__()
         torch.manual_seed(0)
         self.proj = torch.nn.Linear(3, dim)
-        self.register_buffer("work", torch.randn(256, 256) / 16.0)
+        self.wait_gate = GateWait(gate_path)
         self.num_registers = registers
         self.patch = patch
-        self.slow_iters = slow_iters
         self.poison_above = POISON_ABOVE
         self.slow_below = SLOW_BELOW
 
@@ -58,15 +97,44 @@ class FaultModel(torch.nn.Module):
             raise RuntimeError("FAULT-MODEL-SECRET poisoned input")
         extra = torch.zeros(1)
         if bool((per_image.max(1).values < self.slow_below).any()):
-            acc = self.work
-            for _ in range(self.slow_iters):
-                acc = torch.tanh(acc @ self.work)
-            extra = acc.mean().reshape(1) * 0.0
+            extra = self.wait_gate().reshape(1)
         grid = torch.nn.functional.avg_pool2d(pixel_values, self.patch)  # [B,3,h,w]
         tokens = self.proj(grid.flatten(2).transpose(1, 2))  # [B,h*w,D]
         cls = tokens.mean(1) + extra
         registers = torch.stack([cls * float(i + 1) for i in range(self.num_registers)], 1)
         return {"cls": cls, "registers": registers, "patch_tokens": tokens}
+
+
+class SlowGate:
+    """The one-byte file a fault model's black forward polls: 0 holds it, 1 lets it finish.
+    Written by rename, never in place: the server maps the file, and truncating a mapped file
+    would crash it (SIGBUS)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    @staticmethod
+    def of_model(model_path):
+        """The gate of a model written by write_fault_model."""
+        return SlowGate(str(model_path) + ".gate")
+
+    def _write(self, value):
+        fresh = f"{self.path}.{os.getpid()}.new"
+        with open(fresh, "wb") as f:
+            f.write(bytes([value]))
+        os.replace(fresh, self.path)
+
+    def close(self):
+        """Black forwards started from now on (and any running) wait for open()."""
+        self._write(0)
+
+    def open(self):
+        """Every black forward, running or future, finishes."""
+        self._write(1)
+
+    def is_open(self):
+        with open(self.path, "rb") as f:
+            return f.read(1) != b"\x00"
 
 
 def read_metadata(exported_model):
@@ -85,10 +153,13 @@ def save_contract_model(make_module, exported_model, path):
     return str(path)
 
 
-def write_fault_model(exported_model, path, slow_iters=SLOW_ITERS):
-    """A scripted FaultModel with `exported_model`'s metadata at `path`; returns path."""
+def write_fault_model(exported_model, path):
+    """A scripted FaultModel with `exported_model`'s metadata at `path`, and its gate
+    (SlowGate.of_model(path)), closed; returns path."""
+    gate = SlowGate.of_model(path)
+    gate.close()
     return save_contract_model(
-        lambda m: FaultModel(m["embed_dim"], m["num_registers"], m["patch_size"], slow_iters),
+        lambda m: FaultModel(m["embed_dim"], m["num_registers"], m["patch_size"], gate.path),
         exported_model, path)
 
 
@@ -103,7 +174,7 @@ def white(size=(32, 32)):
 
 
 def black(size=(32, 32)):
-    """The slow input: the fault model takes SLOW_ITERS matmuls on it."""
+    """The slow input: the fault model's forward on it waits until its gate is opened."""
     return np.zeros((*size, 3), dtype=np.uint8)
 
 
@@ -115,6 +186,18 @@ def slow_reader(target):
                                              ("grpc.max_receive_message_length", 64 << 20),
                                              ("grpc.max_send_message_length", 64 << 20)])
     return channel, embedding_pb2_grpc.EmbeddingServiceStub(channel)
+
+
+def wait_log(server, text):
+    """Polls the server's log until it contains `text`; fails the test after WAIT_SECONDS."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while text not in server.log():
+        if server.proc.poll() is not None and text not in server.log():
+            pytest.fail(f"server exited ({server.proc.returncode}) before logging {text!r}:\n"
+                        f"{tail(server.log_path)}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"not logged in {WAIT_SECONDS} s: {text!r}\n{tail(server.log_path)}")
+        time.sleep(0.02)
 
 
 def code_of(future):
@@ -152,10 +235,15 @@ class Counters:
 
 
 class FaultServer:
-    """dinov3-server on loopback (start_server), with its metrics port and polling helpers."""
+    """dinov3-server on loopback (start_server), with its metrics port and polling helpers. For
+    a model of write_fault_model, its slow gate is closed at start (`gate`, `release_slow`)."""
 
     def __init__(self, model, log_path, *flags):
         self.log_path = str(log_path)
+        gate = SlowGate.of_model(model)
+        self.gate = gate if os.path.exists(gate.path) else None
+        if self.gate is not None:
+            self.gate.close()
         self.proc, self.target, self.client = start_server(model, self.log_path, *flags)
         try:
             self.metrics_port = metrics_port(self.log_path)
@@ -164,7 +252,22 @@ class FaultServer:
             raise
         self.stub = self.client.stub
 
+    def barrier(self):
+        """One round trip on the client's connection (a health check). HTTP/2 frames of a
+        connection are read in order, so once it is answered the server has read what the
+        client sent on it before, e.g. the RST_STREAM of a call it cancelled: call it between a
+        cancel() and release_slow(), or the worker could take the cancelled request before the
+        server knows. Instead of the duration of a slow forward."""
+        assert self.client.health() == "SERVING"
+
+    def release_slow(self):
+        """Lets every held (and every later) black forward finish."""
+        assert self.gate is not None, "not a fault model (write_fault_model) server"
+        self.gate.open()
+
     def stop(self):
+        if self.gate is not None:
+            self.gate.open()  # a held forward would hold the drain
         return stop_server(self.proc, self.client)
 
     def __enter__(self):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.integration.python.server_process import ROOT, running_server
+from tests.integration.python.server_process import CALL_SECONDS, ROOT, running_server
 from dinov3_client import EmbeddingResult  # noqa: E402  (path set by server_process)
 
 CLIENTS = 32
@@ -54,7 +54,7 @@ def test_concurrent_clients_are_batched_and_get_their_own_results(batching_serve
             start.wait()
             request = client.build_request([images[i]], outputs=("cls", "pooled"),
                                            request_id=f"client-{i}")
-            response = client.stub.Embed(request, timeout=120)
+            response = client.stub.Embed(request, timeout=CALL_SECONDS)
             assert response.request_id == f"client-{i}"
             results[i] = EmbeddingResult.from_proto(response.embeddings[0])
             batch_sizes[i] = response.timing.batch_size

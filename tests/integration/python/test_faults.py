@@ -2,7 +2,9 @@
 does to the server. Most cases serve a small TorchScript "fault model" written here
 (fault_helpers.py: it follows the model contract, is fast on ordinary images, SLOW on a black
 image, so other requests wait in the queue behind it, and RAISES on a white "poison" image);
-the SIGTERM case serves a real depth-1 export.
+the SIGTERM case serves a real depth-1 export. The black forward is slow by construction, not
+by a duration: it runs until the test opens its gate (`release_slow`), which each test does
+once what must happen during it has happened, so no case depends on the machine's speed.
 
   - Cancellation: an Embed cancelled while queued is dropped before it costs model time; one
     cancelled while running, a StreamEmbed cancelled after its first answer and an EmbedDense
@@ -23,13 +25,15 @@ the SIGTERM case serves a real depth-1 export.
     arrives as it shuts down), and the server's access log counts the same answers.
 Checked in every case: the client's per-call outcomes equal the deltas of dinov3_requests_total
 by method and code, dinov3_inflight_requests and dinov3_queue_images return to 0, and the
-server answers the next valid request. No assertion is on a duration; waits poll /metrics.
+server answers the next valid request. No assertion is on a duration; waits poll /metrics
+(bounded by fault_helpers.WAIT_SECONDS) or wait for a client-side outcome.
 """
 import collections
 import queue
 import re
 import signal
 import threading
+import time
 
 import grpc
 import pytest
@@ -45,6 +49,12 @@ CANCELLED = grpc.StatusCode.CANCELLED
 FLAGS = ("--intra_op_threads=1",)  # leaves a core to gRPC and the test while the model is slow
 LONG = 60  # deadline of calls that must not expire
 IMAGES = "dinov3_images_total"
+# Deadline of the calls that must expire while they wait behind the held slow forward. The
+# forward is held until they have expired, so its only constraint is to leave them time to be
+# sent, decoded and queued (milliseconds) on a slow, loaded machine.
+SHORT_DEADLINE = 5.0
+GRPC_TIMEOUT_ROUNDING = 0.1  # gRPC sends timeouts of 1-10 s rounded up to 10 ms
+UNREAD_DEADLINE = 10.0  # an unread EmbedDense call that must run, then expire unread
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +125,9 @@ def test_embed_cancelled_while_queued_costs_no_model_time(serial):
     serial.wait_queued(1)
     assert victim.cancel()
     assert code_of(victim) == CANCELLED
+    serial.barrier()  # the server has the cancellation before the worker can take the victim
+    assert not blocker.done()  # still held: the victim was cancelled while queued
+    serial.release_slow()
     assert code_of(blocker) == OK
     after = serial.wait_idle()
     assert after.delta(before, "Embed") == {"OK": 1, "CANCELLED": 1}
@@ -130,6 +143,8 @@ def test_embed_cancelled_while_running_is_recorded_cancelled(serial):
     serial.wait_running(before)
     assert call.cancel()
     assert code_of(call) == CANCELLED
+    serial.barrier()  # the server has the cancellation before the forward ends
+    serial.release_slow()  # the forward goes on after the cancellation; let it end
     after = serial.wait_idle()
     assert images_run(after, before) == 1  # a running forward cannot be interrupted
     # The client never got the answer: the server must not count it as served.
@@ -155,6 +170,8 @@ def test_stream_embed_cancelled_after_first_answer(serial):
         assert ended.value.code() == CANCELLED
     finally:
         requests.put(None)
+    serial.barrier()  # the server has the cancellation before the worker can take r2
+    serial.release_slow()  # r1's forward, cancelled while it ran, may end now
     after = serial.wait_idle()
     assert images_run(after, before) == 2  # r0 and r1; r2 is dropped from the queue
     # One final status per message: r0 answered; r1 and r2 never reached the client.
@@ -191,20 +208,28 @@ def test_embed_dense_cancelled_after_first_chunk(serial):
 # --- deadlines ----------------------------------------------------------------------------
 
 def test_deadline_shorter_than_queue_wait(serial):
-    """Four calls with a 1 s deadline wait behind a slow forward: DEADLINE_EXCEEDED, and they
-    are dropped without model time; a patient call queued behind them is served."""
+    """Four calls with a short deadline wait behind a slow forward that is held until they have
+    expired: DEADLINE_EXCEEDED, and they are dropped without model time; a patient call queued
+    behind them is served."""
     before = serial.counters()
     order = CompletionOrder()
     track = order.track
     blocker = track("blocker", embed(serial, [black()]))
     serial.wait_running(before)
-    short = [track(f"short{i}", embed(serial, [noise(10 + i)], timeout=1.0)) for i in range(4)]
+    short = [track(f"short{i}", embed(serial, [noise(10 + i)], timeout=SHORT_DEADLINE))
+             for i in range(4)]
     patient = track("patient", embed(serial, [noise(20)]))
     serial.wait_queued(5)  # all accepted and waiting before any short deadline can matter
+    queued_by = time.monotonic()  # the server had received the short calls before this
     assert [code_of(f) for f in short] == [grpc.StatusCode.DEADLINE_EXCEEDED] * 4
+    # The server's deadline of each is its arrival plus the grpc-timeout header (at most
+    # SHORT_DEADLINE, rounded up by a few ms): hold the forward until that has passed too, so
+    # that the server drops them as expired (not as cancelled by the client's RST_STREAM).
+    time.sleep(max(0.0, queued_by + SHORT_DEADLINE + GRPC_TIMEOUT_ROUNDING - time.monotonic()))
+    # By construction (the gate), not by timing: the deadlines passed during the slow forward.
+    assert not blocker.done() and not patient.done(), order.names
+    serial.release_slow()
     assert code_of(blocker) == OK and code_of(patient) == OK
-    # Precondition of the case (not a timing assertion): the deadlines passed while the slow
-    # forward still ran. If not, SLOW_ITERS is too small for this machine.
     assert order.index("blocker") > max(order.index(f"short{i}") for i in range(4)), order.names
     after = serial.wait_idle()
     assert after.delta(before, "Embed") == {"OK": 2, "DEADLINE_EXCEEDED": 4}, serial.access_log()
@@ -273,7 +298,8 @@ def test_innocent_requests_batched_with_a_poison_one_succeed(models, tmp_path):
         server.wait_running(before)
         poison = embed(server, [white()])
         innocent = [embed(server, [noise(40 + i)], request_id=f"innocent{i}") for i in range(5)]
-        server.wait_queued(6)
+        server.wait_queued(6)  # all six wait together: one batch once the gate opens
+        server.release_slow()
         assert code_of(blocker) == OK
         assert code_of(poison) == grpc.StatusCode.INTERNAL
         assert_no_internals(poison.exception().details())
@@ -323,6 +349,18 @@ def test_queue_overflow_is_resource_exhausted_naming_the_limit(models, tmp_path)
         flood = [track(f"one{i}", embed(server, [noise(50 + i)])) for i in range(8)]
         flood += [track(f"two{i}", embed(server, [noise(60 + i), noise(70 + i)]))
                   for i in range(4)]
+        sizes = [1] * 8 + [2] * 4
+
+        def settled(c):
+            # The queue only grows while the forward is held, so it ends full (3 images: 8
+            # one-image requests cannot all be refused). Once it is, the requests not answered
+            # yet are exactly the queued ones: every refusal came back without the model.
+            waiting = sum(n for f, n in zip(flood, sizes) if not f.done())
+            return c.get("dinov3_queue_images") == 3 and waiting == 3
+        server.wait_for(settled, "the flood answered RESOURCE_EXHAUSTED or queued, while the "
+                        "slow forward is held")
+        assert not blocker.done()
+        server.release_slow()
         codes = [code_of(f) for f in flood]
         assert code_of(blocker) == OK
         exhausted = [f for f, c in zip(flood, codes) if c == grpc.StatusCode.RESOURCE_EXHAUSTED]
@@ -333,7 +371,7 @@ def test_queue_overflow_is_resource_exhausted_naming_the_limit(models, tmp_path)
             assert "max_queue_size 3" in f.exception().details(), f.exception().details()
         one_image_refused = [f"one{i}" for i in range(8)
                              if codes[i] == grpc.StatusCode.RESOURCE_EXHAUSTED]
-        assert one_image_refused, codes  # at least 5 of them: 3 images fit in the queue
+        assert len(one_image_refused) >= 5, codes  # 3 images fit in the queue
         assert all(order.index(name) < order.index("blocker") for name in one_image_refused), \
             order.names
         after = server.wait_idle()
@@ -367,12 +405,14 @@ def serve_others(server, stalled_stub):
 
 def test_unread_embed_dense_does_not_block_others(serial):
     """Two EmbedDense calls of 6 MiB each that are never read: one is cancelled by its client,
-    the other's 3 s deadline passes; meanwhile others are served."""
+    the other's deadline passes; meanwhile others are served."""
     channel, stub = slow_reader(serial.target)
     before = serial.counters()
     try:
         cancelled = stub.EmbedDense(dense_request(1024, seed=6), timeout=LONG)
-        expiring = stub.EmbedDense(dense_request(1024, seed=7), timeout=3)
+        # Its deadline must pass after it has run (the test waits for that: under 0.5 s here,
+        # 1.2 s on a third of a core), while its answer is stalled: UNREAD_DEADLINE is wide.
+        expiring = stub.EmbedDense(dense_request(1024, seed=7), timeout=UNREAD_DEADLINE)
         serial.wait_for(lambda c: images_run(c, before) == 2, "both dense images run")
         others = serve_others(serial, stub)
         during = serial.counters()

@@ -30,7 +30,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.integration.python.fault_helpers import read_metadata, slow_reader
+from tests.integration.python.fault_helpers import GateWait, SlowGate, read_metadata, slow_reader
 from tests.integration.python.prometheus_process import samples, scrape
 from tests.integration.python.server_process import (SERVER, export_random_model, free_port,
                                                      metrics_port, start_server, stop_server,
@@ -265,40 +265,29 @@ def test_png_bombs_stay_within_the_budget(model, tmp_path, png_bomb):
 
 
 class SlowModel(torch.nn.Module):
-    """Contract outputs (zeros) after `iters` chained 256x256 matmuls on every forward."""
+    """Contract outputs (zeros), after waiting on every forward until the gate file `gate_path`
+    is opened (fault_helpers.GateWait): slow by construction, whatever the machine."""
 
-    def __init__(self, dim: int, registers: int, patch: int, iters: int):
+    def __init__(self, dim: int, registers: int, patch: int, gate_path: str):
         super().__init__()
         self.inner = ZerosModel(dim, registers, patch)
-        self.register_buffer("work", torch.randn(256, 256) / 16.0)
-        self.iters = iters
+        self.wait_gate = GateWait(gate_path)
 
     def forward(self, pixel_values: torch.Tensor):
-        acc = self.work
-        for _ in range(self.iters):
-            acc = torch.tanh(acc @ self.work)
+        extra = self.wait_gate()
         out = self.inner(pixel_values)
-        out["cls"] = out["cls"] + acc.mean() * 0.0
+        out["cls"] = out["cls"] + extra
         return out
 
 
-def iterations_for(seconds):
-    """SlowModel iterations that take about `seconds` here, from a rate measured now."""
-    work = torch.randn(256, 256) / 16.0
-    acc, count, start = work, 0, time.monotonic()
-    while time.monotonic() - start < 0.5:
-        for _ in range(50):
-            acc = torch.tanh(acc @ work)
-        count += 50
-    return int(count * seconds / (time.monotonic() - start))
-
-
 def test_sigterm_during_warm_up_exits_at_once(model, tmp_path):
-    # Every forward of this model takes about 30 s (measured on this machine now), so the
-    # warm-up is surely still running when the signal comes right after the server listens.
+    # Every forward of this model waits for a gate the test never opens, so the warm-up is
+    # still running when the signal comes, on any machine.
     metadata = json.loads(read_metadata(model))
+    gate = SlowGate(tmp_path / "slow.gate")
+    gate.close()
     slow = torch.jit.script(SlowModel(metadata["embed_dim"], metadata["num_registers"],
-                                      metadata["patch_size"], iterations_for(30)))
+                                      metadata["patch_size"], gate.path))
     path = tmp_path / "slow.pt"
     torch.jit.save(slow, str(path), _extra_files={"dinov3.json": json.dumps(metadata)})
     log = tmp_path / "server.log"
@@ -319,6 +308,7 @@ def test_sigterm_during_warm_up_exits_at_once(model, tmp_path):
         assert "SERVING dinov3.v1.EmbeddingService" not in text
         assert "model loaded and warm" not in text
     finally:
+        gate.open()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

@@ -37,7 +37,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase)
 from PIL import Image
 
-from tests.integration.python.server_process import ROOT, running_server  # noqa: E402
+from tests.integration.python.server_process import (  # noqa: E402
+    CALL_SECONDS, ROOT, running_server)
 from dinov3_client import EmbeddingError, assemble_dense  # noqa: E402
 from dinov3_client import embedding_pb2 as pb2  # noqa: E402
 
@@ -137,7 +138,7 @@ def test_stream_embed_answers_each_request(server):
     images["req-bad"] = b"GIF89a" + bytes(100)
     requests = [server.client.build_request([image], request_id=rid)
                 for rid, image in images.items()]
-    answers = list(server.client.stream_embed(requests, timeout=60))
+    answers = list(server.client.stream_embed(requests, timeout=CALL_SECONDS))
     assert sorted(a.request_id for a in answers) == sorted(images)
     for answer in answers:
         if answer.request_id == "req-bad":
@@ -156,7 +157,7 @@ def test_embed_dense_reassembles_patch_tokens(server):
     keep = pb2.Preprocess(mode=pb2.RESIZE_KEEP_ASPECT)
     request = pb2.EmbedDenseRequest(image=pb2.Image(encoded=encode(pixels)), preprocess=keep,
                                     rows_per_chunk=3)
-    chunks = list(server.stub.EmbedDense(request, timeout=30))
+    chunks = list(server.stub.EmbedDense(request, timeout=CALL_SECONDS))
     assert len(chunks) > 1
     dense = assemble_dense(chunks)
     [result] = server.client.embed([pixels], outputs=("patch_tokens",), preprocess=keep)
@@ -244,7 +245,7 @@ BAD = {  # name: (request builder, substrings the message must contain, case-ins
 def test_bad_input_is_invalid_argument(server, name):
     build, words = BAD[name]
     with pytest.raises(grpc.RpcError) as info:
-        server.stub.Embed(build(server), timeout=30)
+        server.stub.Embed(build(server), timeout=CALL_SECONDS)
     error = info.value
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, error.code(), error.details())
     for word in words:
