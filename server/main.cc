@@ -347,7 +347,7 @@ int main(int argc, char** argv) {
   // From here on SIGTERM/SIGINT are handled (during the load and warm-up too: StopSignals).
   // Never destroyed: its thread may still wait for a signal while the process exits.
   auto& stop_signals = *new dinov3::StopSignals();
-  options.before_accepting = [&stop_signals] { return stop_signals.StartAccepting(); };
+  options.before_accepting = [&stop_signals] { stop_signals.StartAccepting(); };
   auto server = dinov3::service::EmbeddingServer::Start(options);
   if (!server.ok()) {
     spdlog::error("could not start: {}", server.status().ToString());

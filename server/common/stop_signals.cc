@@ -16,11 +16,9 @@ StopSignals::StopSignals() {
 
 StopSignals::~StopSignals() = default;
 
-bool StopSignals::StartAccepting() {
+void StopSignals::StartAccepting() {
   absl::MutexLock lock(&mu_);
-  if (signal_ != 0) return false;
   accepting_ = true;
-  return true;
 }
 
 int StopSignals::Wait() {

@@ -26,9 +26,8 @@ class StopSignals {
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
 
-  // From now on signals are handed to Wait(). False when a signal already came (then the
-  // process is exiting).
-  bool StartAccepting();
+  // From now on signals are handed to Wait() (a signal before this has ended the process).
+  void StartAccepting();
   // Blocks until a stop signal came after StartAccepting; returns its number.
   int Wait();
 

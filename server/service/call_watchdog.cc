@@ -48,11 +48,6 @@ CallWatchdog::Guard CallWatchdog::Watch(grpc::ServerContextBase* context, absl::
   return Guard(this, id);
 }
 
-int64_t CallWatchdog::cancelled() const {
-  absl::MutexLock lock(&mu_);
-  return cancelled_;
-}
-
 void CallWatchdog::SetDeadline(uint64_t id, absl::Time deadline) {
   absl::MutexLock lock(&mu_);
   auto it = entries_.find(id);
@@ -110,7 +105,6 @@ void CallWatchdog::Run() {
       entry.context->TryCancel();
       mu_.Lock();
       entries_.erase(id);
-      ++cancelled_;
     }
   }
 }

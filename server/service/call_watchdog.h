@@ -53,9 +53,6 @@ class CallWatchdog {
   // in the log line.
   Guard Watch(grpc::ServerContextBase* context, absl::Time deadline, const char* what);
 
-  // Calls cancelled so far.
-  int64_t cancelled() const;
-
  private:
   struct Entry {
     grpc::ServerContextBase* context;
@@ -76,7 +73,6 @@ class CallWatchdog {
   uint64_t changes_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by a deadline before wake_at_
   absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();  // the thread sleeps until
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t cancelled_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
 };
 

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "server/service/call_context.h"
+#include "server/service/admitted_call.h"
 #include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
@@ -40,19 +41,12 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     *embed->mutable_preprocess() = request.preprocess();
     embed->set_request_id(request.request_id());
     embed->set_priority(request.priority());
-    absl::StatusOr<EmbedPipeline::Admission> admission = pipeline->Admit(*embed);
-    if (!admission.ok()) {
-      FinishCall(admission.status());
-      return;
-    }
-    memory_ = std::move(admission->memory);
-    const absl::Time deadline = WorkDeadline(*context_, env.max_call);
-    watch_ = env.watchdog->Watch(context_, deadline + kUndeliveredGrace, "EmbedDense");
-    pipeline->Run(std::move(embed), std::move(admission->settings),
-                  deadline, CancellationOf(context_),
-                  [this](absl::Status status, v1::EmbedResponse response) {
-                    OnEmbedded(std::move(status), std::move(response));
-                  });
+    absl::Status admitted =
+        AdmitAndRun(*pipeline, std::move(embed), context_, env, "EmbedDense", hold_,
+                    [this](absl::Status status, v1::EmbedResponse response) {
+                      OnEmbedded(std::move(status), std::move(response));
+                    });
+    if (!admitted.ok()) FinishCall(admitted);
   }
 
   void OnWriteDone(bool ok) override {
@@ -64,7 +58,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   }
 
   void OnDone() override {
-    watch_.Reset();
+    hold_.watch.Reset();
     delete this;  // releases the memory reservation
   }
 
@@ -80,7 +74,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
       return;
     }
     // From now on the call holds the answer and its chunks, no longer pixels or tensors.
-    memory_.ShrinkTo(kResponseCopies * static_cast<int64_t>(response.ByteSizeLong()));
+    hold_.memory.ShrinkTo(kResponseCopies * static_cast<int64_t>(response.ByteSizeLong()));
     response_ = std::move(response);
     const v1::Embedding& e = response_.embeddings(0);
     const v1::Tensor& tokens = e.patch_tokens();
@@ -125,8 +119,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   const std::string request_id_;
   uint32_t rows_per_chunk_;
   RequestRecorder recorder_;
-  MemoryBudget::Reservation memory_;
-  CallWatchdog::Guard watch_;
+  CallHold hold_;
   v1::EmbedResponse response_;
   v1::DenseChunk chunk_;
   uint32_t grid_h_ = 0;

@@ -3,6 +3,7 @@
 #include <memory>
 #include <utility>
 
+#include "server/service/admitted_call.h"
 #include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
@@ -18,31 +19,23 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
   void Refuse(const absl::Status& status) { FinishCall(status); }
 
   void Start(EmbedPipeline* pipeline, const CallEnvironment& env) {
-    absl::StatusOr<EmbedPipeline::Admission> admission = pipeline->Admit(*request_);
-    if (!admission.ok()) {
-      FinishCall(admission.status());
-      return;
-    }
-    memory_ = std::move(admission->memory);
-    const absl::Time deadline = WorkDeadline(*context_, env.max_call);
-    watch_ = env.watchdog->Watch(context_, deadline + kUndeliveredGrace, "Embed");
     // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
     std::shared_ptr<const v1::EmbedRequest> borrowed(request_, [](const v1::EmbedRequest*) {});
-    pipeline->Run(std::move(borrowed), std::move(admission->settings),
-                  deadline, CancellationOf(context_),
-                  [this](absl::Status status, v1::EmbedResponse result) {
-                    // From now on the call holds the request and the answer (twice while
-                    // gRPC serializes it), no longer pixels or tensors.
-                    memory_.ShrinkTo(static_cast<int64_t>(request_->ByteSizeLong()) +
-                                     kResponseCopies *
-                                         static_cast<int64_t>(result.ByteSizeLong()));
-                    if (status.ok()) *response_ = std::move(result);
-                    FinishCall(status);
-                  });
+    absl::Status admitted = AdmitAndRun(
+        *pipeline, std::move(borrowed), context_, env, "Embed", hold_,
+        [this](absl::Status status, v1::EmbedResponse result) {
+          // From now on the call holds the request and the answer (twice while gRPC
+          // serializes it), no longer pixels or tensors.
+          hold_.memory.ShrinkTo(static_cast<int64_t>(request_->ByteSizeLong()) +
+                                kResponseCopies * static_cast<int64_t>(result.ByteSizeLong()));
+          if (status.ok()) *response_ = std::move(result);
+          FinishCall(status);
+        });
+    if (!admitted.ok()) FinishCall(admitted);
   }
 
   void OnDone() override {
-    watch_.Reset();
+    hold_.watch.Reset();
     delete this;  // releases the memory reservation
   }
 
@@ -56,8 +49,7 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
   const v1::EmbedRequest* const request_;
   v1::EmbedResponse* const response_;
   RequestRecorder recorder_;
-  MemoryBudget::Reservation memory_;
-  CallWatchdog::Guard watch_;
+  CallHold hold_;
 };
 
 }  // namespace

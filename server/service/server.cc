@@ -176,9 +176,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message()));
   }
-  if (options_.before_accepting && !options_.before_accepting()) {
-    return absl::CancelledError("start-up stopped before the server accepted calls");
-  }
+  if (options_.before_accepting) options_.before_accepting();
   service_.SetReady(pipeline_.get(), MakeModelInfo(m, limits, engine_->Describe()));
   spdlog::info("model loaded and warm in {:.2f} s on {}",
                absl::ToDoubleSeconds(absl::Now() - start), engine_->Describe());

@@ -51,9 +51,8 @@ struct ServerOptions {
   int max_concurrent_streams = 100;
   // The longest a call's work may take and an answer may stay unread (CallWatchdog).
   absl::Duration max_call = absl::Seconds(300);
-  // Called once, when the model is warm, right before calls are accepted; false stops the
-  // start-up instead (Start returns CANCELLED). Empty: always accept.
-  std::function<bool()> before_accepting;
+  // Called once, when the model is warm, right before calls are accepted (may be empty).
+  std::function<void()> before_accepting;
   absl::Duration drain_timeout = absl::Seconds(10);
   // Connections get GOAWAY after max_connection_age (zero: never) and are closed once their
   // calls finish or the grace has passed; clients then reconnect, and rebalance.
@@ -80,7 +79,6 @@ class EmbeddingServer {
   int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
   const metrics::ServerMetrics& metrics() const { return *metrics_; }
   const model::ModelMetadata& metadata() const { return engine_->metadata(); }
-  const MemoryBudget& memory_budget() const { return memory_budget_; }
   batching::BatcherStats batcher_stats() const { return batcher_->stats(); }
   void Shutdown();
 
