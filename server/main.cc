@@ -345,8 +345,10 @@ int main(int argc, char** argv) {
   spdlog::info("{}", memory);
 
   // From here on SIGTERM/SIGINT are handled (during the load and warm-up too: StopSignals).
-  // Never destroyed: its thread may still wait for a signal while the process exits.
-  auto& stop_signals = *new dinov3::StopSignals();
+  // Never destroyed: its thread may still wait for a signal while the process exits. Held by a
+  // static pointer so that it stays reachable (leak checkers do not report it).
+  static dinov3::StopSignals* const stop_signals_instance = new dinov3::StopSignals();
+  auto& stop_signals = *stop_signals_instance;
   options.before_accepting = [&stop_signals] { stop_signals.StartAccepting(); };
   auto server = dinov3::service::EmbeddingServer::Start(options);
   if (!server.ok()) {
