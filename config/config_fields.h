@@ -66,7 +66,8 @@ void VisitFields(Config& c, Visitor&& v) {
   v("server.max_receive_message_bytes", c.server.max_receive_message_bytes,
     IntRange{1024, kInt32Max}, "largest request message accepted, bytes");
   v("server.preprocess_threads", c.server.preprocess_threads, IntRange{0, 1024},
-    "image decode threads (0 = number of cores)");
+    "image decode threads; 0 = the usable CPUs: the affinity mask, capped by the container's "
+    "cgroup CPU quota (rounded up)");
   v("server.drain_seconds", c.server.drain_seconds, DoubleRange{0, 3600},
     "on SIGTERM, how long accepted work may take to finish, seconds");
   v("server.max_connection_age_seconds", c.server.max_connection_age_seconds, DoubleRange{0, 86400},
@@ -117,7 +118,8 @@ void VisitFields(Config& c, Visitor&& v) {
   v("model.instances_per_device", c.model.instances_per_device, IntRange{1, 64},
     "model instances per device, each with its own thread");
   v("model.intra_op_threads", c.model.intra_op_threads, IntRange{0, 1024},
-    "CPU threads per instance (0 = cores / CPU instances; CUDA instances 1)");
+    "CPU threads per instance; 0 = the usable CPUs (affinity mask, cgroup CPU quota) / CPU "
+    "instances, CUDA instances 1");
   // limits
   v("limits.max_images_per_request", c.limits.max_images_per_request, IntRange{1, 4096},
     "most images in one Embed/StreamEmbed request");

@@ -15,7 +15,7 @@ namespace dinov3::config {
 struct ServerSection {
   std::string listen = "127.0.0.1:50051";  // loopback: plaintext needs no opt-in here
   int64_t max_receive_message_bytes = 64 << 20;
-  int preprocess_threads = 0;  // 0 = number of cores
+  int preprocess_threads = 0;  // 0 = the usable CPUs (affinity mask, cgroup CPU quota)
   double drain_seconds = 10.0;
   double max_connection_age_seconds = 300;  // 0 = connections live forever
   double max_connection_age_grace_seconds = 30;
@@ -47,7 +47,7 @@ struct ModelSection {
   std::string path;  // required
   std::vector<std::string> devices = {"cpu"};
   int instances_per_device = 1;
-  int intra_op_threads = 0;  // 0 = automatic
+  int intra_op_threads = 0;  // 0 = usable CPUs / CPU instances; CUDA instances 1
   bool operator==(const ModelSection&) const = default;
 };
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <set>
-#include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -10,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "model/runtime/model_runtime.h"
+#include "server/common/usable_cpus.h"
 #include "server/engine/device_stream.h"
 #include "server/engine/health_aggregator.h"
 #include "server/engine/model_worker.h"
@@ -71,9 +71,8 @@ class LoadedEngine : public ModelEngine {
   std::vector<std::unique_ptr<ModelWorker>> workers_;  // after runtimes_: destroyed first
 };
 
-int CoresPerInstance(int instances) {
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / instances);
-}
+// The usable CPUs (the affinity mask and the container's CPU quota) shared by the instances.
+int CoresPerInstance(int instances) { return std::max(1, DetectUsableCpus().count / instances); }
 
 absl::Status ValidateOptions(const EngineOptions& options) {
   if (options.devices.empty()) return absl::InvalidArgumentError("engine: no devices given");

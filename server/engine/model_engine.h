@@ -22,8 +22,9 @@ inline constexpr int kMaxConsecutiveFailures = 3;
 struct EngineOptions {
   std::vector<std::string> devices = {"cpu"};  // "cpu", "cuda:0", "cuda:1", ...
   int instances_per_device = 1;
-  // Intra-op threads of each instance's dispatch thread. 0: CPU instances get cores / CPU
-  // instances (at least 1), CUDA instances 1 (their host-side work is copying pixels).
+  // Intra-op threads of each instance's dispatch thread. 0: CPU instances get the usable CPUs
+  // (affinity mask and cgroup CPU quota, usable_cpus.h) / CPU instances (at least 1), CUDA
+  // instances 1 (their host-side work is copying pixels).
   int intra_op_threads = 0;
   int warmup_max_batch_size = 8;  // warm-up runs batch 1 and this at the default size
   // Optional. Called with false when an instance becomes unhealthy (kMaxConsecutiveFailures

@@ -4,13 +4,13 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "server/common/secret_file.h"
 #include "server/common/status_macros.h"
+#include "server/common/usable_cpus.h"
 #include "server/service/request_footprint.h"
 
 namespace dinov3::service {
@@ -146,6 +146,9 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
     absl::MutexLock lock(&health_mu_);
     if (!draining_) SetServing(healthy);
   };
+  // The default of both thread counts; the engine derives its own the same way.
+  const UsableCpus usable_cpus = DetectUsableCpus();
+  spdlog::info("thread defaults: {}", usable_cpus.derivation);
   ASSIGN_OR_RETURN(engine_, engine::ModelEngine::Load(options_.model_path, engine_options));
   const model::ModelMetadata& m = engine_->metadata();
   spdlog::info("model {}: {}", options_.model_path, model::DescribeModel(m));
@@ -164,9 +167,8 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   metrics_->SetQueueDepthSource([batcher = batcher_.get()] { return batcher->queued(); });
   metrics_->SetQueueCapacity(options_.batching.max_queue_size);
   RETURN_IF_ERROR(batcher_->WaitUntilPrepared());  // every instance loaded and warm
-  const int threads = options_.preprocess_threads > 0
-                          ? options_.preprocess_threads
-                          : std::max(1u, std::thread::hardware_concurrency());
+  const int threads =
+      options_.preprocess_threads > 0 ? options_.preprocess_threads : usable_cpus.count;
   RETURN_IF_ERROR(ReserveFixedTransients(threads));
   pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
   pipeline_ = std::make_unique<EmbedPipeline>(

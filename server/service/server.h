@@ -40,7 +40,7 @@ struct ServerOptions {
   RequestLimits limits;
   engine::EngineOptions engine;  // devices, instances, intra-op threads
   batching::BatchingOptions batching;
-  int preprocess_threads = 0;  // 0 = number of cores
+  int preprocess_threads = 0;  // 0 = the usable CPUs (affinity mask, cgroup CPU quota)
   int preprocess_backlog = 1024;
   // What accepted requests may make the server hold (MemoryBudget; limits.memory_budget_bytes,
   // already resolved: > 0), and one StreamEmbed stream's share of it.

@@ -473,15 +473,17 @@ def test_resources_devices_and_threads(rendered, effective):
         assert devices == ["cpu"], devices
         if tree == "overlays/cpu":
             assert image == "dinov3-server:cpu"
-    # The server counts the node's cores, not the container's CPU limit, for its defaults.
+    # Thread counts of 0 follow the container's CPU limit (server/common/usable_cpus.h: the
+    # cgroup CPU quota and the affinity mask); counts set explicitly must fit within it, and
+    # when both pools are set, so must their sum.
     cpus = cpu_count(resources["limits"]["cpu"])
     threads = effective["server"]["preprocess_threads"]
-    assert threads > 0, f"{tree}: set server.preprocess_threads (0 = all of the node's cores)"
+    assert threads <= cpus, f"{tree}: {threads} decode threads for a limit of {cpus} CPUs"
     if devices == ["cpu"]:
-        intra = effective["model"]["intra_op_threads"]
-        assert intra > 0, f"{tree}: set model.intra_op_threads (0 = node cores / instances)"
-        threads += intra * effective["model"]["instances_per_device"]
-    assert threads <= cpus, f"{tree}: {threads} threads for a limit of {cpus} CPUs"
+        intra = effective["model"]["intra_op_threads"] * effective["model"]["instances_per_device"]
+        assert intra <= cpus, f"{tree}: {intra} intra-op threads for a limit of {cpus} CPUs"
+        if threads > 0 and intra > 0:
+            assert threads + intra <= cpus, f"{tree}: {threads} + {intra} threads for {cpus} CPUs"
 
 
 def exported_metrics():
