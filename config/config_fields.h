@@ -56,6 +56,9 @@ struct AnyValue {};
 inline constexpr absl::string_view kLogLevels[] = {"trace", "debug",    "info", "warn",
                                                    "error", "critical", "off"};
 inline constexpr absl::string_view kLogFormats[] = {"text", "json"};
+// model.compute_dtype; server/engine/compute_dtype.h says what each value computes in.
+inline constexpr absl::string_view kComputeDtypes[] = {"export", "auto", "float32", "bfloat16",
+                                                       "float16"};
 inline constexpr int64_t kInt32Max = 2147483647;
 
 // Config is ServerConfig or const ServerConfig.
@@ -120,6 +123,10 @@ void VisitFields(Config& c, Visitor&& v) {
   v("model.intra_op_threads", c.model.intra_op_threads, IntRange{0, 1024},
     "CPU threads per instance; 0 = the usable CPUs (affinity mask, cgroup CPU quota) / CPU "
     "instances, CUDA instances 1");
+  v("model.compute_dtype", c.model.compute_dtype, OneOf{kComputeDtypes},
+    "dtype the model computes in: export (the export's own), float32, bfloat16, float16, or "
+    "auto (bfloat16 on a CPU with AMX-BF16 or AVX512_BF16, float16 on CUDA, else float32); "
+    "clients choose the dtype of the vectors they receive separately");
   // limits
   v("limits.max_images_per_request", c.limits.max_images_per_request, IntRange{1, 4096},
     "most images in one Embed/StreamEmbed request");

@@ -48,6 +48,7 @@ struct ModelSection {
   std::vector<std::string> devices = {"cpu"};
   int instances_per_device = 1;
   int intra_op_threads = 0;  // 0 = usable CPUs / CPU instances; CUDA instances 1
+  std::string compute_dtype = "export";  // one of kComputeDtypes (config_fields.h)
   bool operator==(const ModelSection&) const = default;
 };
 

@@ -30,6 +30,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "config/config.h"
+#include "server/common/cpu_features.h"
 #include "server/common/logging.h"
 #include "server/common/memory_limit.h"
 #include "server/common/stop_signals.h"
@@ -61,7 +62,10 @@ ABSL_FLAG(std::optional<std::string>, device, std::nullopt,
 ABSL_FLAG(std::optional<int>, instances_per_device, std::nullopt,
           "[model.instances_per_device] model instances per device, each with its own thread");
 ABSL_FLAG(std::optional<int>, intra_op_threads, std::nullopt,
-          "[model.intra_op_threads] CPU threads per CPU instance (0 = cores / instances)");
+          "[model.intra_op_threads] CPU threads per CPU instance (0 = usable CPUs / instances)");
+ABSL_FLAG(std::optional<std::string>, compute_dtype, std::nullopt,
+          "[model.compute_dtype] dtype the model computes in: export, auto, float32, bfloat16, "
+          "float16");
 ABSL_FLAG(std::optional<int64_t>, max_receive_message_bytes, std::nullopt,
           "[server.max_receive_message_bytes] largest request message accepted");
 ABSL_FLAG(std::optional<int>, max_images_per_request, std::nullopt,
@@ -86,7 +90,7 @@ ABSL_FLAG(std::optional<int64_t>, max_batch_pixels, std::nullopt,
 ABSL_FLAG(std::optional<int>, max_queue_size, std::nullopt,
           "[batching.max_queue_size] most images waiting for the model");
 ABSL_FLAG(std::optional<int>, preprocess_threads, std::nullopt,
-          "[server.preprocess_threads] image decode threads (0 = number of cores)");
+          "[server.preprocess_threads] image decode threads (0 = usable CPUs)");
 ABSL_FLAG(std::optional<double>, max_connection_age_seconds, std::nullopt,
           "[server.max_connection_age_seconds] close client connections after this long so "
           "clients rebalance (0 = never)");
@@ -168,6 +172,7 @@ ConfigSources SourcesFromCommandLine() {
   AddOverride(FLAGS_devices, "model.devices", o);
   AddOverride(FLAGS_instances_per_device, "model.instances_per_device", o);
   AddOverride(FLAGS_intra_op_threads, "model.intra_op_threads", o);
+  AddOverride(FLAGS_compute_dtype, "model.compute_dtype", o);
   AddOverride(FLAGS_max_receive_message_bytes, "server.max_receive_message_bytes", o);
   AddOverride(FLAGS_max_images_per_request, "limits.max_images_per_request", o);
   AddOverride(FLAGS_max_image_bytes, "limits.max_image_bytes", o);
@@ -222,6 +227,8 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
   o.engine.devices = c.model.devices;
   o.engine.instances_per_device = c.model.instances_per_device;
   o.engine.intra_op_threads = c.model.intra_op_threads;
+  o.engine.compute_dtype = c.model.compute_dtype;
+  o.engine.cpu = dinov3::ReadCpuFeatures();
   o.limits.max_receive_message_bytes = c.server.max_receive_message_bytes;
   o.limits.max_images_per_request = c.limits.max_images_per_request;
   o.limits.image.max_image_bytes = c.limits.max_image_bytes;

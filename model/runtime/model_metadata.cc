@@ -99,12 +99,14 @@ absl::StatusOr<ModelMetadata> ParseModelMetadata(absl::string_view json_text) {
   ModelMetadata metadata;
   if (absl::Status s = ReadFields(json, metadata); !s.ok()) return s;
   if (absl::Status s = Validate(metadata); !s.ok()) return s;
+  metadata.compute_dtype = metadata.dtype;
   return metadata;
 }
 
 std::string DescribeModel(const ModelMetadata& m) {
   return absl::StrCat(m.variant, " depth=", m.depth, " dim=", m.embed_dim, " heads=", m.num_heads,
-                      " registers=", m.num_registers, " patch=", m.patch_size, " dtype=", m.dtype,
+                      " registers=", m.num_registers, " patch=", m.patch_size, " dtype=", m.compute_dtype,
+                      m.compute_dtype == m.dtype ? "" : absl::StrCat(" (export ", m.dtype, ")"),
                       " input=", m.default_height, "x", m.default_width, " weights=", m.source_kind,
                       "/", m.weights_dataset, " sha256=", m.weights_sha256.substr(0, 12),
                       m.untrained ? " UNTRAINED (random weights)" : "");

@@ -32,7 +32,10 @@ struct ModelMetadata {
   std::array<float, 3> image_mean{};  // RGB normalisation the weights expect
   std::array<float, 3> image_std{};
   std::string weights_dataset;  // "lvd1689m" or "sat493m"
-  std::string dtype;            // "float32", "float16" or "bfloat16"
+  std::string dtype;            // of the exported weights: "float32", "float16" or "bfloat16"
+  // The dtype the loaded module computes in: `dtype` as parsed; ModelRuntime::Load sets it when
+  // asked to compute in another (model.compute_dtype). What logs, metrics and clients are shown.
+  std::string compute_dtype;
   std::string source_kind;      // "huggingface", "meta" or "random"
   bool untrained = false;       // true for random weights
   std::string weights_sha256;
@@ -42,7 +45,8 @@ struct ModelMetadata {
 // Parses and validates the JSON text. Errors are InvalidArgument and name the offending field.
 absl::StatusOr<ModelMetadata> ParseModelMetadata(absl::string_view json);
 
-// One human-readable line: variant, depth, dims, dtype, weights source and hash prefix.
+// One human-readable line: variant, depth, dims, compute dtype (and the export's when it
+// differs), weights source and hash prefix.
 std::string DescribeModel(const ModelMetadata& metadata);
 
 }  // namespace dinov3::model

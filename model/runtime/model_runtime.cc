@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 
 #include <filesystem>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -57,6 +58,22 @@ absl::StatusOr<torch::Device> ParseDevice(absl::string_view name) {
   }
 }
 
+absl::StatusOr<torch::ScalarType> ParseDtype(absl::string_view name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "bfloat16") return torch::kBFloat16;
+  if (name == "float16") return torch::kFloat16;
+  return absl::InvalidArgumentError(absl::StrCat("compute dtype '", name,
+                                                 "' is not float32, bfloat16 or float16"));
+}
+
+// Converts the parameters (not the buffers) of `module` to `dtype`, in place, the way
+// Module::to converts each tensor.
+void ConvertParameters(torch::jit::Module& module, torch::ScalarType dtype) {
+  for (at::Tensor parameter : module.parameters()) {
+    if (parameter.is_floating_point()) parameter.set_data(parameter.to(dtype));
+  }
+}
+
 // Checks the forward result against the metadata and the batch/grid it was run on.
 absl::StatusOr<ModelOutputs> UnpackOutputs(const c10::IValue& result, const ModelMetadata& m,
                                            int64_t batch, int64_t patches) {
@@ -103,13 +120,20 @@ ModelRuntime::ModelRuntime(torch::jit::Module module, ModelMetadata metadata, to
 
 absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::string& path,
                                                                  absl::string_view device_name,
-                                                                 bool probe) {
+                                                                 bool probe,
+                                                                 absl::string_view compute_dtype) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return absl::NotFoundError(absl::StrCat("model file '", path, "' does not exist"));
   }
   absl::StatusOr<torch::Device> device = ParseDevice(device_name);
   if (!device.ok()) return device.status();
+  std::optional<torch::ScalarType> convert_to;
+  if (!compute_dtype.empty()) {
+    absl::StatusOr<torch::ScalarType> dtype = ParseDtype(compute_dtype);
+    if (!dtype.ok()) return dtype.status();
+    convert_to = *dtype;
+  }
 
   torch::jit::ExtraFilesMap extra{{kMetadataFileName, ""}};
   torch::jit::Module module;
@@ -129,6 +153,10 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::stri
     return absl::InvalidArgumentError(absl::StrCat("'", path, "': ", metadata.status().message()));
   }
   module.eval();
+  if (convert_to.has_value() && compute_dtype != metadata->dtype) {
+    ConvertParameters(module, *convert_to);
+    metadata->compute_dtype = std::string(compute_dtype);
+  }
   std::unique_ptr<ModelRuntime> runtime(
       new ModelRuntime(std::move(module), *std::move(metadata), *device));
 

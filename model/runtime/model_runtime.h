@@ -22,7 +22,7 @@
 
 namespace dinov3::model {
 
-// Final-normed token groups of one forward pass, on the runtime's device, in the model dtype.
+// Final-normed token groups of one forward pass, on the runtime's device, in the compute dtype.
 struct ModelOutputs {
   torch::Tensor cls;           // [B, D]
   torch::Tensor registers;     // [B, R, D]
@@ -36,9 +36,15 @@ class ModelRuntime {
   // match the metadata (every Forward checks them too). A server passes probe=false and warms
   // up on its worker thread instead: LibTorch's OpenMP pool belongs to the calling thread and
   // an idle pool spins, stealing cores from the thread that does the real work.
+  //
+  // `compute_dtype` ("float32", "bfloat16", "float16"; "" = the export's own) converts the
+  // module's parameters to that dtype after loading; buffers (the RoPE periods) stay float32,
+  // as the exporter leaves them, so the result equals an export made in that dtype.
+  // metadata().compute_dtype tells which dtype the module computes in.
   static absl::StatusOr<std::unique_ptr<ModelRuntime>> Load(const std::string& path,
                                                             absl::string_view device = "cpu",
-                                                            bool probe = true);
+                                                            bool probe = true,
+                                                            absl::string_view compute_dtype = "");
 
   const ModelMetadata& metadata() const { return metadata_; }
   const torch::Device& device() const { return device_; }

@@ -5,11 +5,13 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "model/runtime/model_runtime.h"
 #include "server/common/usable_cpus.h"
+#include "server/engine/compute_dtype.h"
 #include "server/engine/device_stream.h"
 #include "server/engine/health_aggregator.h"
 #include "server/engine/model_worker.h"
@@ -100,8 +102,9 @@ absl::StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::Load(const std::string
   for (const std::string& device : options.devices) {
     for (int i = 0; i < options.instances_per_device; ++i) {
       // probe=false: each instance warms up on its own dispatch thread (PrepareThread).
-      absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime =
-          model::ModelRuntime::Load(path, device, /*probe=*/false);
+      absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime = model::ModelRuntime::Load(
+          path, device, /*probe=*/false,
+          ResolveComputeDtype(options.compute_dtype, absl::StartsWith(device, "cuda"), options.cpu));
       if (!runtime.ok()) return runtime.status();
       runtimes.push_back(*std::move(runtime));
     }

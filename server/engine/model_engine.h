@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "model/runtime/model_metadata.h"
 #include "server/batching/task.h"
+#include "server/common/cpu_features.h"
 
 namespace dinov3::engine {
 
@@ -27,6 +28,9 @@ struct EngineOptions {
   // instances 1 (their host-side work is copying pixels).
   int intra_op_threads = 0;
   int warmup_max_batch_size = 8;  // warm-up runs batch 1 and this at the default size
+  // model.compute_dtype (compute_dtype.h): "export", "auto", "float32", "bfloat16", "float16".
+  std::string compute_dtype = "export";
+  CpuFeatures cpu;  // the CPU that "auto" resolves against
   // Optional. Called with false when an instance becomes unhealthy (kMaxConsecutiveFailures
   // failed batches in a row) while all others were healthy, and with true when the last
   // unhealthy instance succeeds again. Called from dispatch threads, one call at a time; it

@@ -125,6 +125,10 @@ ServerMetrics::ServerMetrics(const std::string& version)
                      .Name("dinov3_model_info")
                      .Help("The loaded model (always 1).")
                      .Register(r);
+  cpu_info_ = &prometheus::BuildGauge()
+                   .Name("dinov3_cpu_info")
+                   .Help("The server's CPU model and its reduced-precision features (always 1).")
+                   .Register(r);
   preprocess_ = &prometheus::BuildHistogram()
                      .Name("dinov3_preprocess_duration_seconds")
                      .Help("Decoding and resize planning of one image on the preprocess pool.")
@@ -193,6 +197,10 @@ void ServerMetrics::RecordBatch(const std::string& device, int images, double in
   batch_size_->Observe(images);
   images_->Increment(images);
   inference_->Add({{"device", device}}, DurationBuckets()).Observe(inference_seconds);
+}
+
+void ServerMetrics::SetCpuInfo(const std::string& model, const std::string& features) {
+  cpu_info_->Add({{"model", model}, {"features", features}}).Set(1);
 }
 
 void ServerMetrics::SetModelInfo(const std::string& variant, const std::string& dtype,

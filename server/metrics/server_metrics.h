@@ -60,6 +60,10 @@ class ServerMetrics {
   void SetModelInfo(const std::string& variant, const std::string& dtype,
                     const std::string& device);
 
+  // dinov3_cpu_info{model, features} = 1: the CPU model name and its reported features
+  // (comma-separated, cpu_features.h), so dashboards show why a replica is fast or slow.
+  void SetCpuInfo(const std::string& model, const std::string& features);
+
   // dinov3_queue_capacity_images: the most images the batching queue holds (max_queue_size).
   void SetQueueCapacity(int images) { queue_capacity_->Set(images); }
 
@@ -89,6 +93,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Family<prometheus::Histogram>* inference_;
   prometheus::Family<prometheus::Gauge>* model_info_;
+  prometheus::Family<prometheus::Gauge>* cpu_info_;
   prometheus::Histogram* preprocess_;
   prometheus::Histogram* queue_;
   prometheus::Histogram* batch_size_;

@@ -239,7 +239,7 @@ void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding) {
 }
 
 v1::ModelInfo MakeModelInfo(const model::ModelMetadata& m, const RequestLimits& limits,
-                            const std::string& device) {
+                            const std::string& device, const CpuFeatures& cpu) {
   v1::ModelInfo info;
   info.set_variant(m.variant);
   info.set_embed_dim(m.embed_dim);
@@ -250,7 +250,10 @@ v1::ModelInfo MakeModelInfo(const model::ModelMetadata& m, const RequestLimits& 
   for (float v : m.image_mean) info.add_image_mean(v);
   for (float v : m.image_std) info.add_image_std(v);
   for (v1::DType d : {v1::FLOAT32, v1::FLOAT16, v1::BFLOAT16}) info.add_dtypes(d);
-  info.set_model_dtype(m.dtype);
+  info.set_model_dtype(m.compute_dtype);
+  info.set_export_dtype(m.dtype);
+  for (const std::string& feature : cpu.features) info.add_cpu_features(feature);
+  info.set_cpu_model(cpu.model);
   info.set_untrained(m.untrained);
   info.set_weights_sha256(m.weights_sha256);
   info.set_weights_dataset(m.weights_dataset);

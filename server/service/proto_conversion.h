@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "dinov3/v1/embedding.pb.h"
 #include "model/runtime/model_metadata.h"
+#include "server/common/cpu_features.h"
 #include "server/common/types.h"
 #include "server/preprocess/image_decoder.h"
 #include "server/preprocess/resize_plan.h"
@@ -64,7 +65,7 @@ void MoveToProto(TensorData&& data, v1::Tensor* tensor);
 void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding);
 
 v1::ModelInfo MakeModelInfo(const model::ModelMetadata& metadata, const RequestLimits& limits,
-                            const std::string& device);
+                            const std::string& device, const CpuFeatures& cpu);
 
 }  // namespace dinov3::service
 

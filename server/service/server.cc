@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/notification.h"
 #include "server/common/secret_file.h"
 #include "server/common/status_macros.h"
@@ -152,9 +153,12 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   ASSIGN_OR_RETURN(engine_, engine::ModelEngine::Load(options_.model_path, engine_options));
   const model::ModelMetadata& m = engine_->metadata();
   spdlog::info("model {}: {}", options_.model_path, model::DescribeModel(m));
+  spdlog::info("CPU: {}; model.compute_dtype={} computes in {}", options_.engine.cpu.Describe(),
+               options_.engine.compute_dtype, m.compute_dtype);
+  metrics_->SetCpuInfo(options_.engine.cpu.model, absl::StrJoin(options_.engine.cpu.features, ","));
   if (m.untrained) spdlog::warn("the model has RANDOM weights: its embeddings are meaningless");
   for (const std::string& device : engine_->DeviceNames()) {
-    metrics_->SetModelInfo(m.variant, m.dtype, device);
+    metrics_->SetModelInfo(m.variant, m.compute_dtype, device);
   }
   metrics_->SetDeviceMemorySource([engine = engine_.get()] { return engine->DeviceMemoryUsage(); });
 
@@ -179,7 +183,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
     return absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message()));
   }
   if (options_.before_accepting) options_.before_accepting();
-  service_.SetReady(pipeline_.get(), MakeModelInfo(m, limits, engine_->Describe()));
+  service_.SetReady(pipeline_.get(), MakeModelInfo(m, limits, engine_->Describe(), options_.engine.cpu));
   spdlog::info("model loaded and warm in {:.2f} s on {}",
                absl::ToDoubleSeconds(absl::Now() - start), engine_->Describe());
   return absl::OkStatus();

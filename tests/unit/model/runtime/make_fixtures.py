@@ -1,6 +1,7 @@
 """Writes the fixtures of the C++ model runtime tests into OUT_DIR (run by CTest, never committed).
 
   model.pt          a random vits16 with 2 blocks, exported with the real exporter
+  model_bf16.pt     the same weights exported in bfloat16
   expected.pt       inputs and the Python TorchScript outputs for two resolutions, as buffers
                     named {a,b}_{input,cls,registers,patch_tokens} of a scripted container
   not_dinov3.pt     a valid TorchScript archive without dinov3.json
@@ -44,6 +45,9 @@ def main(out_dir: str) -> None:
     model_path = os.path.join(out_dir, "model.pt")
     assert export_cli.main(["--random", "--variant", "vits16", "--depth", "2", "--seed", "3",
                             "--output", model_path]) == 0
+    assert export_cli.main(["--random", "--variant", "vits16", "--depth", "2", "--seed", "3",
+                            "--dtype", "bfloat16",
+                            "--output", os.path.join(out_dir, "model_bf16.pt")]) == 0
     scripted = torch.jit.load(model_path)
     tensors = {}
     gen = torch.Generator().manual_seed(0)

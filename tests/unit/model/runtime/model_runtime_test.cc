@@ -102,6 +102,46 @@ TEST(ModelRuntimeLoad, UnknownDeviceIsRejected) {
   EXPECT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument);
 }
 
+// model.compute_dtype: a float32 export converted to bfloat16 at load time computes exactly what
+// a bfloat16 export of the same weights computes (the RoPE periods stay float32 in both), and a
+// bfloat16 export can compute in float32.
+TEST(ModelRuntimeComputeDtype, ConvertedModuleEqualsAnExportInThatDtype) {
+  auto converted = ModelRuntime::Load(Fixture("model.pt"), "cpu", true, "bfloat16");
+  ASSERT_TRUE(converted.ok()) << converted.status();
+  auto exported = ModelRuntime::Load(Fixture("model_bf16.pt"));
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_EQ((*converted)->metadata().dtype, "float32");
+  EXPECT_EQ((*converted)->metadata().compute_dtype, "bfloat16");
+  EXPECT_THAT(DescribeModel((*converted)->metadata()),
+              HasSubstr("dtype=bfloat16 (export float32)"));
+  EXPECT_EQ((*exported)->metadata().compute_dtype, "bfloat16");
+
+  const torch::Tensor pixels = torch::randn({2, 3, 64, 48});
+  auto a = (*converted)->Forward(pixels);
+  auto b = (*exported)->Forward(pixels);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_EQ(a->patch_tokens.scalar_type(), torch::kBFloat16);
+  for (auto [x, y] : {std::pair{a->cls, b->cls}, {a->registers, b->registers},
+                      {a->patch_tokens, b->patch_tokens}}) {
+    EXPECT_TRUE(torch::equal(x, y));
+  }
+}
+
+TEST(ModelRuntimeComputeDtype, Bfloat16ExportComputesInFloat32) {
+  auto runtime = ModelRuntime::Load(Fixture("model_bf16.pt"), "cpu", true, "float32");
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  EXPECT_EQ((*runtime)->metadata().compute_dtype, "float32");
+  auto out = (*runtime)->Forward(torch::randn({1, 3, 32, 32}));
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->cls.scalar_type(), torch::kFloat32);
+}
+
+TEST(ModelRuntimeComputeDtype, UnknownDtypeIsRejected) {
+  auto runtime = ModelRuntime::Load(Fixture("model.pt"), "cpu", true, "int4");
+  EXPECT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(runtime.status().message(), HasSubstr("compute dtype 'int4'"));
+}
+
 TEST(ModelRuntimeForward, RejectsInputsThatBreakTheContract) {
   auto runtime = ModelRuntime::Load(Fixture("model.pt"));
   ASSERT_TRUE(runtime.ok()) << runtime.status();

@@ -61,6 +61,14 @@ TEST(ServerMetricsTest, BatchesFeedBatchSizeImagesAndInference) {
                         "dinov3_model_info{device=\"cuda:1\",dtype=\"float16\",variant=\"vitb16\"} 1"));
 }
 
+TEST(ServerMetricsTest, CpuInfoCarriesModelAndFeatures) {
+  ServerMetrics metrics("v");
+  metrics.SetCpuInfo("Intel(R) Xeon(R) Platinum 8480+", "avx2,avx512f,amx_bf16");
+  EXPECT_THAT(metrics.Scrape(),
+              HasSubstr("dinov3_cpu_info{features=\"avx2,avx512f,amx_bf16\",model=\"Intel(R) "
+                        "Xeon(R) Platinum 8480+\"} 1"));
+}
+
 TEST(ServerMetricsTest, PreprocessAndQueueHistograms) {
   ServerMetrics metrics("v");
   metrics.ObservePreprocess(0.002);

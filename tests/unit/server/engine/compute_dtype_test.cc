@@ -1,0 +1,71 @@
+// model.compute_dtype: what each value resolves to, with the CPU injected (never the test
+// machine's own), and ModelEngine::Load applying it to its instances.
+#include "server/engine/compute_dtype.h"
+
+#include <gtest/gtest.h>
+
+#include "server/engine/model_engine.h"
+#include "tests/unit/server/engine/engine_test_util.h"
+
+namespace dinov3::engine {
+namespace {
+
+CpuFeatures Cpu(std::vector<std::string> features) {
+  CpuFeatures cpu;
+  cpu.model = "test CPU";
+  cpu.features = std::move(features);
+  return cpu;
+}
+
+TEST(ComputeDtypeTest, AutoFollowsTheDeviceAndTheCpu) {
+  const CpuFeatures sapphire_rapids = Cpu({"avx2", "avx512f", "avx512_bf16", "amx_bf16"});
+  const CpuFeatures cooper_lake = Cpu({"avx2", "avx512f", "avx512_bf16"});
+  const CpuFeatures amx_only = Cpu({"amx_bf16"});
+  const CpuFeatures epyc_zen3 = Cpu({"avx2"});
+  const CpuFeatures skylake = Cpu({"avx2", "avx512f", "avx512_vnni"});
+  EXPECT_EQ(ResolveComputeDtype("auto", false, sapphire_rapids), "bfloat16");
+  EXPECT_EQ(ResolveComputeDtype("auto", false, cooper_lake), "bfloat16");
+  EXPECT_EQ(ResolveComputeDtype("auto", false, amx_only), "bfloat16");
+  EXPECT_EQ(ResolveComputeDtype("auto", false, epyc_zen3), "float32");
+  EXPECT_EQ(ResolveComputeDtype("auto", false, skylake), "float32");
+  EXPECT_EQ(ResolveComputeDtype("auto", false, CpuFeatures{}), "float32");
+  EXPECT_EQ(ResolveComputeDtype("auto", true, epyc_zen3), "float16");
+  EXPECT_EQ(ResolveComputeDtype("auto", true, sapphire_rapids), "float16");
+}
+
+TEST(ComputeDtypeTest, ExplicitValuesIgnoreTheCpu) {
+  const CpuFeatures none;
+  EXPECT_EQ(ResolveComputeDtype("export", false, none), "");
+  EXPECT_EQ(ResolveComputeDtype("export", true, none), "");
+  for (const char* dtype : {"float32", "bfloat16", "float16"}) {
+    EXPECT_EQ(ResolveComputeDtype(dtype, false, none), dtype);
+    EXPECT_EQ(ResolveComputeDtype(dtype, true, none), dtype);
+  }
+}
+
+TEST(ComputeDtypeTest, EngineInstancesComputeInTheResolvedDtype) {
+  if (test_util::TestDevice() != "cpu") GTEST_SKIP() << "CPU resolution only";
+  EngineOptions options;
+  options.intra_op_threads = 1;
+  options.warmup_max_batch_size = 1;
+  options.compute_dtype = "auto";
+  options.cpu = Cpu({"avx512_bf16"});
+  auto bf16 = ModelEngine::Load(test_util::ModelPath(), options);
+  ASSERT_TRUE(bf16.ok()) << bf16.status();
+  EXPECT_EQ((*bf16)->metadata().compute_dtype, "bfloat16");
+  EXPECT_EQ((*bf16)->metadata().dtype, "float32");
+
+  options.cpu = Cpu({"avx2"});
+  auto f32 = ModelEngine::Load(test_util::ModelPath(), options);
+  ASSERT_TRUE(f32.ok()) << f32.status();
+  EXPECT_EQ((*f32)->metadata().compute_dtype, "float32");
+
+  options.compute_dtype = "export";
+  options.cpu = Cpu({"amx_bf16"});
+  auto exported = ModelEngine::Load(test_util::ModelPath(), options);
+  ASSERT_TRUE(exported.ok()) << exported.status();
+  EXPECT_EQ((*exported)->metadata().compute_dtype, "float32");
+}
+
+}  // namespace
+}  // namespace dinov3::engine
