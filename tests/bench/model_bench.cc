@@ -1,11 +1,11 @@
 // dinov3-model-bench: the ceiling. Throughput of the bare TorchScript module (ModelRuntime, the
 // same code the server runs, no server around it) at each batch size, in-process, run the way
-// the server's model worker runs it (server/engine/model_worker.cc). Google Benchmark; its
-// --benchmark_* flags work.
+// the server's model worker runs it (server/engine/model_worker.cc), and the machine's GEMM rate
+// on the same threads. Google Benchmark; its --benchmark_* flags work.
 //
 //   dinov3-model-bench --model=M.pt [--device=cpu] [--threads=0] [--batches=1,2,4,8,16,32]
-//       [--image_size=224] [--warmup_batch=8] [--on_main_thread]
-//       [--benchmark_format=json --benchmark_out=F]
+//       [--image_size=224] [--warmup_batch=8] [--gemm=float32,bfloat16] [--gemm_size=2048]
+//       [--on_main_thread] [--benchmark_format=json --benchmark_out=F]
 //
 // As in the server:
 // - Everything runs on one thread of its own, the server's dispatch thread: ModelWorker's own
@@ -21,8 +21,9 @@
 // - On a CUDA device the forwards run on an instance stream, synchronised after each one.
 //
 // Benchmarks: "Forward/batch:B/size:S", real time per forward (ms), counters images_per_second
-// and page_faults (minor page faults of the process per forward). The first forwards of each
-// batch size run untimed (TorchScript profiles and optimises during them).
+// and page_faults (minor page faults of the process per forward); with --gemm, also
+// "Gemm/dtype:D/n:N" (an N x N x N matmul into a preallocated output), counter gflops. The first
+// forwards of each batch size run untimed (TorchScript profiles and optimises during them).
 #include <benchmark/benchmark.h>
 #include <c10/core/StreamGuard.h>
 #include <sys/resource.h>
@@ -56,6 +57,8 @@ ABSL_FLAG(std::string, batches, "1,2,4,8,16,32", "batch sizes to measure");
 ABSL_FLAG(int, image_size, 0, "square input side in pixels (0 = the model's default)");
 ABSL_FLAG(int, warmup_batch, 0,
           "the server's max_batch_size, warmed up as the server does (0 = the largest batch)");
+ABSL_FLAG(std::string, gemm, "", "also the GEMM rate in these dtypes (float32, bfloat16)");
+ABSL_FLAG(int, gemm_size, 2048, "N of the N x N x N GEMM");
 ABSL_FLAG(bool, on_main_thread, false,
           "run on the main thread (not as the server does; shows the cost of glibc's main heap)");
 
@@ -125,6 +128,24 @@ void Forward(benchmark::State& state, Context* context, int batch, int size) {
       benchmark::Counter(batch, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// An n x n x n matmul in `dtype` on the same thread and intra-op threads as the forwards.
+void Gemm(benchmark::State& state, Context* context, torch::ScalarType dtype, int n) {
+  c10::OptionalStreamGuard stream_guard(context->stream);
+  c10::InferenceMode inference;
+  const auto options = torch::TensorOptions(context->runtime->device()).dtype(dtype);
+  const torch::Tensor a = torch::randn({n, n}, options);
+  const torch::Tensor b = torch::randn({n, n}, options);
+  torch::Tensor c = torch::empty({n, n}, options);
+  for (int i = 0; i < kUntimedRuns; ++i) torch::mm_out(c, a, b);
+  dinov3::engine::SynchronizeStream(context->stream);
+  for (auto _ : state) {
+    torch::mm_out(c, a, b);
+    dinov3::engine::SynchronizeStream(context->stream);
+  }
+  state.counters["gflops"] = benchmark::Counter(2e-9 * n * n * static_cast<double>(n),
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // The dispatch thread's work: the server worker's PrepareThread (intra-op threads, warm-up),
 // then every benchmark.
 absl::Status RunBenchmarks(Context* context, int threads, int warmup_batch) {
@@ -152,6 +173,26 @@ absl::StatusOr<std::vector<int>> ParseBatches(const std::string& text) {
     batches.push_back(batch);
   }
   return batches;
+}
+
+absl::Status RegisterGemms(Context* context, const std::string& dtypes, int n) {
+  for (absl::string_view name : absl::StrSplit(dtypes, ',', absl::SkipEmpty())) {
+    torch::ScalarType dtype;
+    if (name == "float32") {
+      dtype = torch::kFloat32;
+    } else if (name == "bfloat16") {
+      dtype = torch::kBFloat16;
+    } else if (name == "float16") {
+      dtype = torch::kFloat16;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("bad GEMM dtype '", name, "'"));
+    }
+    benchmark::RegisterBenchmark(absl::StrCat("Gemm/dtype:", name, "/n:", n).c_str(), Gemm, context,
+                                 dtype, n)
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  return absl::OkStatus();
 }
 
 int Fail(absl::string_view message, int code = 1) {
@@ -190,6 +231,9 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
   }
+  const absl::Status gemms =
+      RegisterGemms(&context, absl::GetFlag(FLAGS_gemm), absl::GetFlag(FLAGS_gemm_size));
+  if (!gemms.ok()) return Fail(gemms.message(), 2);
   benchmark::AddCustomContext("device", (*runtime)->device().str());
   benchmark::AddCustomContext("model", dinov3::model::DescribeModel((*runtime)->metadata()));
   benchmark::AddCustomContext("forward_thread",
