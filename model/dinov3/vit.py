@@ -9,6 +9,14 @@ forward(pixel_values [B,3,H,W] float, already normalised) -> {
     "registers":    [B, R, D]       final-normed tokens 1..R,
     "patch_tokens": [B, h*w, D]     final-normed patch tokens, row-major (y outer, x inner),
 } in the dtype of the weights. The input is cast to that dtype; RoPE runs in float32.
+
+Written for few elementwise passes on CPU (each is a memory pass and, with several intra-op
+threads, a barrier): q and k are rotated together from cos/sin tables that cover the CLS and
+register tokens too (cos 1, sin 0), so nothing is sliced or concatenated per block; q, k and v go
+to scaled_dot_product_attention as strided views; LayerScale and the residual sum are one in-place
+addcmul_; the FFN activation runs in place. Everything stays exact in float32 (rounding-level
+differences only). The forward keeps no state between calls: it may run on several threads at once.
+tests/bench/cpu_forward_profile.py measures it.
 """
 from __future__ import annotations
 
@@ -35,8 +43,10 @@ class RopeEmbedding(nn.Module):
         super().__init__()
         self.register_buffer("periods", rope_periods(head_dim, base))
 
-    def forward(self, grid_h: int, grid_w: int) -> Tuple[Tensor, Tensor]:
-        """cos and sin, each [grid_h*grid_w, head_dim] float32."""
+    def forward(self, grid_h: int, grid_w: int, num_prefix: int) -> Tuple[Tensor, Tensor]:
+        """cos and sin of the first half of the head dim (the second half repeats it), each
+        [num_prefix + grid_h*grid_w, 1, 1, head_dim/2] float32. The num_prefix leading rows
+        (CLS, registers) are cos 1, sin 0: those tokens are not rotated."""
         periods = self.periods.float()
         ys = (torch.arange(grid_h, dtype=torch.float32, device=periods.device) + 0.5) / grid_h
         xs = (torch.arange(grid_w, dtype=torch.float32, device=periods.device) + 0.5) / grid_w
@@ -46,21 +56,31 @@ class RopeEmbedding(nn.Module):
         angles = torch.cat(
             [two_pi * ys[:, None] / periods[None, :], two_pi * xs[:, None] / periods[None, :]],
             dim=-1)
-        angles = torch.cat([angles, angles], dim=-1)
+        prefix = torch.zeros(num_prefix, angles.size(1), dtype=angles.dtype, device=angles.device)
+        angles = torch.cat([prefix, angles], dim=0)[:, None, None, :]
         return angles.cos(), angles.sin()
 
 
-def rotate_half(x: Tensor) -> Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x * cos + rotate_half(x) * sin in float32, rotate_half(x) = [-x[Dh/2:], x[:Dh/2]].
 
-
-def apply_rope(x: Tensor, cos: Tensor, sin: Tensor, num_prefix: int) -> Tensor:
-    """Rotates the patch tokens of x [B, heads, N, Dh]; the first num_prefix tokens stay as is."""
-    prefix = x[:, :, :num_prefix]
-    patches = x[:, :, num_prefix:].float()
-    patches = patches * cos + rotate_half(patches) * sin
-    return torch.cat([prefix, patches.to(x.dtype)], dim=2)
+    x [B, N, ..., Dh] in any float dtype (a strided view is fine); cos, sin [N, 1, .., Dh/2]
+    float32 (the tiled first half). Returns a new float32 tensor [B, N, ..., Dh]. Each half is
+    written in place into one output buffer: four elementwise passes over half the data instead
+    of a rotate_half copy, a cat and full-width products.
+    """
+    x = x.float()
+    half = x.size(-1) // 2
+    x1 = x[..., :half]
+    x2 = x[..., half:]
+    out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    out1 = out[..., :half]
+    out2 = out[..., half:]
+    torch.mul(x1, cos, out=out1)
+    out1.addcmul_(x2, sin, value=-1.0)
+    torch.mul(x2, cos, out=out2)
+    out2.addcmul_(x1, sin)
+    return out
 
 
 class Attention(nn.Module):
@@ -70,25 +90,29 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.embed_dim, 3 * config.embed_dim, bias=config.qkv_bias)
         self.proj = nn.Linear(config.embed_dim, config.embed_dim)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, num_prefix: int) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
         batch, tokens, dim = x.shape
-        qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, dim // self.num_heads)
-        qkv = qkv.permute(2, 0, 3, 1, 4)
-        q = apply_rope(qkv[0], cos, sin, num_prefix)
-        k = apply_rope(qkv[1], cos, sin, num_prefix)
-        out = F.scaled_dot_product_attention(q, k, qkv[2])
+        qkv = self.qkv(x).view(batch, tokens, 3, self.num_heads, dim // self.num_heads)
+        # q and k rotated together, in float32; [B, N, 2, heads, Dh]. All three are handed to
+        # SDPA as [B, heads, N, Dh] strided views (no copies); its CPU kernel reads strides.
+        qk = apply_rope(qkv[:, :, :2], cos, sin).to(x.dtype)
+        q = qk[:, :, 0].transpose(1, 2)
+        k = qk[:, :, 1].transpose(1, 2)
+        v = qkv[:, :, 2].transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
 
 
 class Mlp(nn.Module):
+    """fc2(GELU-erf(fc1 x)); the GELU runs in place on fc1's output (one big buffer fewer)."""
+
     def __init__(self, config: ArchConfig) -> None:
         super().__init__()
         self.fc1 = nn.Linear(config.embed_dim, config.ffn_hidden)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(config.ffn_hidden, config.embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(torch.ops.aten.gelu_(self.fc1(x)))
 
 
 class SwiGLU(nn.Module):
@@ -99,7 +123,9 @@ class SwiGLU(nn.Module):
         self.w3 = nn.Linear(config.ffn_hidden, config.embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w3(F.silu(self.w1(x)) * self.w2(x))
+        """w3(silu(w1 x) * w2 x), the SiLU and the product in place on w1's output."""
+        hidden = F.silu(self.w1(x), inplace=True)
+        return self.w3(hidden.mul_(self.w2(x)))
 
 
 class LayerScale(nn.Module):
@@ -123,9 +149,11 @@ class Block(nn.Module):
         self.mlp = Mlp(config) if config.ffn == "mlp" else SwiGLU(config)
         self.ls2 = LayerScale(config.embed_dim)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, num_prefix: int) -> Tensor:
-        x = x + self.ls1(self.attn(self.norm1(x), cos, sin, num_prefix))
-        return x + self.ls2(self.mlp(self.norm2(x)))
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        # x + ls(y) as one pass (addcmul) instead of a product and a sum, in place: x is this
+        # forward's own activation (the embedding cat made it), never an input or a parameter.
+        x = x.addcmul_(self.attn(self.norm1(x), cos, sin), self.ls1.gamma)
+        return x.addcmul_(self.mlp(self.norm2(x)), self.ls2.gamma)
 
 
 class PatchEmbed(nn.Module):
@@ -164,10 +192,10 @@ class DinoV3ViT(nn.Module):
         batch = x.size(0)
         x = torch.cat([self.cls_token.expand(batch, -1, -1),
                        self.storage_tokens.expand(batch, -1, -1), x], dim=1)
-        cos, sin = self.rope_embed(grid_h, grid_w)
         num_prefix = 1 + self.num_registers
+        cos, sin = self.rope_embed(grid_h, grid_w, num_prefix)
         for block in self.blocks:
-            x = block(x, cos, sin, num_prefix)
+            x = block(x, cos, sin)
         x = self.norm(x)
         return {
             "cls": x[:, 0],
