@@ -44,9 +44,8 @@ class RopeEmbedding(nn.Module):
         self.register_buffer("periods", rope_periods(head_dim, base))
 
     def forward(self, grid_h: int, grid_w: int, num_prefix: int) -> Tuple[Tensor, Tensor]:
-        """cos and sin of the first half of the head dim (the second half repeats it), each
-        [num_prefix + grid_h*grid_w, 1, 1, head_dim/2] float32. The num_prefix leading rows
-        (CLS, registers) are cos 1, sin 0: those tokens are not rotated."""
+        """cos and sin, each [num_prefix + grid_h*grid_w, 1, 1, head_dim] float32. The
+        num_prefix leading rows (CLS, registers) are cos 1, sin 0: those tokens stay as they are."""
         periods = self.periods.float()
         ys = (torch.arange(grid_h, dtype=torch.float32, device=periods.device) + 0.5) / grid_h
         xs = (torch.arange(grid_w, dtype=torch.float32, device=periods.device) + 0.5) / grid_w
@@ -56,6 +55,7 @@ class RopeEmbedding(nn.Module):
         angles = torch.cat(
             [two_pi * ys[:, None] / periods[None, :], two_pi * xs[:, None] / periods[None, :]],
             dim=-1)
+        angles = torch.cat([angles, angles], dim=-1)
         prefix = torch.zeros(num_prefix, angles.size(1), dtype=angles.dtype, device=angles.device)
         angles = torch.cat([prefix, angles], dim=0)[:, None, None, :]
         return angles.cos(), angles.sin()
@@ -64,22 +64,18 @@ class RopeEmbedding(nn.Module):
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """x * cos + rotate_half(x) * sin in float32, rotate_half(x) = [-x[Dh/2:], x[:Dh/2]].
 
-    x [B, N, ..., Dh] in any float dtype (a strided view is fine); cos, sin [N, 1, .., Dh/2]
-    float32 (the tiled first half). Returns a new float32 tensor [B, N, ..., Dh]. Each half is
-    written in place into one output buffer: four elementwise passes over half the data instead
-    of a rotate_half copy, a cat and full-width products.
+    x [B, N, ..., Dh] in any float dtype (a strided view is fine); cos, sin [N, 1, .., Dh]
+    float32 (both halves of the last dim are equal). Returns a new float32 tensor. Three passes
+    (a product, then one addcmul_ per half in place) and no rotate_half copy or cat.
     """
     x = x.float()
     half = x.size(-1) // 2
     x1 = x[..., :half]
     x2 = x[..., half:]
-    out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    out1 = out[..., :half]
-    out2 = out[..., half:]
-    torch.mul(x1, cos, out=out1)
-    out1.addcmul_(x2, sin, value=-1.0)
-    torch.mul(x2, cos, out=out2)
-    out2.addcmul_(x1, sin)
+    sin_half = sin[..., :half]
+    out = x * cos
+    out[..., :half].addcmul_(x2, sin_half, value=-1.0)
+    out[..., half:].addcmul_(x1, sin_half)
     return out
 
 
@@ -104,7 +100,8 @@ class Attention(nn.Module):
 
 
 class Mlp(nn.Module):
-    """fc2(GELU-erf(fc1 x)); the GELU runs in place on fc1's output (one big buffer fewer)."""
+    """fc2(GELU-erf(fc1 x)). Without autograd the GELU runs in place on fc1's output: one big
+    buffer fewer to allocate (and, with glibc malloc, to fault in again) per block."""
 
     def __init__(self, config: ArchConfig) -> None:
         super().__init__()
@@ -112,7 +109,10 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(config.ffn_hidden, config.embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(torch.ops.aten.gelu_(self.fc1(x)))
+        hidden = self.fc1(x)
+        if torch.is_grad_enabled():  # autograd (and TorchScript's autodiff) refuse in-place ops
+            return self.fc2(F.gelu(hidden))
+        return self.fc2(torch.ops.aten.gelu_(hidden))
 
 
 class SwiGLU(nn.Module):
@@ -123,7 +123,9 @@ class SwiGLU(nn.Module):
         self.w3 = nn.Linear(config.ffn_hidden, config.embed_dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        """w3(silu(w1 x) * w2 x), the SiLU and the product in place on w1's output."""
+        """w3(silu(w1 x) * w2 x); without autograd the SiLU and the product run in place."""
+        if torch.is_grad_enabled():
+            return self.w3(F.silu(self.w1(x)) * self.w2(x))
         hidden = F.silu(self.w1(x), inplace=True)
         return self.w3(hidden.mul_(self.w2(x)))
 
@@ -135,6 +137,14 @@ class LayerScale(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return x * self.gamma
+
+
+def add_scaled(x: Tensor, y: Tensor, gamma: Tensor) -> Tensor:
+    """x + y * gamma (residual + LayerScale) in one pass. Without autograd it runs in place on x,
+    which in a Block is always this forward's own activation (the embedding cat made the first)."""
+    if torch.is_grad_enabled():
+        return torch.addcmul(x, y, gamma)
+    return x.addcmul_(y, gamma)
 
 
 class Block(nn.Module):
@@ -150,10 +160,8 @@ class Block(nn.Module):
         self.ls2 = LayerScale(config.embed_dim)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        # x + ls(y) as one pass (addcmul) instead of a product and a sum, in place: x is this
-        # forward's own activation (the embedding cat made it), never an input or a parameter.
-        x = x.addcmul_(self.attn(self.norm1(x), cos, sin), self.ls1.gamma)
-        return x.addcmul_(self.mlp(self.norm2(x)), self.ls2.gamma)
+        x = add_scaled(x, self.attn(self.norm1(x), cos, sin), self.ls1.gamma)
+        return add_scaled(x, self.mlp(self.norm2(x)), self.ls2.gamma)
 
 
 class PatchEmbed(nn.Module):
