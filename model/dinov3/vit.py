@@ -13,9 +13,10 @@ forward(pixel_values [B,3,H,W] float, already normalised) -> {
 Written for few elementwise passes on CPU (each is a memory pass and, with several intra-op
 threads, a barrier): q and k are rotated together from cos/sin tables that cover the CLS and
 register tokens too (cos 1, sin 0), so nothing is sliced or concatenated per block; q, k and v go
-to scaled_dot_product_attention as strided views; LayerScale and the residual sum are one in-place
-addcmul_; the FFN activation runs in place. Everything stays exact in float32 (rounding-level
-differences only). The forward keeps no state between calls: it may run on several threads at once.
+to scaled_dot_product_attention as strided views; LayerScale and the residual sum are one addcmul.
+Without autograd (inference/no-grad mode, as the server runs it) the residual sum and the FFN
+activation run in place; with autograd the same math runs out of place. Results equal the plain
+formulation up to float32 rounding. The forward keeps no state between calls (thread-safe).
 tests/bench/cpu_forward_profile.py measures it.
 """
 from __future__ import annotations
