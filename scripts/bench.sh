@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# The benchmark suite of issue 7 in one command: the bare-model ceiling, dinov3-server and the
-# peer servers (plain Python gRPC, LitServe) back to back on the same machine, then
-# BENCHMARKS.md (tables + PNG plots under tests/bench/results/, raw JSON beside them).
+# The benchmark suite of issue 7 in one command: the bare-model ceiling (with the machine's
+# GEMM rate), dinov3-server, the peer servers (plain Python gRPC, LitServe) and transformers'
+# DINOv3ViTModel (eager, torch.compile) back to back on the same machine, then BENCHMARKS.md
+# (tables + PNG plots under tests/bench/results/, raw JSON beside them).
 #
-#   scripts/bench.sh [--smoke] [--device cpu|cuda:0] [--out FILE] [--skip-peers] [--no-build]
-#                    [-- EXTRA run_bench.py ARGS, e.g. --cases vits16-224]
+#   scripts/bench.sh [--smoke] [--dtype-comparison] [--device cpu|cuda:0] [--out FILE]
+#                    [--skip-peers] [--no-build] [-- EXTRA run_bench.py ARGS, e.g. --cases vits16-224]
 #
 #   --smoke       a very short run for CI (depth-1 models, concurrency 1,2, 1 s windows); it
 #                 needs --out and never writes BENCHMARKS.md; its plots and JSON go to
 #                 bench-results/ next to --out.
+#   --dtype-comparison  only the CPU dtype comparison: vits16 and vitb16 at 224x224 in float32
+#                 and bfloat16 (GEMM rate, ceiling, our server, transformers eager and compiled;
+#                 no peers), about 25-35 min on 2 cores; rewrites only the section between
+#                 `<!-- generated:cpu-dtype:begin/end -->` (a full CPU run writes it too).
 #   --device      cpu (default) or cuda[:N]; on CUDA the models are exported in float16 and a
 #                 vitl16 case is added (pick cases with: -- --cases vits16-224,vitl16-224).
 #   --out         the report (default BENCHMARKS.md); only the text between its
-#                 `<!-- generated:begin/end -->` markers is replaced, the rest (## Reading) kept.
-#   --skip-peers  only the ceiling and our server.
+#                 `<!-- generated:...:begin/end -->` markers is replaced, the rest (## Reading) kept.
+#   --skip-peers  only the ceiling, our server and the transformers rows.
 #   --no-build    use the binaries already in build/bin (the smoke test does: CI built them).
 #
 # Steps: scripts/setup.sh only when .venv/ is missing (run it yourself after changing
@@ -21,16 +26,18 @@
 # (tests/bench/peers/requirements.txt, into .venv, re-installed only when the file changes);
 # then tests/bench/run_bench.py, which exports the random (UNTRAINED) models it needs once into
 # models/bench/ (cached; `-- --model vitb16=FILE.pt` uses a file of yours instead).
-# A full CPU run takes about 30-40 minutes on 2 cores.
+# A full CPU run takes about 60-75 minutes on 2 cores (the bfloat16 cases and torch.compile add
+# about 30 to the 30-40 of the float32 cases with peers).
 set -euo pipefail
 caller=$PWD
 cd "$(dirname "$0")/.."
 
 export BENCH_COMMAND="scripts/bench.sh${*:+ $*}"  # shown in the report
-smoke=0 device=cpu out="" skip_peers=0 build=1 extra=()
+smoke=0 dtypes=0 device=cpu out="" skip_peers=0 build=1 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=1 ;;
+    --dtype-comparison) dtypes=1 ;;
     --device) device=$2; shift ;;
     --device=*) device=${1#*=} ;;
     --out) out=$2; shift ;;
@@ -38,7 +45,7 @@ while [ $# -gt 0 ]; do
     --skip-peers) skip_peers=1 ;;
     --no-build) build=0 ;;
     --) shift; extra=("$@"); break ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -71,5 +78,6 @@ fi
 
 args=(--device "$device" --out "$out")
 [ "$smoke" = 1 ] && args+=(--smoke)
+[ "$dtypes" = 1 ] && args+=(--dtype-comparison)
 [ "$skip_peers" = 1 ] && args+=(--skip-peers)
 exec .venv/bin/python tests/bench/run_bench.py "${args[@]}" "${extra[@]}"

@@ -7,17 +7,20 @@ tests/bench/results/<case>.json) and the serialization benchmark's Google Benchm
     merged = merge_report(open("BENCHMARKS.md").read(), text, "cpu")  # keeps the rest
 
 Only the text between the section's markers (`<!-- generated:cpu:begin -->` ... `end -->`; one
-section per device class, so a GPU run adds its tables next to the CPU ones) is rewritten; the
-rest of an existing file (the hand-written `## Reading` section) is kept. A case dict holds "case" (settings),
+section per device class, so a GPU run adds its tables next to the CPU ones, and one for the CPU
+dtype comparison, dtype_report.py) is rewritten; the rest of an existing file (the hand-written
+`## Reading` section) is kept. A case dict holds "case" (settings),
 "ceiling" ({batch: {"ms", "images_per_second"}}) and "servers" (list of {"name", "kind",
-"closed": dinov3-bench JSON, "open": dinov3-bench JSON or None, "peak_rss_mib", ...}).
+"closed": dinov3-bench JSON, "open": dinov3-bench JSON or None, "peak_rss_mib", ...}); on a CPU
+also "gemm" ({dtype: {"ms", "gflops"}}, measured with the ceiling) and, for the cases that
+have them, "hf" (hf_forward.py's JSON per mode: transformers' DINOv3ViTModel).
 """
 import math
 
 
 
 def markers(section):
-    """(begin, end) markers of a generated section: "cpu" or "gpu"."""
+    """(begin, end) markers of a generated section: "cpu", "gpu" or "cpu-dtype"."""
     return f"<!-- generated:{section}:begin -->", f"<!-- generated:{section}:end -->"
 
 
@@ -26,6 +29,10 @@ CASE_COLUMNS = ["server", "concurrency", "images/s", "p50 ms", "p99 ms", "queue 
 OPEN_COLUMNS = ["rate req/s", "images/s", "p50 ms", "p90 ms", "p99 ms", "queue ms", "errors"]
 CEILING_COLUMNS = ["batch", "forward ms", "images/s", "before ms", "after ms"]
 TARGET_COLUMNS = ["target (issue 7 sec 3)", "measured", "required", "status"]
+GEMM_COLUMNS = ["what", "dtype", "ms", "GFLOP/s", "% of the GEMM rate"]
+HF_COLUMNS = ["path", "batch", "forward ms", "images/s", "ceiling / it", "ours (best) / it",
+              "notes"]
+GEMM_TARGETS = {"float32": 0.80, "bfloat16": 0.70}  # DESIGN.md section 7, bare forward on CPU
 DEFAULT_HEAD = """# Benchmarks
 
 Measurements, not tests: numbers depend on the machine and on what else runs on it. Everything
@@ -64,6 +71,15 @@ def fmt_ratio(x):
     return f"{x:.2f}x" if finite(x) else "–"
 
 
+def fmt_pct(x):
+    return f"{100 * x:.0f}%" if finite(x) else "–"
+
+
+def fmt_cell(text):
+    """Free text (an error message) made safe for one markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 def fmt_errors(errors):
     """'0', or 'UNAVAILABLE: 2, HTTP_500: 1' (sorted by name)."""
     items = sorted((k, v) for k, v in (errors or {}).items() if v)
@@ -96,14 +112,32 @@ def gbench_entries(gbench):
             if e.get("run_type", "iteration") == "iteration"]
 
 
+def name_fields(entry):
+    """{"batch": "8", ...} from a Google Benchmark name such as Forward/batch:8/size:224."""
+    return dict(part.split(":", 1) for part in entry["name"].split("/")[1:] if ":" in part)
+
+
 def parse_ceiling(gbench):
     """{batch: {"ms": forward ms, "images_per_second"}} from dinov3-model-bench's JSON."""
     out = {}
     for entry in gbench_entries(gbench):
-        fields = dict(part.split(":", 1) for part in entry["name"].split("/")[1:] if ":" in part)
-        batch, ms = int(fields["batch"]), gbench_ms(entry)
+        if not entry["name"].startswith("Forward/"):
+            continue
+        batch, ms = int(name_fields(entry)["batch"]), gbench_ms(entry)
         ips = entry.get("images_per_second") or batch * 1000.0 / ms
         out[batch] = {"ms": ms, "images_per_second": ips}
+    return out
+
+
+def parse_gemm(gbench):
+    """{dtype: {"ms", "gflops", "n"}} of the Gemm entries of dinov3-model-bench's JSON."""
+    out = {}
+    for entry in gbench_entries(gbench):
+        if entry["name"].startswith("Gemm/"):
+            fields, ms = name_fields(entry), gbench_ms(entry)
+            n = int(fields["n"])
+            out[fields["dtype"]] = {"ms": ms, "n": n,
+                                    "gflops": entry.get("gflops") or 2e-6 * n ** 3 / ms}
     return out
 
 
@@ -138,6 +172,29 @@ def ceiling_at(case, batch):
     return entry or {}
 
 
+def case_dtype(case):
+    return case["case"].get("dtype") or "float32"
+
+
+def forward_gflops(case, batch):
+    """The bare forward's FLOP rate at `batch` (GFLOP/s): the architecture's FLOPs per image
+    (settings "flops_per_image") times the ceiling's images/s."""
+    flops = case["case"].get("flops_per_image")
+    ips = ceiling_at(case, batch).get("images_per_second")
+    return flops * ips / 1e9 if finite(flops) and finite(ips) else None
+
+
+def gemm_gflops(case, dtype=None):
+    """The machine's GEMM rate measured in this case (GFLOP/s), in `dtype` (the case's)."""
+    return ((case.get("gemm") or {}).get(dtype or case_dtype(case)) or {}).get("gflops")
+
+
+def hf_batch(result, batch):
+    """One batch size of an hf_forward.py result ({} when not measured)."""
+    batches = (result or {}).get("batches") or {}
+    return batches.get(str(batch)) or batches.get(batch) or {}
+
+
 # ---------------------------------------------------------------- targets
 
 def status(value, bound, higher_is_better=True):
@@ -167,7 +224,18 @@ def targets(case):
                             only=16, need=2.0))
     rows.append(peer_target(case, closed, "litserve", "LitServe at every concurrency",
                             only=None, need=1.0))
+    rows.append(gemm_target(case))
     return rows
+
+
+def gemm_target(case):
+    """The bare forward at max_batch_size against the GEMM rate in its dtype (DESIGN §7)."""
+    dtype, need = case_dtype(case), GEMM_TARGETS.get(case_dtype(case))
+    share = ratio(forward_gflops(case, case["case"]["max_batch_size"]), gemm_gflops(case))
+    if need is None:
+        return [f"bare forward's share of the {dtype} GEMM rate", fmt_pct(share), "n/a", "n/a"]
+    return [f"bare forward >= {need:.0%} of the {dtype} GEMM rate (DESIGN 7)", fmt_pct(share),
+            f"{need:.0%}", status(share, need)]
 
 
 def peer_target(case, closed, kind, what, only, need):
@@ -219,6 +287,69 @@ def ceiling_rows(case):
             for b, v in sorted((int(b), v) for b, v in case.get("ceiling", {}).items())]
 
 
+def gemm_section(case, level="###"):
+    """The GEMM rate measured with the ceiling and the bare forward's FLOP rate against it."""
+    gemm, c = case.get("gemm") or {}, case["case"]
+    if not gemm:
+        return []
+    dtype, flops = case_dtype(case), c.get("flops_per_image")
+    rows = [[f"GEMM {g['n']}x{g['n']}x{g['n']}", name, fmt_ms(g["ms"]), fmt_num(g["gflops"]),
+             "100%" if name == dtype else "–"] for name, g in gemm.items()]
+    for batch in sorted({1, c["max_batch_size"]}):
+        rate = forward_gflops(case, batch)
+        rows.append([f"bare forward, batch {batch}", dtype, fmt_ms(ceiling_at(case, batch).get("ms")),
+                     fmt_num(rate), fmt_pct(ratio(rate, gemm_gflops(case)))])
+    text = ("`torch.mm` of two N x N matrices into a preallocated one, in dinov3-model-bench on "
+            "the ceiling's thread and intra-op threads, right before the ceiling. The forward's "
+            f"FLOPs ({fmt_num(flops and flops / 1e9, 2)} GFLOP per image) are counted from the "
+            "architecture: Linear layers, the patch-embedding convolution and both attention "
+            "matmuls; norms, softmax and activations are not counted.")
+    return ["", f"{level} GEMM rate and the forward's FLOP rate", "", text, ""] + \
+        table(GEMM_COLUMNS, rows)
+
+
+def hf_rows(case):
+    """Rows of transformers' DINOv3ViTModel (hf_forward.py results), eager and compiled."""
+    ours = server_by_kind(case, "ours")
+    best = best_point(ours["closed"]) if ours else None
+    mine = best["images_per_second"] if best else None
+    rows = []
+    for result in case.get("hf") or []:
+        path = "transformers, torch.compile" if result["mode"] == "compile" else \
+            "transformers, eager"
+        notes = []
+        if finite(result.get("compile_seconds")):
+            notes.append(f"compiled in {result['compile_seconds']:.0f} s")
+        if finite(result.get("parity_cosine")):
+            notes.append(f"CLS cosine to ours {result['parity_cosine']:.6f}")
+        batches = sorted(int(b) for b in result.get("batches") or {})
+        for i, batch in enumerate(batches):
+            m = hf_batch(result, batch)
+            rows.append([path, batch, fmt_ms(m["ms"]), fmt_num(m["images_per_second"]),
+                         fmt_ratio(ratio(ceiling_at(case, batch).get("images_per_second"),
+                                         m["images_per_second"])),
+                         fmt_ratio(ratio(mine, m["images_per_second"])),
+                         "; ".join(notes) if i == 0 else ""])
+        if result.get("error"):
+            rows.append([path, "–", "–", "–", "–", "–",
+                         f"FAILED: {fmt_cell(result['error'])}"])
+    return rows
+
+
+def hf_section(case, level="###"):
+    rows = hf_rows(case)
+    if not rows:
+        return []
+    c = case["case"]
+    text = (f"The path a user would otherwise take: transformers' `DINOv3ViTModel` built from the "
+            f"same weights, {case_dtype(case)}, {c['threads']} intra-op threads on a thread of "
+            "its own, inference_mode, after warm-up (tests/bench/hf_forward.py). torch.compile: "
+            "inductor, dynamic=False (one graph per batch size, compiled during the warm-up). "
+            "ceiling / it: the bare TorchScript forward at the same batch size.")
+    return ["", f"{level} transformers DINOv3ViTModel (same weights, dtype and threads)", "", text,
+            ""] + table(HF_COLUMNS, rows)
+
+
 def summary_rows(case):
     """Per server: best images/s, where, ratio to the ceiling, ours / it at each concurrency."""
     ours = server_by_kind(case, "ours")
@@ -255,6 +386,7 @@ def case_section(case, plot_path):
               "max_batch_size); the faster of the two is the ceiling. Their spread shows how "
               "much this machine drifts during a case.", ""]
     lines += table(CEILING_COLUMNS, ceiling_rows(case))
+    lines += gemm_section(case) + hf_section(case)
     rows, conc = summary_rows(case)
     lines += ["", "### Summary", ""]
     lines += table(["server", "best images/s", "at concurrency", f"/ ceiling (batch {mbs})",
@@ -282,8 +414,9 @@ def serialization_rows(gbench):
 
 
 def machine_section(machine):
-    keys = [("cpu", "CPU"), ("cores", "cores"), ("memory", "memory"), ("gpu", "GPU"),
-            ("os", "OS"), ("torch", "torch"), ("peers", "peer packages"),
+    keys = [("cpu", "CPU"), ("cpu_flags", "CPU flags"), ("cores", "cores"), ("memory", "memory"), ("gpu", "GPU"),
+            ("os", "OS"), ("torch", "torch"), ("transformers", "transformers"),
+            ("peers", "peer packages"),
             ("commit", "git commit"), ("date", "date (UTC)"), ("duration", "run time")]
     lines = ["## Machine and command", ""]
     lines += [f"- {label}: {machine[k]}" for k, label in keys if machine.get(k)]

@@ -2,8 +2,9 @@
 
 Starts and stops the servers under test (dinov3-server, the peers of tests/bench/peers), samples
 their peak resident memory over the whole process tree, runs the C++ measurement tools
-(dinov3-bench, dinov3-model-bench, dinov3-serialization-bench) and checks that a peer computes
-the same CLS embedding as our server before it is measured. No report logic here.
+(dinov3-bench, dinov3-model-bench, dinov3-serialization-bench) and the transformers rows
+(hf_forward.py), and checks that a peer computes the same CLS embedding as our server before it
+is measured. No report logic here.
 
     with start_ours("ours", model, "cpu", ["--max_batch_size=8"], "ours.log") as server:
         result = run_load(server.target, "grpc", "embed", LoadShape(), "out.json")
@@ -332,12 +333,46 @@ def _google_benchmark(command, json_path, timeout):
         return json.load(f)
 
 
-def run_ceiling(model, device, threads, batches, image_size, min_time, json_path):
-    """dinov3-model-bench: the bare TorchScript forward at each batch size; its JSON."""
+def run_ceiling(model, device, threads, batches, image_size, min_time, json_path,
+                warmup_batch=0, gemm_dtypes=()):
+    """dinov3-model-bench: the bare TorchScript forward at each batch size, run as the server
+    runs it (warmed up like a server with max_batch_size warmup_batch), and the GEMM rate in
+    gemm_dtypes on the same threads; its JSON."""
     command = [binary("dinov3-model-bench"), f"--model={model}", f"--device={device}",
                f"--threads={threads}", f"--batches={','.join(map(str, batches))}",
                f"--image_size={image_size}", f"--benchmark_min_time={min_time:g}"]
+    if warmup_batch:
+        command.append(f"--warmup_batch={warmup_batch}")
+    if gemm_dtypes:
+        command.append(f"--gemm={','.join(gemm_dtypes)}")
     return _google_benchmark(command, json_path, timeout=3600)
+
+
+def run_hf(model, mode, threads, batches, image_size, min_time, json_path, timeout=3600):
+    """tests/bench/hf_forward.py: transformers' DINOv3ViTModel with the weights of `model`,
+    eager or torch.compile'd; its JSON. A failure of the model or of torch.compile is in the
+    JSON's "error" (and reported in the row); a crash or a timeout becomes such an error too."""
+    command = [PYTHON, os.path.join(ROOT, "tests", "bench", "hf_forward.py"), "--model", model,
+               "--mode", mode, "--threads", str(threads),
+               "--batches", ",".join(map(str, batches)), "--image-size", str(image_size),
+               "--min-time", f"{min_time:g}", "--json", json_path]
+    if os.path.exists(json_path):
+        os.remove(json_path)  # never a stale result of an earlier run
+    try:
+        proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True, timeout=timeout, cwd=ROOT)
+        failed = proc.returncode != 0 and f"exit status {proc.returncode}: " + \
+            " | ".join(proc.stderr.strip().splitlines()[-3:])[-600:]
+    except subprocess.TimeoutExpired:
+        failed = f"still running after {timeout} s"
+    if failed or not os.path.exists(json_path):
+        result = {"mode": mode, "batches": {}, "error": failed or "wrote no JSON"}
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
+    with open(json_path) as f:
+        result = json.load(f)
+    result["command"] = command
+    return result
 
 
 def run_serialization(json_path, min_time=None):
