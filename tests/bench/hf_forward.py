@@ -4,9 +4,10 @@ Builds the Hugging Face model from the weights of one of our exports (the invers
 model.dinov3.checkpoints.hf_to_internal), in the export's dtype, checks that it computes our CLS
 (cosine on one image), then times its forward at each batch size: eager, or torch.compile'd
 (inductor, dynamic=False: one specialised graph per batch size, compiled during the warm-up).
-Like dinov3-model-bench: the same intra-op threads, set on a thread of its own that runs every
-forward (not Python's main thread, whose glibc heap hands freed activations back to the kernel
-after each forward), inference_mode, the input normalised random RGB8 images, built untimed.
+Like dinov3-model-bench: the same intra-op threads, set on a thread of its own that does all
+the computing (not Python's main thread, whose glibc heap hands freed activations back to the
+kernel after each forward; and one OpenMP pool only), inference_mode, the input normalised
+random RGB8 images, built untimed.
 
     .venv/bin/python tests/bench/hf_forward.py --model M.pt --mode eager|compile \
         [--threads 2] [--batches 1,8] [--image-size 224] [--min-time 2] --json OUT.json
@@ -104,9 +105,13 @@ def time_forward(forward, x, min_time, min_iterations=3):
     return (time.perf_counter() - began) * 1e3 / iterations, iterations
 
 
-def measure(args, metadata, model, result):
-    """Runs on the forward thread: threads, warm-up, timing; fills `result` as it goes."""
+def measure(args, module, metadata, result):
+    """Everything that computes, on the forward thread only (one OpenMP pool, as in the server
+    and the ceiling: a second pool on another thread changes how libgomp waits): the model, its
+    parity, warm-up and timing. Fills `result` as it goes."""
     torch.set_num_threads(args.threads)
+    model = hf_model(module, metadata)
+    result["parity_cosine"] = parity_cosine(module, model, metadata, args.image_size)
     dtype = DTYPES[metadata["dtype"]]
     forward = model
     if args.mode == "compile":
@@ -154,14 +159,11 @@ def main(argv=None):
               "parity_cosine": None, "transformers": transformers.__version__,
               "torch": torch.__version__, "error": None}
     try:
-        model = hf_model(module, metadata)
-        result["parity_cosine"] = parity_cosine(module, model, metadata, args.image_size)
-        del module
         failure = []
 
         def run():
             try:
-                measure(args, metadata, model, result)
+                measure(args, module, metadata, result)
             except Exception as e:  # noqa: BLE001 - reported in the row, not hidden
                 failure.append(e)
 

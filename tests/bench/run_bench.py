@@ -162,7 +162,8 @@ class CaseRun:
         return os.path.join(self.args.logs_dir, f"{self.case.name}-{kind}.log")
 
     def server_flags(self, max_batch_size):
-        flags = [f"--max_batch_size={max_batch_size}"]
+        # The export's own dtype, as the ceiling and the peers compute (not a config's "auto").
+        flags = [f"--max_batch_size={max_batch_size}", "--compute_dtype=export"]
         if self.args.device == "cpu":  # on CUDA the server's default (1 thread per instance)
             flags.append(f"--intra_op_threads={self.threads}")
         return flags
@@ -431,13 +432,22 @@ def model_key(args, case):
     return case.variant if dtype == args.model_dtype else f"{case.variant}-{dtype}"
 
 
+def exporter_mtime():
+    """When the exporter or the model code last changed (newest of model/export.py and
+    model/dinov3/*.py)."""
+    sources = [os.path.join(ROOT, "model", "export.py")] + [
+        os.path.join(ROOT, "model", "dinov3", f)
+        for f in os.listdir(os.path.join(ROOT, "model", "dinov3")) if f.endswith(".py")]
+    return max(os.path.getmtime(f) for f in sources)
+
+
 def ensure_model(args, variant, dtype):
     """A random (UNTRAINED) export of variant in dtype, cached in args.models_dir (depth 1 with
-    --smoke), exported on first use."""
+    --smoke), exported on first use and again when the model code is newer than the file."""
     depth = ["--depth", "1"] if args.smoke else []
     name = f"dinov3-{variant}{'-depth1' if args.smoke else ''}-{dtype}-untrained.pt"
     path = os.path.join(args.models_dir, name)
-    if not os.path.exists(path):
+    if not os.path.exists(path) or os.path.getmtime(path) < exporter_mtime():
         log(f"exporting {path} (random weights, UNTRAINED)")
         os.makedirs(args.models_dir, exist_ok=True)
         subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", variant,
