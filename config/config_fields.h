@@ -125,7 +125,7 @@ void VisitFields(Config& c, Visitor&& v) {
     "instances, CUDA instances 1");
   v("model.compute_dtype", c.model.compute_dtype, OneOf{kComputeDtypes},
     "dtype the model computes in: export (the export's own), float32, bfloat16, float16, or "
-    "auto (bfloat16 on a CPU with AMX-BF16 or AVX512_BF16, float16 on CUDA, else float32); "
+    "auto (bfloat16 on a CPU with AMX-BF16, float16 on CUDA, else float32); "
     "clients choose the dtype of the vectors they receive separately");
   // limits
   v("limits.max_images_per_request", c.limits.max_images_per_request, IntRange{1, 4096},

@@ -24,8 +24,6 @@ struct CpuFeatures {
   std::vector<std::string> features;  // those of kReportedCpuFeatures present, in that order
 
   bool Has(absl::string_view feature) const;
-  // bfloat16 matrix products in hardware: AMX-BF16 or AVX512_BF16.
-  bool HasNativeBfloat16() const { return Has("amx_bf16") || Has("avx512_bf16"); }
   // e.g. "Intel(R) Xeon(R) Processor; avx2 avx512f avx512_bf16" (or "...; none of ...").
   std::string Describe() const;
 };

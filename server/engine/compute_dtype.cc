@@ -6,7 +6,7 @@ std::string ResolveComputeDtype(absl::string_view requested, bool cuda, const Cp
   if (requested == "export") return "";
   if (requested != "auto") return std::string(requested);
   if (cuda) return "float16";
-  return cpu.HasNativeBfloat16() ? "bfloat16" : "float32";
+  return cpu.Has("amx_bf16") ? "bfloat16" : "float32";
 }
 
 }  // namespace dinov3::engine

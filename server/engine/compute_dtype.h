@@ -3,8 +3,9 @@
 //
 //   "export"   the export's own dtype (the default: nobody's vectors change silently)
 //   "float32", "bfloat16", "float16"   that dtype on every device
-//   "auto"     float16 on CUDA devices; bfloat16 on a CPU with native bfloat16 (AMX-BF16 or
-//              AVX512_BF16); float32 on other CPUs
+//   "auto"     float16 on CUDA devices; bfloat16 on a CPU with AMX-BF16; float32 on other
+//              CPUs. AVX512_BF16 alone does not count: on such a Xeon, bfloat16 matrix products
+//              ran at 0.6x and the vitb16 forward at 0.65x of float32 (BENCHMARKS.md)
 //
 // Pure and torch-free; the CPU is a parameter so tests can give any CPU.
 #ifndef DINOV3_SERVER_ENGINE_COMPUTE_DTYPE_H_

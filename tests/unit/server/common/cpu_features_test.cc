@@ -28,26 +28,27 @@ TEST(CpuFeaturesTest, ReportsTheListedFeaturesInTheirOrder) {
   EXPECT_EQ(cpu.model, "Intel(R) Xeon(R) Platinum 8480+");
   EXPECT_THAT(cpu.features, ElementsAre("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8",
                                         "avx512_fp16", "avx512_vnni", "avx_vnni"));
-  EXPECT_TRUE(cpu.HasNativeBfloat16());
+  EXPECT_TRUE(cpu.Has("amx_bf16"));
   EXPECT_FALSE(cpu.Has("amx_tile"));  // present but not reported
   EXPECT_EQ(cpu.Describe(),
             "Intel(R) Xeon(R) Platinum 8480+; avx2 avx512f avx512_bf16 amx_bf16 amx_int8 "
             "avx512_fp16 avx512_vnni avx_vnni");
 }
 
-TEST(CpuFeaturesTest, NativeBfloat16NeedsAvx512Bf16OrAmx) {
+TEST(CpuFeaturesTest, FlagsAreMatchedWhole) {
   EXPECT_FALSE(ParseCpuInfo("model name : EPYC\nflags : avx2 avx512f avx512_vnni\n")
-                   .HasNativeBfloat16());
-  EXPECT_TRUE(ParseCpuInfo("flags : avx2 avx512_bf16\n").HasNativeBfloat16());
-  EXPECT_TRUE(ParseCpuInfo("flags : amx_bf16\n").HasNativeBfloat16());
-  // A flag is matched whole: avx512_bf16x is not avx512_bf16.
-  EXPECT_FALSE(ParseCpuInfo("flags : avx512_bf16x xamx_bf16\n").HasNativeBfloat16());
+                   .Has("avx512_bf16"));
+  EXPECT_TRUE(ParseCpuInfo("flags : avx2 avx512_bf16\n").Has("avx512_bf16"));
+  // avx512_bf16x is not avx512_bf16, xamx_bf16 is not amx_bf16.
+  const CpuFeatures lookalikes = ParseCpuInfo("flags : avx512_bf16x xamx_bf16\n");
+  EXPECT_FALSE(lookalikes.Has("avx512_bf16"));
+  EXPECT_FALSE(lookalikes.Has("amx_bf16"));
 }
 
 TEST(CpuFeaturesTest, OtherArchitecturesAndEmptyTextGiveNoFeatures) {
   const CpuFeatures arm = ParseCpuInfo("processor : 0\nFeatures : fp asimd bf16\n");
   EXPECT_THAT(arm.features, IsEmpty());
-  EXPECT_FALSE(arm.HasNativeBfloat16());
+  EXPECT_FALSE(arm.Has("amx_bf16"));
   EXPECT_EQ(arm.Describe(),
             "unknown CPU; none of avx2 avx512f avx512_bf16 amx_bf16 amx_int8 avx512_fp16 "
             "avx512_vnni avx_vnni");
