@@ -270,7 +270,6 @@ def main() -> int:
         print(json.dumps(child(args)))
         return 0
     print(f"torch {torch.__version__}, quantized engines {torch.backends.quantized.supported_engines}")
-    results = []
     for isa in args.isa.split(","):
         env = dict(os.environ)
         env.pop("ONEDNN_MAX_CPU_ISA", None)
@@ -291,8 +290,8 @@ def main() -> int:
         if done.returncode != 0:
             print(f"ISA {isa}: child failed with status {done.returncode}", file=sys.stderr)
             return 1
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print_tables(results)
+        print_tables([json.loads(done.stdout.strip().splitlines()[-1])])
+        sys.stdout.flush()
     return 0
 
 
