@@ -3,7 +3,8 @@
   python -m model.export --hf-dir DIR --output FILE.pt
   python -m model.export --meta-checkpoint FILE.pth [--variant vitl16] --output FILE.pt
   python -m model.export --random --variant vits16 [--depth N] [--seed S] --output FILE.pt
-  common: --dtype float32|float16|bfloat16 (default float32)
+  common: --dtype float32|float16|bfloat16|int8 (default float32; int8: Linear layers
+            dynamically quantised, for CPUs, see README "CPU compute dtype")
           --weights-dataset lvd1689m|sat493m (normalisation; default: inferred, else lvd1689m)
 
 Exit status 0 on success; 2 with a one-line message on a bad checkpoint or bad arguments.
@@ -18,7 +19,7 @@ from typing import List, Optional
 
 from model.dinov3.checkpoints import CheckpointError, load_hf_dir, load_meta_checkpoint
 from model.dinov3.config import DATASET_NORMALISATION, PRESETS, preset
-from model.dinov3.exporter import DTYPES, export_torchscript
+from model.dinov3.exporter import EXPORT_DTYPES, export_torchscript
 from model.dinov3.vit import DinoV3ViT, random_init
 
 
@@ -33,7 +34,7 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
                         help="architecture (required with --random; else inferred and checked)")
     parser.add_argument("--depth", type=int, help="fewer blocks, for test models (--random only)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
+    parser.add_argument("--dtype", choices=EXPORT_DTYPES, default="float32")
     parser.add_argument("--weights-dataset", choices=sorted(DATASET_NORMALISATION),
                         help="training data of the weights, sets image mean/std")
     parser.add_argument("--output", required=True, help="TorchScript file to write")
@@ -71,9 +72,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (CheckpointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    metadata = export_torchscript(
-        config, state, args.dtype, args.output, source, infer_dataset(args, processor),
-        processor.get("image_mean"), processor.get("image_std"))
+    try:
+        metadata = export_torchscript(
+            config, state, args.dtype, args.output, source, infer_dataset(args, processor),
+            processor.get("image_mean"), processor.get("image_std"))
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     summary = {k: metadata[k] for k in ("variant", "depth", "embed_dim", "dtype", "untrained",
                                         "weights_sha256")}
     print(f"wrote {args.output}: {json.dumps(summary)}")

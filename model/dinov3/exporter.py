@@ -2,16 +2,24 @@
 
 The archive holds the scripted DinoV3ViT (weights in the requested dtype, RoPE periods kept in
 float32) and an extra file `dinov3.json` with the metadata of DESIGN.md section 4.
+
+dtype "int8" (CPU only) is the float32 module with every nn.Linear dynamically quantised:
+int8 weights with one scale per tensor, activations quantised per call (PyTorch's x86 quantized
+engine, FBGEMM/oneDNN); the patch embedding, norms, RoPE and attention stay float32. It is
+offered for the MLP variants only (vits16, vitb16, vitl16): with random weights on real photos
+their least per-token cosine to float32 was 0.998, while the SwiGLU variants fell below the
+0.99 bound int8 had to meet (vits16plus: 0.989 for a register token), BENCHMARKS.md.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import warnings
 from typing import Dict, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from model.dinov3.config import DATASET_NORMALISATION, ArchConfig
 from model.dinov3.vit import DinoV3ViT
@@ -19,6 +27,8 @@ from model.dinov3.vit import DinoV3ViT
 METADATA_FILE = "dinov3.json"
 FORMAT_VERSION = 1
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+EXPORT_DTYPES = sorted([*DTYPES, "int8"])
+QUANTIZED_ENGINE = "x86"  # LibTorch's default engine on x86 CPUs: the server sets none
 DEFAULT_INPUT_SIZE = (224, 224)
 
 
@@ -33,13 +43,33 @@ def weights_sha256(state: Dict[str, Tensor]) -> str:
 
 
 def build_module(config: ArchConfig, state: Dict[str, Tensor], dtype: str) -> DinoV3ViT:
-    """An eval-mode DinoV3ViT with `state` loaded (strictly) and cast to `dtype`."""
+    """An eval-mode DinoV3ViT with `state` loaded (strictly) and cast to `dtype` (int8: see
+    the module docstring)."""
     with torch.device("meta"):  # allocate nothing: the checkpoint's tensors are assigned
         model = DinoV3ViT(config)
     model.load_state_dict(state, strict=True, assign=True)
-    model = model.to(DTYPES[dtype]).eval()
+    model = model.to(DTYPES.get(dtype, torch.float32)).eval()
     model.rope_embed.periods = state["rope_embed.periods"].to(torch.float32).clone()
+    if dtype == "int8":
+        torch.backends.quantized.engine = QUANTIZED_ENGINE
+        with warnings.catch_warnings():  # torch.ao.quantization's notice that torchao exists
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
     return model
+
+
+def exported_tensors(model: DinoV3ViT) -> Dict[str, Tensor]:
+    """The module's tensors as exported: its state dict, with each dynamically quantised
+    Linear's packed weight unpacked into int8 values, scale and bias."""
+    state = {k: v for k, v in model.state_dict().items() if isinstance(v, Tensor)}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
+            weight = module.weight()
+            state[f"{name}.weight.int8"] = weight.int_repr()
+            state[f"{name}.weight.scale"] = torch.tensor([weight.q_scale()], dtype=torch.float64)
+            if module.bias() is not None:
+                state[f"{name}.bias"] = module.bias()
+    return state
 
 
 def make_metadata(config: ArchConfig, dtype: str, source: dict, weights_hash: str,
@@ -73,11 +103,15 @@ def export_torchscript(config: ArchConfig, state: Dict[str, Tensor], dtype: str,
                        mean: Sequence[float] | None = None,
                        std: Sequence[float] | None = None) -> dict:
     """Scripts, checks and saves the model; returns the metadata written into the archive."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
+    if dtype not in EXPORT_DTYPES:
+        raise ValueError(f"dtype must be one of {EXPORT_DTYPES}, got {dtype!r}")
+    if dtype == "int8" and config.ffn != "mlp":
+        raise ValueError(f"int8 is offered for the MLP variants (vits16, vitb16, vitl16) only, "
+                         f"not {config.variant} (ffn {config.ffn}): its least per-token cosine "
+                         f"to float32 fell below 0.99 (see BENCHMARKS.md); use bfloat16")
     model = build_module(config, state, dtype)
-    metadata = make_metadata(config, dtype, source, weights_sha256(model.state_dict()), dataset,
-                             mean, std)
+    metadata = make_metadata(config, dtype, source, weights_sha256(exported_tensors(model)),
+                             dataset, mean, std)
     scripted = torch.jit.script(model)
     patch = config.patch_size
     with torch.inference_mode():  # Fail here, not in the server, if scripting broke anything.

@@ -79,9 +79,9 @@ absl::Status Validate(const ModelMetadata& m) {
   if (m.default_height % m.patch_size != 0 || m.default_width % m.patch_size != 0) {
     return FieldError("default_input_size", "is not a multiple of patch_size");
   }
-  if (m.dtype != "float32" && m.dtype != "float16" && m.dtype != "bfloat16") {
-    return FieldError("dtype",
-                      absl::StrCat("is '", m.dtype, "', expected float32, float16 or bfloat16"));
+  if (m.dtype != "float32" && m.dtype != "float16" && m.dtype != "bfloat16" && m.dtype != "int8") {
+    return FieldError("dtype", absl::StrCat("is '", m.dtype,
+                                            "', expected float32, float16, bfloat16 or int8"));
   }
   for (float s : m.image_std) {
     if (!(s > 0)) return FieldError("image_std", "must be positive");

@@ -32,7 +32,9 @@ struct ModelMetadata {
   std::array<float, 3> image_mean{};  // RGB normalisation the weights expect
   std::array<float, 3> image_std{};
   std::string weights_dataset;  // "lvd1689m" or "sat493m"
-  std::string dtype;            // of the exported weights: "float32", "float16" or "bfloat16"
+  // Of the exported weights: "float32", "float16", "bfloat16" or "int8" (Linear weights int8,
+  // activations quantised per call, everything else float32; CPU only).
+  std::string dtype;
   // The dtype the loaded module computes in: `dtype` as parsed; ModelRuntime::Load sets it when
   // asked to compute in another (model.compute_dtype). What logs, metrics and clients are shown.
   std::string compute_dtype;

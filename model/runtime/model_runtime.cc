@@ -1,5 +1,6 @@
 #include "model/runtime/model_runtime.h"
 
+#include <caffe2/serialize/inline_container.h>
 #include <torch/cuda.h>
 
 #include <filesystem>
@@ -118,14 +119,39 @@ std::string ErrorCause(const absl::Status& status) {
 ModelRuntime::ModelRuntime(torch::jit::Module module, ModelMetadata metadata, torch::Device device)
     : module_(std::move(module)), metadata_(std::move(metadata)), device_(device) {}
 
-absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::string& path,
-                                                                 absl::string_view device_name,
-                                                                 bool probe,
-                                                                 absl::string_view compute_dtype) {
+absl::StatusOr<ModelMetadata> ModelRuntime::ReadMetadata(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return absl::NotFoundError(absl::StrCat("model file '", path, "' does not exist"));
   }
+  const std::string record = absl::StrCat("extra/", kMetadataFileName);
+  std::string json;
+  try {
+    caffe2::serialize::PyTorchStreamReader reader(path);
+    if (!reader.hasRecord(record)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", path, "' is a TorchScript archive but not a DINOv3 export: it has no ",
+                       kMetadataFileName, " metadata (export it with `python -m model.export`)"));
+    }
+    auto [data, size] = reader.getRecord(record);
+    json.assign(static_cast<const char*>(data.get()), size);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", path, "' is not a loadable TorchScript archive: ", FirstLine(e)));
+  }
+  absl::StatusOr<ModelMetadata> metadata = ParseModelMetadata(json);
+  if (!metadata.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("'", path, "': ", metadata.status().message()));
+  }
+  return metadata;
+}
+
+absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::string& path,
+                                                                 absl::string_view device_name,
+                                                                 bool probe,
+                                                                 absl::string_view compute_dtype) {
+  absl::StatusOr<ModelMetadata> metadata = ReadMetadata(path);
+  if (!metadata.ok()) return metadata.status();
   absl::StatusOr<torch::Device> device = ParseDevice(device_name);
   if (!device.ok()) return device.status();
   std::optional<torch::ScalarType> convert_to;
@@ -134,23 +160,26 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::stri
     if (!dtype.ok()) return dtype.status();
     convert_to = *dtype;
   }
+  if (metadata->dtype == "int8") {
+    if (!device->is_cpu()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "'", path, "' is an int8 export, which runs on CPU only (its Linear layers are "
+          "quantised for x86 CPUs); for device '", device_name, "' export in float16 or bfloat16"));
+    }
+    if (convert_to.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", path, "' is an int8 export (Linear layers int8, the rest float32) and computes "
+          "only as exported: compute dtype ", compute_dtype, " needs a float export "
+          "(python -m model.export --dtype ", compute_dtype, ")"));
+    }
+  }
 
-  torch::jit::ExtraFilesMap extra{{kMetadataFileName, ""}};
   torch::jit::Module module;
   try {
-    module = torch::jit::load(path, *device, extra);
+    module = torch::jit::load(path, *device);
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", path, "' is not a loadable TorchScript archive: ", FirstLine(e)));
-  }
-  if (extra[kMetadataFileName].empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", path, "' is a TorchScript archive but not a DINOv3 export: it has no ",
-                     kMetadataFileName, " metadata (export it with `python -m model.export`)"));
-  }
-  absl::StatusOr<ModelMetadata> metadata = ParseModelMetadata(extra[kMetadataFileName]);
-  if (!metadata.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", path, "': ", metadata.status().message()));
   }
   module.eval();
   if (convert_to.has_value() && compute_dtype != metadata->dtype) {

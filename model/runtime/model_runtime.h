@@ -40,11 +40,17 @@ class ModelRuntime {
   // `compute_dtype` ("float32", "bfloat16", "float16"; "" = the export's own) converts the
   // module's parameters to that dtype after loading; buffers (the RoPE periods) stay float32,
   // as the exporter leaves them, so the result equals an export made in that dtype.
-  // metadata().compute_dtype tells which dtype the module computes in.
+  // metadata().compute_dtype tells which dtype the module computes in. An int8 export
+  // (exporter.py: int8 Linear layers, the rest float32) loads on CPU only and takes no
+  // compute dtype (FailedPrecondition on CUDA, InvalidArgument with one).
   static absl::StatusOr<std::unique_ptr<ModelRuntime>> Load(const std::string& path,
                                                             absl::string_view device = "cpu",
                                                             bool probe = true,
                                                             absl::string_view compute_dtype = "");
+
+  // The metadata of the archive at `path`, without loading its module (NotFound, or
+  // InvalidArgument naming the file and what is wrong, as Load).
+  static absl::StatusOr<ModelMetadata> ReadMetadata(const std::string& path);
 
   const ModelMetadata& metadata() const { return metadata_; }
   const torch::Device& device() const { return device_; }

@@ -98,13 +98,16 @@ absl::Status ValidateOptions(const EngineOptions& options) {
 absl::StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::Load(const std::string& path,
                                                                const EngineOptions& options) {
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
+  absl::StatusOr<model::ModelMetadata> metadata = model::ModelRuntime::ReadMetadata(path);
+  if (!metadata.ok()) return metadata.status();
   std::vector<std::unique_ptr<model::ModelRuntime>> runtimes;
   for (const std::string& device : options.devices) {
     for (int i = 0; i < options.instances_per_device; ++i) {
       // probe=false: each instance warms up on its own dispatch thread (PrepareThread).
       absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime = model::ModelRuntime::Load(
           path, device, /*probe=*/false,
-          ResolveComputeDtype(options.compute_dtype, absl::StartsWith(device, "cuda"), options.cpu));
+          ResolveComputeDtype(options.compute_dtype, metadata->dtype,
+                              absl::StartsWith(device, "cuda"), options.cpu));
       if (!runtime.ok()) return runtime.status();
       runtimes.push_back(*std::move(runtime));
     }

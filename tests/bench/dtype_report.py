@@ -1,4 +1,5 @@
-"""The CPU dtype comparison of BENCHMARKS.md (float32 against bfloat16), from the case results.
+"""The CPU dtype comparison of BENCHMARKS.md (float32 against bfloat16 and int8), from the case
+results.
 
 Its own generated section (`<!-- generated:cpu-dtype:begin -->` ... `end -->`), written by
 `scripts/bench.sh --dtype-comparison` (those cases only, no peers) and by a full CPU run (from
@@ -15,7 +16,8 @@ GLANCE_COLUMNS = ["case", "dtype", "GEMM GFLOP/s", "forward GFLOP/s", "forward /
                   "ceiling images/s", "ours images/s", "ours / ceiling",
                   "HF eager images/s", "HF compile images/s", "ours / HF eager",
                   "ours / HF compile"]
-SPEEDUP_COLUMNS = ["variant", "GEMM", "ceiling, batch 1", "ceiling, batch B", "ours (best)",
+SPEEDUP_COLUMNS = ["variant", "dtype", "GEMM", "ceiling, batch 1", "ceiling, batch B",
+                   "ours (best)",
                    "HF eager, batch B", "HF compile, batch B"]
 
 
@@ -47,24 +49,26 @@ def glance_row(case):
 
 
 def pairs(cases):
-    """[(float32 case, bfloat16 case)] of the same variant and input size, in case order."""
+    """[(float32 case, case in another dtype)] of the same variant and input size, in case
+    order."""
     by_key = {}
     for case in cases:
         c = case["case"]
         by_key.setdefault((c["variant"], c["shape"]["image_size"]), {})[r.case_dtype(case)] = case
-    return [(d["float32"], d["bfloat16"]) for d in by_key.values()
-            if "float32" in d and "bfloat16" in d]
+    return [(d["float32"], other) for d in by_key.values() if "float32" in d
+            for dtype, other in d.items() if dtype != "float32"]
 
 
 def speedup_rows(cases):
-    """bfloat16 / float32 of each rate, per variant (> 1: bfloat16 is faster)."""
+    """(other dtype) / float32 of each rate, per variant (> 1: the other dtype is faster)."""
     rows = []
-    for f32, bf16 in pairs(cases):
+    for f32, low in pairs(cases):
         mbs = f32["case"]["max_batch_size"]
 
         def both(get):
-            return r.fmt_ratio(r.ratio(get(bf16), get(f32)))
+            return r.fmt_ratio(r.ratio(get(low), get(f32)))
         rows.append([f"{f32['case']['variant']} {f32['case']['shape']['image_size']}",
+                     r.case_dtype(low),
                      both(lambda c: r.gemm_gflops(c)),
                      both(lambda c: r.ceiling_at(c, 1).get("images_per_second")),
                      both(lambda c: r.ceiling_at(c, mbs).get("images_per_second")),
@@ -99,11 +103,13 @@ def render_dtype_report(machine, cases):
     cases = [c for c in cases if c["case"].get("dtype")]
     mbs = sorted({c["case"]["max_batch_size"] for c in cases}) or ["B"]
     batch = mbs[0] if len(mbs) == 1 else "B"
-    lines = ["## CPU dtype comparison: float32 and bfloat16", "",
+    lines = ["## CPU dtype comparison: float32, bfloat16 and int8", "",
              "Each case: the GEMM rate and the bare forward (dinov3-model-bench), our server, "
              "transformers' DINOv3ViTModel eager and torch.compile'd, all in the case's dtype on "
-             "the same threads, back to back in one run. bfloat16 cases use a bfloat16 export "
-             "(`python -m model.export --dtype bfloat16`). Rates per batch are at batch "
+             "the same threads, back to back in one run. bfloat16 and int8 cases use an export "
+             "in that dtype (`python -m model.export --dtype bfloat16|int8`; int8: dynamically "
+             "quantised Linear layers, no int8 GEMM row and no transformers rows). Rates per "
+             "batch are at batch "
              f"{batch} (the server's max_batch_size); ours: the best closed-loop point.", ""]
     lines += machine_lines(machine)
     lines += ["", "### At a glance", ""]
@@ -111,9 +117,9 @@ def render_dtype_report(machine, cases):
         ("ceiling", "HF")) else c for c in GLANCE_COLUMNS], [glance_row(c) for c in cases])
     speedups = speedup_rows(cases)
     if speedups:
-        lines += ["", "### bfloat16 / float32", "",
-                  "Each rate in bfloat16 divided by the same rate in float32 (above 1: "
-                  "bfloat16 is faster).", ""]
+        lines += ["", "### Against float32", "",
+                  "Each rate in the row's dtype divided by the same rate in float32 (above 1: "
+                  "faster than float32). GEMM: bfloat16 GEMMs only (int8 has no GEMM row).", ""]
         lines += r.table([c.replace("batch B", f"batch {batch}") for c in SPEEDUP_COLUMNS],
                          speedups)
     for case in cases:

@@ -84,6 +84,7 @@ def full_cases(device):
                   window_seconds=2 if gpu else 10, max_seconds=15 if gpu else 45)
     cpu = {} if gpu else {"dtype": "float32", "hf_modes": HF_MODES, "compare_dtype": True}
     bf16 = {"dtype": "bfloat16", "peers": False, "hf_modes": HF_MODES, "compare_dtype": True}
+    int8 = {"dtype": "int8", "peers": False, "compare_dtype": True}
     return [
         Case("vits16-224", "vits16, 224x224, Embed (CLS + pooled)", "vits16", small,
              (1, 2, 4, 8, 16, 32), batching_off_row=True, **cpu),
@@ -99,7 +100,11 @@ def full_cases(device):
         Case("vits16-224-bf16", "vits16, 224x224, bfloat16, Embed (CLS + pooled)", "vits16",
              small, (1, 2, 4, 8, 16, 32), note=BF16_NOTE, **bf16),
         Case("vitb16-224-bf16", "vitb16, 224x224, bfloat16, Embed (CLS + pooled)", "vitb16",
-             base, (1, 2, 4, 8, 16), note=SLOW_NOTE + " " + BF16_NOTE, **bf16)])
+             base, (1, 2, 4, 8, 16), note=SLOW_NOTE + " " + BF16_NOTE, **bf16),
+        Case("vits16-224-int8", "vits16, 224x224, int8, Embed (CLS + pooled)", "vits16",
+             small, (1, 2, 4, 8, 16, 32), note=INT8_NOTE, **int8),
+        Case("vitb16-224-int8", "vitb16, 224x224, int8, Embed (CLS + pooled)", "vitb16",
+             base, (1, 2, 4, 8, 16), note=SLOW_NOTE + " " + INT8_NOTE, **int8)])
 
 
 SLOW_NOTE = ("Shorter concurrency list and ceiling batches than the vits16 case: this model is "
@@ -109,8 +114,14 @@ BF16_NOTE = ("A bfloat16 export; no peers (they would run the same bfloat16 forw
              "is about the dtype, the float32 case about the servers).")
 
 
+INT8_NOTE = ("An int8 export (`--dtype int8`: dynamically quantised Linear layers, the rest "
+             "float32); no peers, and no transformers rows: transformers has no int8 CPU path "
+             "of its own (quantising its model by hand gives the same forward as this export).")
+SUFFIX = {"float32": "", "bfloat16": "-bf16", "int8": "-int8"}
+
+
 def dtype_cases(device, max_batch_size):
-    """--dtype-comparison: vits16 and vitb16 at 224x224 in float32 and bfloat16, no peers,
+    """--dtype-comparison: vits16 and vitb16 at 224x224 in float32, bfloat16 and int8, no peers,
     closed loop at concurrency 1 and 16 only, ceiling at batch 1 and max_batch_size."""
     if device.startswith("cuda"):
         sys.exit("--dtype-comparison compares CPU dtypes: run it with --device cpu")
@@ -118,11 +129,12 @@ def dtype_cases(device, max_batch_size):
     shapes = {"vits16": shape(concurrency=(1, 16), window_seconds=4, max_seconds=30),
               "vitb16": shape(concurrency=(1, 16), window_seconds=6, max_seconds=40)}
     batches = tuple(sorted({1, max_batch_size}))
-    return [Case(f"{variant}-224{'-bf16' if dtype == 'bfloat16' else ''}",
+    return [Case(f"{variant}-224{SUFFIX[dtype]}",
                  f"{variant}, 224x224, {dtype}, Embed (CLS + pooled)", variant, shapes[variant],
-                 batches, open_fractions=(), dtype=dtype, peers=False, hf_modes=HF_MODES,
-                 compare_dtype=True)
-            for variant in ("vits16", "vitb16") for dtype in ("float32", "bfloat16")]
+                 batches, open_fractions=(), dtype=dtype, peers=False,
+                 hf_modes=() if dtype == "int8" else HF_MODES, compare_dtype=True,
+                 note=INT8_NOTE if dtype == "int8" else "")
+            for variant in ("vits16", "vitb16") for dtype in SUFFIX]
 
 
 def smoke_cases(device, dtype_comparison=False, max_batch_size=2):

@@ -30,9 +30,12 @@ sys.path.insert(0, HERE)
 import bench_report as report  # noqa: E402
 import dtype_report  # noqa: E402
 
-CASES = ["vits16-224", "vitb16-224", "vitb16-448-dense", "vits16-224-bf16", "vitb16-224-bf16"]
-PEER_CASES = CASES[:3]  # the bfloat16 cases run without peers
-DTYPE_CASES = ["vits16-224", "vitb16-224", "vits16-224-bf16", "vitb16-224-bf16"]
+CASES = ["vits16-224", "vitb16-224", "vitb16-448-dense", "vits16-224-bf16", "vitb16-224-bf16",
+         "vits16-224-int8", "vitb16-224-int8"]
+PEER_CASES = CASES[:3]  # the bfloat16 and int8 cases run without peers
+DTYPE_CASES = ["vits16-224", "vitb16-224", "vits16-224-bf16", "vitb16-224-bf16",
+               "vits16-224-int8", "vitb16-224-int8"]
+INT8_CASES = DTYPE_CASES[4:]  # no int8 GEMM row, no transformers rows
 CLOSED_HEADER = ["server", "concurrency", "images/s", "p50 ms", "p99 ms", "queue ms",
                  "preprocess ms", "inference ms", "mean batch", "errors"]
 POINT_KEYS = {"concurrency", "rate", "stable", "windows", "seconds", "requests", "images",
@@ -246,7 +249,8 @@ def test_dtype_report_tables():
     assert glance[0] == ["s", "float32", "200.0", "100.0", "50%", "10.00", "9.50", "0.95x",
                          "5.00", "8.00", "1.90x", "1.19x"]
     header, speedup = tables[1]
-    assert header[0] == "variant" and speedup == [["vits16 224"] + ["2.00x"] * 6]
+    assert header[:2] == ["variant", "dtype"]
+    assert speedup == [["vits16 224", "bfloat16"] + ["2.00x"] * 6]
     assert "- CPU flags: avx2" in text and text.startswith("## CPU dtype comparison")
 
 
@@ -262,12 +266,13 @@ def test_dtype_comparison_cases():
     import run_bench
     args = run_bench.parse_args(["--dtype-comparison", "--out", os.devnull])
     cases = run_bench.dtype_cases(args.device, args.max_batch_size)
-    assert [c.name for c in cases] == ["vits16-224", "vits16-224-bf16", "vitb16-224",
-                                       "vitb16-224-bf16"]
-    assert all(not c.peers and c.hf_modes == ("eager", "compile") and c.compare_dtype and
-               c.ceiling_batches == (1, 8) for c in cases)
+    assert [c.name for c in cases] == ["vits16-224", "vits16-224-bf16", "vits16-224-int8",
+                                       "vitb16-224", "vitb16-224-bf16", "vitb16-224-int8"]
+    assert all(not c.peers and c.compare_dtype and c.ceiling_batches == (1, 8) for c in cases)
+    # transformers has no int8 path of its own: no transformers rows for the int8 cases
+    assert [c.hf_modes for c in cases] == [("eager", "compile"), ("eager", "compile"), ()] * 2
     assert [run_bench.model_key(args, c) for c in cases] == [
-        "vits16", "vits16-bfloat16", "vitb16", "vitb16-bfloat16"]
+        "vits16", "vits16-bfloat16", "vits16-int8", "vitb16", "vitb16-bfloat16", "vitb16-int8"]
 
 
 def test_combine_ceilings_keeps_the_faster_and_both_times():
@@ -487,8 +492,8 @@ def test_smoke_case_tables(smoke, name):
                                                 ("GEMM 2048x2048x2048", "bfloat16")]
     assert [r[0] for r in gemm[2:]] == ["bare forward, batch 1", "bare forward, batch 2"]
     assert all(positive(r[3]) for r in gemm), gemm  # GFLOP/s
-    assert all(r[4].endswith("%") for r in gemm[2:]), gemm
-    if name in DTYPE_CASES:
+    assert all(r[4] == "–" if name in INT8_CASES else r[4].endswith("%") for r in gemm[2:]), gemm
+    if name in DTYPE_CASES and name not in INT8_CASES:
         assert_hf_rows(tables[headers.index(report.HF_COLUMNS)][1], name)
     else:
         assert report.HF_COLUMNS not in headers
@@ -525,12 +530,18 @@ def assert_dtype_section(section):
     tables = markdown_tables(section)
     header, glance = tables[0]
     assert header[0] == "case" and [r[0] for r in glance] == DTYPE_CASES
-    assert [r[1] for r in glance] == ["float32", "float32", "bfloat16", "bfloat16"]
+    assert [r[1] for r in glance] == ["float32", "float32", "bfloat16", "bfloat16", "int8", "int8"]
     for row in glance:
-        assert all(positive(row[i]) for i in (2, 3, 5, 6, 8)), row  # GEMM ... HF eager
+        int8 = row[1] == "int8"
+        assert all(positive(row[i]) for i in (3, 5, 6) + (() if int8 else (2, 8))), row
+        assert not int8 or row[2] == row[8] == "–", row  # no int8 GEMM, no transformers rows
     header, speedup = tables[1]
-    assert header[0] == "variant" and [r[0] for r in speedup] == ["vits16 224", "vitb16 224"]
-    assert all(re.fullmatch(r"\d+\.\d\dx", c) for r in speedup for c in r[1:5]), speedup
+    assert header[:2] == ["variant", "dtype"]
+    assert [r[:2] for r in speedup] == [["vits16 224", "bfloat16"], ["vits16 224", "int8"],
+                                        ["vitb16 224", "bfloat16"], ["vitb16 224", "int8"]]
+    for row in speedup:  # GEMM (bfloat16 only), ceiling at batch 1 and B, ours
+        cells = row[3:6] if row[1] == "int8" else row[2:6]
+        assert all(re.fullmatch(r"\d+\.\d\dx", c) for c in cells), speedup
 
 
 def test_smoke_plots(smoke):
@@ -583,8 +594,8 @@ def test_smoke_raw_json(smoke):
         assert set(case["gemm"]) == {"float32", "bfloat16"}
         assert case["case"]["flops_per_image"] > 0
         assert [h["mode"] for h in case["hf"]] == (
-            [] if name not in DTYPE_CASES else ["eager", "compile"] if name == CASES[0]
-            else ["eager"])
+            [] if name not in DTYPE_CASES or name in INT8_CASES
+            else ["eager", "compile"] if name == CASES[0] else ["eager"])
     serialization = json.loads((results / "serialization.json").read_text())
     assert all("wire_bytes" in e for e in report.gbench_entries(serialization))
 

@@ -1,13 +1,14 @@
-"""How close a served reduced-precision compute dtype (model.compute_dtype) comes to float32.
+"""How close a served reduced-precision dtype comes to float32.
 
-Two servers load the same export, one computing in float32 and one in the dtype under test;
-both embed the same real photos (Debian's mate-backgrounds, installed by scripts/setup.sh) and
+Two servers load the same weights, one computing in float32 and one in the dtype under test
+(bfloat16, float16: the float32 export with model.compute_dtype; int8: the int8 export of the
+same weights, computing as exported); both embed the same real photos (Debian's mate-backgrounds, installed by scripts/setup.sh) and
 the cosine of every output to its float32 counterpart is taken: CLS, pooled (mean of the patch
 tokens) and each patch token. test_compute_dtype.py asserts the bounds README "Exactness"
 documents; run as a script, this prints that table:
 
   .venv/bin/python tests/integration/python/dtype_fidelity.py [--variants vits16,vitb16]
-      [--dtypes bfloat16,float16]
+      [--dtypes bfloat16,float16,int8]
 
 Models are random (UNTRAINED) full-depth exports: real weights cannot be downloaded here.
 """
@@ -39,10 +40,10 @@ def photos():
     return files
 
 
-def export_model(directory, variant, depth=None, seed=0):
-    path = os.path.join(str(directory), f"{variant}.pt")
+def export_model(directory, variant, depth=None, seed=0, dtype="float32"):
+    path = os.path.join(str(directory), f"{variant}-{dtype}.pt")
     cmd = [sys.executable, "-m", "model.export", "--random", "--variant", variant,
-           "--seed", str(seed), "--output", path]
+           "--seed", str(seed), "--dtype", dtype, "--output", path]
     if depth is not None:
         cmd += ["--depth", str(depth)]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
@@ -75,8 +76,10 @@ def compare(reference, test):
 
 
 def serve_and_embed(model, compute_dtype, log_path, files, sizes=SIZES):
-    """{size: embeddings} from a server computing in `compute_dtype`."""
-    proc, _, client = start_server(model, log_path, f"--compute_dtype={compute_dtype}")
+    """{size: embeddings} from a server computing in `compute_dtype` ("int8": `model` is an
+    int8 export, served as exported)."""
+    flag = "export" if compute_dtype == "int8" else compute_dtype
+    proc, _, client = start_server(model, log_path, f"--compute_dtype={flag}")
     try:
         info = client.model_info()
         assert info.model_dtype == compute_dtype, (info.model_dtype, compute_dtype)
@@ -88,7 +91,7 @@ def serve_and_embed(model, compute_dtype, log_path, files, sizes=SIZES):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default="vits16,vitb16")
-    parser.add_argument("--dtypes", default="bfloat16,float16")
+    parser.add_argument("--dtypes", default="bfloat16,float16,int8")
     args = parser.parse_args()
     files = photos()
     rows = []
@@ -98,7 +101,8 @@ def main():
             log = os.path.join(tmp, "server.log")
             reference = serve_and_embed(model, "float32", log, files)
             for dtype in args.dtypes.split(","):
-                test = serve_and_embed(model, dtype, log, files)
+                served = export_model(tmp, variant, dtype="int8") if dtype == "int8" else model
+                test = serve_and_embed(served, dtype, log, files)
                 for size in SIZES:
                     stats = compare(reference[size], test[size])
                     rows.append((variant, dtype, size, stats))

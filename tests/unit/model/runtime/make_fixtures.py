@@ -2,6 +2,7 @@
 
   model.pt          a random vits16 with 2 blocks, exported with the real exporter
   model_bf16.pt     the same weights exported in bfloat16
+  model_int8.pt     the same weights exported in int8 (dynamically quantised Linear layers)
   expected.pt       inputs and the Python TorchScript outputs for two resolutions, as buffers
                     named {a,b}_{input,cls,registers,patch_tokens} of a scripted container
   not_dinov3.pt     a valid TorchScript archive without dinov3.json
@@ -48,6 +49,9 @@ def main(out_dir: str) -> None:
     assert export_cli.main(["--random", "--variant", "vits16", "--depth", "2", "--seed", "3",
                             "--dtype", "bfloat16",
                             "--output", os.path.join(out_dir, "model_bf16.pt")]) == 0
+    assert export_cli.main(["--random", "--variant", "vits16", "--depth", "2", "--seed", "3",
+                            "--dtype", "int8",
+                            "--output", os.path.join(out_dir, "model_int8.pt")]) == 0
     scripted = torch.jit.load(model_path)
     tensors = {}
     gen = torch.Generator().manual_seed(0)

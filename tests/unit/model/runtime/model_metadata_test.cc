@@ -70,7 +70,7 @@ INSTANTIATE_TEST_SUITE_P(
         Defect{"missing", [](nlohmann::json& j) { j.erase("depth"); }, "'depth' is missing"},
         Defect{"type", [](nlohmann::json& j) { j["embed_dim"] = "768"; }, "'embed_dim' has the"},
         Defect{"version", [](nlohmann::json& j) { j["format_version"] = 9; }, "'format_version'"},
-        Defect{"dtype", [](nlohmann::json& j) { j["dtype"] = "int8"; }, "'dtype' is 'int8'"},
+        Defect{"dtype", [](nlohmann::json& j) { j["dtype"] = "int4"; }, "'dtype' is 'int4'"},
         Defect{"heads", [](nlohmann::json& j) { j["num_heads"] = 7; }, "'num_heads' 7 does not"},
         Defect{"size",
                [](nlohmann::json& j) {

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
+
 namespace dinov3::model {
 namespace {
 
@@ -140,6 +142,48 @@ TEST(ModelRuntimeComputeDtype, UnknownDtypeIsRejected) {
   auto runtime = ModelRuntime::Load(Fixture("model.pt"), "cpu", true, "int4");
   EXPECT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(runtime.status().message(), HasSubstr("compute dtype 'int4'"));
+}
+
+// An int8 export (dynamically quantised Linear layers, the rest float32) answers in float32,
+// close to the float32 export of the same weights, and takes no compute dtype.
+TEST(ModelRuntimeInt8, ComputesAsExportedCloseToFloat32) {
+  auto int8 = ModelRuntime::Load(Fixture("model_int8.pt"));
+  ASSERT_TRUE(int8.ok()) << int8.status();
+  auto f32 = ModelRuntime::Load(Fixture("model.pt"));
+  ASSERT_TRUE(f32.ok()) << f32.status();
+  EXPECT_EQ((*int8)->metadata().dtype, "int8");
+  EXPECT_EQ((*int8)->metadata().compute_dtype, "int8");
+  EXPECT_THAT(DescribeModel((*int8)->metadata()), HasSubstr("dtype=int8 "));
+
+  const torch::Tensor pixels = torch::randn({2, 3, 64, 48});
+  auto a = (*int8)->Forward(pixels);
+  auto b = (*f32)->Forward(pixels);
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  EXPECT_EQ(a->patch_tokens.scalar_type(), torch::kFloat32);
+  EXPECT_FALSE(torch::equal(a->cls, b->cls));  // the Linear layers did run in int8
+  const torch::Tensor cosine =
+      torch::cosine_similarity(a->patch_tokens.flatten(0, 1), b->patch_tokens.flatten(0, 1), 1);
+  EXPECT_GT(cosine.min().item<double>(), 0.99);
+}
+
+TEST(ModelRuntimeInt8, RejectsAComputeDtypeAndNamesTheFix) {
+  for (const char* dtype : {"float32", "bfloat16"}) {
+    auto runtime = ModelRuntime::Load(Fixture("model_int8.pt"), "cpu", true, dtype);
+    EXPECT_EQ(runtime.status().code(), absl::StatusCode::kInvalidArgument) << dtype;
+    EXPECT_THAT(runtime.status().message(), HasSubstr("is an int8 export"));
+    EXPECT_THAT(runtime.status().message(), HasSubstr(absl::StrCat("--dtype ", dtype)));
+  }
+}
+
+TEST(ModelRuntimeLoad, ReadMetadataReadsTheArchiveWithoutLoadingIt) {
+  auto metadata = ModelRuntime::ReadMetadata(Fixture("model_int8.pt"));
+  ASSERT_TRUE(metadata.ok()) << metadata.status();
+  EXPECT_EQ(metadata->dtype, "int8");
+  EXPECT_EQ(metadata->variant, "vits16");
+  EXPECT_EQ(ModelRuntime::ReadMetadata(Fixture("missing.pt")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_THAT(ModelRuntime::ReadMetadata(Fixture("not_dinov3.pt")).status().message(),
+              HasSubstr("not a DINOv3 export"));
 }
 
 TEST(ModelRuntimeForward, RejectsInputsThatBreakTheContract) {

@@ -23,24 +23,35 @@ TEST(ComputeDtypeTest, AutoFollowsTheDeviceAndTheCpu) {
   const CpuFeatures amx_only = Cpu({"amx_bf16"});
   const CpuFeatures epyc_zen3 = Cpu({"avx2"});
   const CpuFeatures skylake = Cpu({"avx2", "avx512f", "avx512_vnni"});
-  EXPECT_EQ(ResolveComputeDtype("auto", false, sapphire_rapids), "bfloat16");
+  EXPECT_EQ(ResolveComputeDtype("auto", "float32", false, sapphire_rapids), "bfloat16");
   // AVX512_BF16 without AMX: bfloat16 measured slower than float32 (compute_dtype.h).
-  EXPECT_EQ(ResolveComputeDtype("auto", false, cooper_lake), "float32");
-  EXPECT_EQ(ResolveComputeDtype("auto", false, amx_only), "bfloat16");
-  EXPECT_EQ(ResolveComputeDtype("auto", false, epyc_zen3), "float32");
-  EXPECT_EQ(ResolveComputeDtype("auto", false, skylake), "float32");
-  EXPECT_EQ(ResolveComputeDtype("auto", false, CpuFeatures{}), "float32");
-  EXPECT_EQ(ResolveComputeDtype("auto", true, epyc_zen3), "float16");
-  EXPECT_EQ(ResolveComputeDtype("auto", true, sapphire_rapids), "float16");
+  EXPECT_EQ(ResolveComputeDtype("auto", "float32", false, cooper_lake), "float32");
+  EXPECT_EQ(ResolveComputeDtype("auto", "float32", false, amx_only), "bfloat16");
+  EXPECT_EQ(ResolveComputeDtype("auto", "float32", false, epyc_zen3), "float32");
+  EXPECT_EQ(ResolveComputeDtype("auto", "float32", false, skylake), "float32");
+  EXPECT_EQ(ResolveComputeDtype("auto", "float32", false, CpuFeatures{}), "float32");
+  EXPECT_EQ(ResolveComputeDtype("auto", "float32", true, epyc_zen3), "float16");
+  EXPECT_EQ(ResolveComputeDtype("auto", "float32", true, sapphire_rapids), "float16");
+}
+
+TEST(ComputeDtypeTest, AnInt8ExportComputesAsExportedUnderAuto) {
+  const CpuFeatures sapphire_rapids = Cpu({"avx2", "avx512f", "avx512_bf16", "amx_bf16"});
+  EXPECT_EQ(ResolveComputeDtype("auto", "int8", false, sapphire_rapids), "");
+  EXPECT_EQ(ResolveComputeDtype("auto", "int8", false, Cpu({"avx2"})), "");
+  EXPECT_EQ(ResolveComputeDtype("export", "int8", false, sapphire_rapids), "");
+  // An explicit dtype is passed on: the runtime refuses it for an int8 export.
+  EXPECT_EQ(ResolveComputeDtype("bfloat16", "int8", false, sapphire_rapids), "bfloat16");
+  // A bfloat16 export on a CPU without AMX computes in float32 under auto.
+  EXPECT_EQ(ResolveComputeDtype("auto", "bfloat16", false, Cpu({"avx2"})), "float32");
 }
 
 TEST(ComputeDtypeTest, ExplicitValuesIgnoreTheCpu) {
   const CpuFeatures none;
-  EXPECT_EQ(ResolveComputeDtype("export", false, none), "");
-  EXPECT_EQ(ResolveComputeDtype("export", true, none), "");
+  EXPECT_EQ(ResolveComputeDtype("export", "float32", false, none), "");
+  EXPECT_EQ(ResolveComputeDtype("export", "float32", true, none), "");
   for (const char* dtype : {"float32", "bfloat16", "float16"}) {
-    EXPECT_EQ(ResolveComputeDtype(dtype, false, none), dtype);
-    EXPECT_EQ(ResolveComputeDtype(dtype, true, none), dtype);
+    EXPECT_EQ(ResolveComputeDtype(dtype, "float32", false, none), dtype);
+    EXPECT_EQ(ResolveComputeDtype(dtype, "float32", true, none), dtype);
   }
 }
 
