@@ -10,9 +10,9 @@
 #   --smoke       a very short run for CI (depth-1 models, concurrency 1,2, 1 s windows); it
 #                 needs --out and never writes BENCHMARKS.md; its plots and JSON go to
 #                 bench-results/ next to --out.
-#   --dtype-comparison  only the CPU dtype comparison: vits16 and vitb16 at 224x224 in float32
-#                 and bfloat16 (GEMM rate, ceiling, our server, transformers eager and compiled;
-#                 no peers), about 25-35 min on 2 cores; rewrites only the section between
+#   --dtype-comparison  only the CPU dtype comparison: vits16 and vitb16 at 224x224 in float32,
+#                 bfloat16 and int8 (GEMM rate, ceiling, our server, transformers eager and
+#                 compiled; no peers), about 15-35 min on 2 cores; rewrites only the section between
 #                 `<!-- generated:cpu-dtype:begin/end -->` (a full CPU run writes it too).
 #   --device      cpu (default) or cuda[:N]; on CUDA the models are exported in float16 and a
 #                 vitl16 case is added (pick cases with: -- --cases vits16-224,vitl16-224).
