@@ -1,16 +1,16 @@
 r"""The benchmark suite of issue 7: ceiling, our server and the peers back to back, one report.
 
 For each case (vits16 224x224, vitb16 224x224, dense vitb16 448x448 with patch tokens; on a CPU
-also vits16 and vitb16 224x224 in bfloat16) it runs the bare TorchScript forward
+also vits16 and vitb16 224x224 in bfloat16 and in int8) it runs the bare TorchScript forward
 (dinov3-model-bench, the ceiling; on a CPU with the machine's GEMM rate in float32 and bfloat16),
 then dinov3-server, then the peers (tests/bench/peers: plain Python gRPC, LitServe; not in the
-bfloat16 cases), each started fresh, checked for the same CLS as ours and driven by the same
-dinov3-bench load, then (the 224x224 CPU cases) transformers' DINOv3ViTModel eager and
-torch.compile'd (hf_forward.py); then the serialization benchmark once. Writes BENCHMARKS.md
+bfloat16 and int8 cases), each started fresh, checked for the same CLS as ours and driven by the same
+dinov3-bench load, then (the 224x224 CPU cases but int8) transformers' DINOv3ViTModel eager
+and torch.compile'd (hf_forward.py); then the serialization benchmark once. Writes BENCHMARKS.md
 (only between its generated markers: the device's section and, on a CPU, the dtype comparison's),
 PNG plots and raw JSON.
 
---dtype-comparison runs only the four 224x224 CPU cases (float32 and bfloat16), shorter, without
+--dtype-comparison runs only the six 224x224 CPU cases (float32, bfloat16, int8), shorter, without
 peers or the serialization benchmark, and rewrites only the dtype comparison's section.
 
     scripts/bench.sh [--smoke] [--dtype-comparison] [--device cpu|cuda:0] [--out BENCHMARKS.md]
