@@ -4,8 +4,8 @@ For each case (vits16 224x224, vitb16 224x224, dense vitb16 448x448 with patch t
 also vits16 and vitb16 224x224 in bfloat16 and in int8) it runs the bare TorchScript forward
 (dinov3-model-bench, the ceiling; on a CPU with the machine's GEMM rate in float32 and bfloat16),
 then dinov3-server, then the peers (tests/bench/peers: plain Python gRPC, LitServe; not in the
-bfloat16 and int8 cases), each started fresh, checked for the same CLS as ours and driven by the same
-dinov3-bench load, then (the 224x224 CPU cases but int8) transformers' DINOv3ViTModel eager
+bfloat16 and int8 cases), each started fresh, checked for the same CLS as ours and driven by the
+same dinov3-bench load, then (the 224x224 CPU cases but int8) transformers' DINOv3ViTModel eager
 and torch.compile'd (hf_forward.py); then the serialization benchmark once. Writes BENCHMARKS.md
 (only between its generated markers: the device's section and, on a CPU, the dtype comparison's),
 PNG plots and raw JSON.
