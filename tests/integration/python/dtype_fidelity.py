@@ -4,8 +4,9 @@ Two servers load the same weights, one computing in float32 and one in the dtype
 (bfloat16, float16: the float32 export with model.compute_dtype; int8: the int8 export of the
 same weights, computing as exported); both embed the same real photos (Debian's
 mate-backgrounds, installed by scripts/setup.sh) and the cosine of every output to its float32
-counterpart is taken: CLS, pooled (mean of the patch tokens) and each patch token. test_compute_dtype.py asserts the bounds README "Exactness"
-documents; run as a script, this prints that table:
+counterpart is taken: CLS, pooled (mean of the patch tokens) and each patch token.
+test_compute_dtype.py asserts the bounds README "Exactness" documents; run as a script, this
+prints that table:
 
   .venv/bin/python tests/integration/python/dtype_fidelity.py [--variants vits16,vitb16]
       [--dtypes bfloat16,float16,int8]
