@@ -12,7 +12,7 @@
 #                 bench-results/ next to --out.
 #   --dtype-comparison  only the CPU dtype comparison: vits16 and vitb16 at 224x224 in float32,
 #                 bfloat16 and int8 (GEMM rate, ceiling, our server, transformers eager and
-#                 compiled; no peers), about 15-35 min on 2 cores; rewrites only the section between
+#                 compiled; no peers), about 13-35 min on 2 cores; rewrites only the section between
 #                 `<!-- generated:cpu-dtype:begin/end -->` (a full CPU run writes it too).
 #   --device      cpu (default) or cuda[:N]; on CUDA the models are exported in float16 and a
 #                 vitl16 case is added (pick cases with: -- --cases vits16-224,vitl16-224).

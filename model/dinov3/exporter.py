@@ -51,10 +51,19 @@ def build_module(config: ArchConfig, state: Dict[str, Tensor], dtype: str) -> Di
     model = model.to(DTYPES.get(dtype, torch.float32)).eval()
     model.rope_embed.periods = state["rope_embed.periods"].to(torch.float32).clone()
     if dtype == "int8":
+        if QUANTIZED_ENGINE not in torch.backends.quantized.supported_engines:
+            raise ValueError(f"int8 needs PyTorch's {QUANTIZED_ENGINE} quantized engine (x86 "
+                             "CPUs); this torch has "
+                             f"{torch.backends.quantized.supported_engines}")
+        previous = torch.backends.quantized.engine
         torch.backends.quantized.engine = QUANTIZED_ENGINE
-        with warnings.catch_warnings():  # torch.ao.quantization's notice that torchao exists
-            warnings.simplefilter("ignore", DeprecationWarning)
-            model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        try:
+            with warnings.catch_warnings():  # torch.ao.quantization's notice about torchao
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = torch.ao.quantization.quantize_dynamic(model, {nn.Linear},
+                                                               dtype=torch.qint8)
+        finally:
+            torch.backends.quantized.engine = previous
     return model
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from tests.integration.python import dtype_fidelity
 from tests.integration.python.prometheus_process import samples, scrape
-from tests.integration.python.server_process import (SERVER, export_random_model, metrics_port,
-                                                      running_server, tail)
+from tests.integration.python.server_process import (SERVER, export_random_model, free_port,
+                                                      metrics_port, running_server, tail)
 
 REPORTED = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "avx512_fp16",
             "avx512_vnni", "avx_vnni")
@@ -122,6 +122,20 @@ def test_served_int8_stays_within_the_documented_cosine_on_real_photos(tmp_path)
             assert stats[name][0] >= bound, (size, name, stats[name])
 
 
+def test_int8_vectors_depend_little_on_the_batch(tmp_path):
+    """Dynamic int8 picks one activation scale per forward, over the whole batch: an image's
+    vectors change a little with its batch companions (README "Exactness": cosine >= 0.998)."""
+    files = dtype_fidelity.photos()[:4]
+    model = dtype_fidelity.export_model(tmp_path, "vits16", depth=2, dtype="int8")
+    with running_server(model, tmp_path / "server.log", "--max_batch_size=4") as (_, client):
+        together = client.embed(files, outputs=("cls", "patch_tokens"))
+        alone = [client.embed([f], outputs=("cls", "patch_tokens"))[0] for f in files]
+    for name in ("cls", "patch_tokens"):
+        cosine = np.concatenate([dtype_fidelity.cosines(getattr(a, name), getattr(t, name))
+                                 for a, t in zip(alone, together)])
+        assert cosine.min() >= INT8_MIN_COSINE[name], (name, cosine.min())
+
+
 def test_an_int8_export_computes_as_exported_and_refuses_a_float_compute_dtype(tmp_path):
     model = dtype_fidelity.export_model(tmp_path, "vits16", depth=1, dtype="int8")
     with running_server(model, tmp_path / "auto.log", "--compute_dtype=auto") as (_, client):
@@ -129,7 +143,8 @@ def test_an_int8_export_computes_as_exported_and_refuses_a_float_compute_dtype(t
         assert (info.model_dtype, info.export_dtype) == ("int8", "int8")
         [result] = client.embed([np.zeros((32, 32, 3), dtype=np.uint8)], outputs=("cls",))
         assert result.cls.dtype == np.float32 and np.all(np.isfinite(result.cls))
-    done = subprocess.run([SERVER, f"--model={model}", "--compute_dtype=bfloat16"],
+    done = subprocess.run([SERVER, f"--model={model}", "--compute_dtype=bfloat16",
+                           f"--listen=127.0.0.1:{free_port()}", "--metrics_enabled=false"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "is an int8 export" in done.stderr and "--dtype bfloat16" in done.stderr, done.stderr
