@@ -129,9 +129,9 @@ absl::StatusOr<ModelMetadata> ModelRuntime::ReadMetadata(const std::string& path
   try {
     caffe2::serialize::PyTorchStreamReader reader(path);
     if (!reader.hasRecord(record)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", path, "' has no ", kMetadataFileName, " metadata: not a DINOv3 export ",
-                       "(a checkpoint or another archive? export it with `python -m model.export`)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "'", path, "' has no ", kMetadataFileName, " metadata: not a DINOv3 export ",
+          "(a checkpoint or another archive? export it with `python -m model.export`)"));
     }
     auto [data, size] = reader.getRecord(record);
     json.assign(static_cast<const char*>(data.get()), size);

@@ -78,6 +78,11 @@ std::vector<SizeClass> SizeClasses() {
           {"webp-2mp", 2, ".webp", {cv::IMWRITE_WEBP_QUALITY, 90}}};
 }
 
+// Encoded bytes as a cv::Mat for imdecode (which only reads them).
+cv::Mat Wrap(const std::string& bytes) {
+  return cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+}
+
 // The photo scaled to `megapixels` (aspect kept) and encoded as the class says.
 std::string Encode(const cv::Mat& photo, const SizeClass& size_class) {
   const double scale = std::sqrt(size_class.megapixels * 1e6 / photo.total());
@@ -95,9 +100,7 @@ std::string Encode(const cv::Mat& photo, const SizeClass& size_class) {
 std::vector<Input> MakeInputs(const std::string& photo_path) {
   std::ifstream in(photo_path, std::ios::binary);
   const std::string file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  const cv::Mat photo = cv::imdecode(cv::Mat(1, static_cast<int>(file.size()), CV_8U,
-                                             const_cast<char*>(file.data())),
-                                     cv::IMREAD_COLOR);
+  const cv::Mat photo = cv::imdecode(Wrap(file), cv::IMREAD_COLOR);
   if (photo.empty()) {
     std::fprintf(stderr, "cannot read the photo %s (install mate-backgrounds: scripts/setup.sh)\n",
                  photo_path.c_str());
@@ -115,10 +118,6 @@ std::vector<Input> MakeInputs(const std::string& photo_path) {
     inputs.push_back(std::move(input));
   }
   return inputs;
-}
-
-cv::Mat Wrap(const std::string& bytes) {
-  return cv::Mat(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
 }
 
 torch::Tensor ToFloat(const RgbImage& image) {
@@ -140,7 +139,7 @@ torch::Tensor Resize224(const torch::Tensor& x) {
 const dinov3::engine::Normalization kNorm{{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
 
 void SetCounters(benchmark::State& state, const Input& input) {
-  state.counters["megapixels"] = input.image.width * double{1} * input.image.height / 1e6;
+  state.counters["megapixels"] = static_cast<double>(input.image.width) * input.image.height / 1e6;
   state.counters["encoded_bytes"] = static_cast<double>(input.bytes.size());
 }
 

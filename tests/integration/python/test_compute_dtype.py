@@ -1,7 +1,6 @@
 """model.compute_dtype on the real server: what it reports (GetModelInfo, log, metrics), that the
 wire dtype stays the client's choice, and that served bfloat16 and int8 vectors stay within the
 cosine to float32 that README "Exactness" documents, on real photos (dtype_fidelity.py)."""
-import os
 import subprocess
 
 import numpy as np
@@ -97,28 +96,28 @@ def test_wire_dtype_is_the_clients_choice(model, tmp_path):
     np.testing.assert_allclose(f32_as_bf16.cls, f32_as_f32.cls, rtol=1 / 128, atol=1e-6)
 
 
-def test_served_bfloat16_stays_within_the_documented_cosine_on_real_photos(tmp_path):
+@pytest.fixture(scope="module")
+def photo_reference(tmp_path_factory):
+    """(photo files, the float32 vits16 export's served embeddings of them), made once."""
+    tmp = tmp_path_factory.mktemp("reference")
     files = dtype_fidelity.photos()
-    model = dtype_fidelity.export_model(tmp_path, "vits16")
-    log = os.path.join(str(tmp_path), "server.log")
-    reference = dtype_fidelity.serve_and_embed(model, "float32", log, files)
-    test = dtype_fidelity.serve_and_embed(model, "bfloat16", log, files)
-    for size in dtype_fidelity.SIZES:
-        stats = dtype_fidelity.compare(reference[size], test[size])
-        for name, bound in BFLOAT16_MIN_COSINE.items():
-            assert stats[name][0] >= bound, (size, name, stats[name])
+    model = dtype_fidelity.export_model(tmp, "vits16")
+    return files, dtype_fidelity.serve_and_embed(model, "float32", str(tmp / "server.log"), files)
 
 
-def test_served_int8_stays_within_the_documented_cosine_on_real_photos(tmp_path):
-    files = dtype_fidelity.photos()
-    reference_model = dtype_fidelity.export_model(tmp_path, "vits16")
-    int8_model = dtype_fidelity.export_model(tmp_path, "vits16", dtype="int8")
-    log = os.path.join(str(tmp_path), "server.log")
-    reference = dtype_fidelity.serve_and_embed(reference_model, "float32", log, files)
-    test = dtype_fidelity.serve_and_embed(int8_model, "int8", log, files)
+@pytest.mark.parametrize("dtype, bounds", [("bfloat16", BFLOAT16_MIN_COSINE),
+                                           ("int8", INT8_MIN_COSINE)])
+def test_served_dtype_stays_within_the_documented_cosine_on_real_photos(photo_reference, dtype,
+                                                                         bounds, tmp_path):
+    """bfloat16: the float32 export computing in bfloat16; int8: the int8 export of the same
+    weights, served as exported."""
+    files, reference = photo_reference
+    model = dtype_fidelity.export_model(tmp_path, "vits16",
+                                        dtype="int8" if dtype == "int8" else "float32")
+    test = dtype_fidelity.serve_and_embed(model, dtype, str(tmp_path / "server.log"), files)
     for size in dtype_fidelity.SIZES:
         stats = dtype_fidelity.compare(reference[size], test[size])
-        for name, bound in INT8_MIN_COSINE.items():
+        for name, bound in bounds.items():
             assert stats[name][0] >= bound, (size, name, stats[name])
 
 
