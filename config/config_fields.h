@@ -59,6 +59,8 @@ inline constexpr absl::string_view kLogFormats[] = {"text", "json"};
 // model.compute_dtype; server/engine/compute_dtype.h says what each value computes in.
 inline constexpr absl::string_view kComputeDtypes[] = {"export", "auto", "float32", "bfloat16",
                                                        "float16"};
+// server.decode; server/preprocess/resize_plan.h (DecodeMode) says what each does.
+inline constexpr absl::string_view kDecodeModes[] = {"exact", "fast"};
 inline constexpr int64_t kInt32Max = 2147483647;
 
 // Config is ServerConfig or const ServerConfig.
@@ -71,6 +73,10 @@ void VisitFields(Config& c, Visitor&& v) {
   v("server.preprocess_threads", c.server.preprocess_threads, IntRange{0, 1024},
     "image decode threads; 0 = the usable CPUs: the affinity mask, capped by the container's "
     "cgroup CPU quota (rounded up)");
+  v("server.decode", c.server.decode, OneOf{kDecodeModes},
+    "default for requests that leave preprocess.decode unset: exact (full-size decode, the "
+    "reference preprocessing) or fast (a JPEG at least 2x the resize target decodes at 1/2, "
+    "1/4 or 1/8 scale in the DCT domain; README, Exactness)");
   v("server.drain_seconds", c.server.drain_seconds, DoubleRange{0, 3600},
     "on SIGTERM, how long accepted work may take to finish, seconds");
   v("server.max_connection_age_seconds", c.server.max_connection_age_seconds, DoubleRange{0, 86400},

@@ -25,6 +25,7 @@ struct ServerSection {
   int max_concurrent_streams = 100;              // calls open at once on one connection
   int64_t grpc_memory_bytes = 0;                 // gRPC's buffers; 0 = a quarter of the budget
   double max_call_seconds = 300;                 // calls without a client deadline
+  std::string decode = "exact";                  // one of kDecodeModes (config_fields.h)
   bool operator==(const ServerSection&) const = default;
 };
 

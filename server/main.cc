@@ -89,6 +89,8 @@ ABSL_FLAG(std::optional<int64_t>, max_batch_pixels, std::nullopt,
           "[batching.max_batch_pixels] cap on the summed H*W of one batch (0 = none)");
 ABSL_FLAG(std::optional<int>, max_queue_size, std::nullopt,
           "[batching.max_queue_size] most images waiting for the model");
+ABSL_FLAG(std::optional<std::string>, decode, std::nullopt,
+          "[server.decode] default image decode: exact (full size) or fast (JPEG DCT scaling)");
 ABSL_FLAG(std::optional<int>, preprocess_threads, std::nullopt,
           "[server.preprocess_threads] image decode threads (0 = usable CPUs)");
 ABSL_FLAG(std::optional<double>, max_connection_age_seconds, std::nullopt,
@@ -185,6 +187,7 @@ ConfigSources SourcesFromCommandLine() {
   AddOverride(FLAGS_max_batch_pixels, "batching.max_batch_pixels", o);
   AddOverride(FLAGS_max_queue_size, "batching.max_queue_size", o);
   AddOverride(FLAGS_preprocess_threads, "server.preprocess_threads", o);
+  AddOverride(FLAGS_decode, "server.decode", o);
   AddOverride(FLAGS_drain_seconds, "server.drain_seconds", o);
   AddOverride(FLAGS_max_connection_age_seconds, "server.max_connection_age_seconds", o);
   AddOverride(FLAGS_max_connection_age_grace_seconds, "server.max_connection_age_grace_seconds", o);
@@ -235,6 +238,8 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
   o.limits.image.max_pixels = c.limits.max_pixels;
   o.limits.image.min_image_side = c.limits.min_image_side;
   o.limits.geometry.max_patches = c.limits.max_patches;
+  o.limits.default_decode = c.server.decode == "fast" ? dinov3::preprocess::DecodeMode::kFast
+                                                      : dinov3::preprocess::DecodeMode::kExact;
   o.batching.max_batch_size = c.batching.max_batch_size;
   o.batching.max_queue_delay = absl::Milliseconds(c.batching.max_queue_delay_ms);
   o.batching.preferred_batch_sizes = c.batching.preferred_batch_sizes;

@@ -48,6 +48,9 @@ ABSL_FLAG(int32_t, height, 0, "embed, dense: Preprocess.height (0 = the mode's d
 ABSL_FLAG(int32_t, width, 0, "embed, dense: Preprocess.width (0 = the mode's default).");
 ABSL_FLAG(int32_t, max_patches, 0,
           "embed, dense: Preprocess.max_patches for keep_aspect (0 = the server's limit).");
+ABSL_FLAG(std::string, decode, "",
+          "embed, dense: Preprocess.decode: exact (full-size decode) or fast (JPEG DCT scaling "
+          "for photos at least 2x the target). Default: the server's (server.decode).");
 ABSL_FLAG(int32_t, rows_per_chunk, 0, "dense: patch rows per chunk (0 = the server's choice).");
 ABSL_FLAG(std::string, format, "json",
           "embed: json (one object per image and line on stdout) or npy (files under --out).");
@@ -69,7 +72,8 @@ Usage:
                                       exits 0 only when SERVING
   dinov3-client embed IMG... [--outputs=cls,pooled,patch_tokens,registers]
       [--dtype=float32|float16|bfloat16] [--l2_normalize] [--preprocess=fixed|crop|keep_aspect]
-      [--height=H --width=W --max_patches=N] [--format=json|npy] [--out=DIR]
+      [--height=H --width=W --max_patches=N] [--decode=exact|fast]
+      [--format=json|npy] [--out=DIR]
                                       one Embed call with all image files (id = file name).
                                       json: one line per image on stdout with "id", "grid"
                                       [h, w] and each output as (nested) float arrays.
@@ -176,6 +180,15 @@ absl::StatusOr<v1::Preprocess> PreprocessFromFlags(absl::string_view default_mod
     return absl::InvalidArgumentError("--height, --width and --max_patches must be >= 0");
   }
   v1::Preprocess preprocess;
+  const std::string decode = absl::GetFlag(FLAGS_decode);
+  if (decode == "exact") {
+    preprocess.set_decode(v1::DECODE_EXACT);
+  } else if (decode == "fast") {
+    preprocess.set_decode(v1::DECODE_FAST);
+  } else if (!decode.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--decode: unknown decode mode \"", decode, "\"; expected exact or fast"));
+  }
   preprocess.set_mode(*mode);
   preprocess.set_height(height);
   preprocess.set_width(width);

@@ -19,8 +19,12 @@
 namespace dinov3::batching {
 
 struct EmbedTask {
-  RgbImage image;
+  RgbImage image;  // empty once `input` is prepared
   ResizePlan plan;
+  // The normalised model input, [3, plan.out_height, plan.out_width] float32 (CHW, row-major),
+  // when the preprocess pool prepared it (PrepareInputFn); empty: the instance builds it from
+  // `image` on its device.
+  std::vector<float> input;
   OutputSet outputs;
   DType dtype = DType::kFloat32;
   bool l2_normalize = false;
@@ -42,6 +46,10 @@ struct EmbedTask {
 };
 
 using TaskBatch = std::vector<std::unique_ptr<EmbedTask>>;
+
+// Work on a task that needs no device, done by the preprocess pool before the task is queued
+// (the engine decides what: ModelEngine::PrepareInput). Thread-safe; an error finishes the task.
+using PrepareInputFn = std::function<absl::Status(EmbedTask&)>;
 
 // One model instance as the batcher sees it. The batcher gives each runner its own dispatch
 // thread and calls every method of that runner on that thread only: PrepareThread once (set

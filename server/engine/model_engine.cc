@@ -14,6 +14,7 @@
 #include "server/engine/compute_dtype.h"
 #include "server/engine/device_stream.h"
 #include "server/engine/health_aggregator.h"
+#include "server/engine/host_input.h"
 #include "server/engine/model_worker.h"
 
 namespace dinov3::engine {
@@ -26,7 +27,10 @@ class LoadedEngine : public ModelEngine {
       : runtimes_(std::move(runtimes)),
         description_(std::move(description)),
         health_(options.on_health_change),
-        on_batch_(options.on_batch) {}
+        on_batch_(options.on_batch),
+        norm_{runtimes_.front()->metadata().image_mean, runtimes_.front()->metadata().image_std},
+        host_input_(std::all_of(runtimes_.begin(), runtimes_.end(),
+                                [](const auto& runtime) { return runtime->device().is_cpu(); })) {}
 
   // Called by Load for each instance, before the engine is shared.
   void AddWorker(const model::ModelRuntime* runtime, int intra_op_threads, int warmup_batch) {
@@ -64,12 +68,18 @@ class LoadedEngine : public ModelEngine {
     for (const auto& worker : workers_) runners.push_back(worker.get());
     return runners;
   }
+  bool PreparesInputOnHost() const override { return host_input_; }
+  absl::Status PrepareInput(batching::EmbedTask& task) const override {
+    return PrepareHostInput(task, norm_);
+  }
 
  private:
   const std::vector<std::unique_ptr<model::ModelRuntime>> runtimes_;
   const std::string description_;
   HealthAggregator health_;
   const std::function<void(const std::string&, int, double)> on_batch_;
+  const Normalization norm_;
+  const bool host_input_;
   std::vector<std::unique_ptr<ModelWorker>> workers_;  // after runtimes_: destroyed first
 };
 

@@ -66,6 +66,12 @@ class ModelEngine {
   // Each must be driven from one thread: PrepareThread (intra-op threads, CUDA stream, warm-up
   // forwards at the default size; an error keeps the instance out of service), then Run.
   virtual std::vector<batching::BatchRunner*> runners() = 0;
+  // True when every instance is a CPU one: then the preprocess pool builds each task's model
+  // input with PrepareInput, and the instances only stack the inputs and run the model. With a
+  // CUDA instance the inputs are built on the device from the uint8 pixels (image_tensor.h).
+  virtual bool PreparesInputOnHost() const = 0;
+  // For an engine that PreparesInputOnHost: host_input.h, on the calling thread. Thread-safe.
+  virtual absl::Status PrepareInput(batching::EmbedTask& task) const = 0;
 };
 
 }  // namespace dinov3::engine

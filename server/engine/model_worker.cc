@@ -149,7 +149,11 @@ absl::Status ModelWorker::RunTasksOrThrow(TaskSpan tasks, absl::Time start) {
   std::vector<torch::Tensor> inputs;
   inputs.reserve(tasks.size());
   for (const auto& task : tasks) {
-    inputs.push_back(ImageToModelInput(task->image, task->plan, norm_, device));
+    const ResizePlan& plan = task->plan;
+    inputs.push_back(task->input.empty() ? ImageToModelInput(task->image, plan, norm_, device)
+                                         : torch::from_blob(task->input.data(),  // stack copies it
+                                                            {3, plan.out_height, plan.out_width})
+                                               .to(device));
   }
   ASSIGN_OR_RETURN(model::ModelOutputs out, runtime_->Forward(torch::stack(inputs)));
   SynchronizeStream(stream_);  // the forward is asynchronous on a GPU

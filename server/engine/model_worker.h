@@ -1,6 +1,7 @@
 // One model instance on one device, as the batcher's BatchRunner (server/batching/task.h): it
-// builds each image's input tensor (resize + normalise on the device), stacks them, runs the
-// model runtime's forward and finishes every task with its encoded outputs or an error.
+// builds each image's input tensor (resize + normalise on the device) unless the preprocess pool
+// prepared it (EmbedTask::input), stacks them, runs the model runtime's forward and finishes
+// every task with its encoded outputs or an error.
 //
 // Threads: the batcher calls PrepareThread once and then Run for each batch, all on the
 // instance's own dispatch thread. PrepareThread sets that thread's intra-op thread count

@@ -83,10 +83,29 @@ absl::StatusOr<RgbImage> BgrToRgbImage(const cv::Mat& bgr) {
   return image;
 }
 
-// OpenCV decode and conversion, with its exceptions turned into statuses. IMREAD_COLOR applies
-// the EXIF orientation and gives 8-bit BGR for grayscale, palette, alpha and 16-bit inputs.
-absl::StatusOr<RgbImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat format,
-                                          ImageSize header, const ImageLimits& limits) {
+// The imdecode flag of a JPEG decode at 1/reduction scale.
+int ReducedColorFlag(int reduction) {
+  switch (reduction) {
+    case 2:
+      return cv::IMREAD_REDUCED_COLOR_2;
+    case 4:
+      return cv::IMREAD_REDUCED_COLOR_4;
+    case 8:
+      return cv::IMREAD_REDUCED_COLOR_8;
+    default:
+      break;
+  }
+  return cv::IMREAD_COLOR;
+}
+
+int CeilDiv(int side, int reduction) { return (side + reduction - 1) / reduction; }
+
+// OpenCV decode and conversion, with its exceptions turned into statuses. IMREAD_COLOR (and its
+// REDUCED forms) applies the EXIF orientation and gives 8-bit BGR for grayscale, palette, alpha
+// and 16-bit inputs. `reduction` > 1 for JPEG only.
+absl::StatusOr<ReducedImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat format,
+                                              ImageSize header, const ImageLimits& limits,
+                                              int reduction) {
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return WithReason(
         absl::InvalidArgumentError(absl::StrCat("image is ", bytes.size(), " bytes, too large")),
@@ -96,22 +115,26 @@ absl::StatusOr<RgbImage> DecodeWithOpenCv(absl::string_view bytes, ImageFormat f
     // imdecode only reads the buffer; the const_cast just lets cv::Mat wrap it without a copy.
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8UC1,
                          const_cast<char*>(bytes.data()));
-    const cv::Mat bgr = cv::imdecode(buffer, cv::IMREAD_COLOR);
+    const cv::Mat bgr = cv::imdecode(buffer, ReducedColorFlag(reduction));
     if (bgr.empty()) return CouldNotDecode(format);
     if (bgr.type() != CV_8UC3) {
       return absl::InternalError("the decoder returned an unexpected pixel type");
     }
     // The header was checked already; this catches EXIF rotation and headers that disagree
     // (the memory reserved for the image was sized from the header, either orientation).
-    RETURN_IF_ERROR(CheckDimensions(bgr.cols, bgr.rows, limits));
-    const bool as_header = bgr.cols == header.width && bgr.rows == header.height;
-    const bool transposed = bgr.cols == header.height && bgr.rows == header.width;
+    const int width = CeilDiv(header.width, reduction);
+    const int height = CeilDiv(header.height, reduction);
+    const bool as_header = bgr.cols == width && bgr.rows == height;
+    const bool transposed = bgr.cols == height && bgr.rows == width;
     if (!as_header && !transposed) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("decoded ", FormatName(format), " is ", bgr.cols, "x", bgr.rows,
-                       ", but its header says ", header.width, "x", header.height));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "decoded ", FormatName(format), " is ", bgr.cols, "x", bgr.rows, ", but its header says ",
+          header.width, "x", header.height, reduction > 1 ? absl::StrCat(" / ", reduction) : ""));
     }
-    return BgrToRgbImage(bgr);
+    const ImageSize full = as_header ? header : ImageSize{header.height, header.width};
+    RETURN_IF_ERROR(CheckDimensions(full.width, full.height, limits));
+    ASSIGN_OR_RETURN(RgbImage image, BgrToRgbImage(bgr));
+    return ReducedImage{std::move(image), full};
   } catch (const cv::Exception&) {
     return CouldNotDecode(format);
   } catch (const std::bad_alloc&) {
@@ -249,10 +272,21 @@ absl::StatusOr<ImageSize> CheckEncodedImage(absl::string_view bytes, const Image
 }
 
 absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const ImageLimits& limits) {
+  ASSIGN_OR_RETURN(ReducedImage decoded, DecodeImageReduced(bytes, limits, 1));
+  return std::move(decoded.image);
+}
+
+absl::StatusOr<ReducedImage> DecodeImageReduced(absl::string_view bytes, const ImageLimits& limits,
+                                                int reduction) {
+  if (reduction != 1 && reduction != 2 && reduction != 4 && reduction != 8) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("decode reduction must be 1, 2, 4 or 8, got ", reduction));
+  }
   ASSIGN_OR_RETURN(const ImageSize header, CheckEncodedImage(bytes, limits));
   const ImageFormat format = SniffFormat(bytes);
   if (format == ImageFormat::kJpeg) RETURN_IF_ERROR(internal::CheckJpegComplete(bytes));
-  return DecodeWithOpenCv(bytes, format, header, limits);
+  return DecodeWithOpenCv(bytes, format, header, limits,
+                          format == ImageFormat::kJpeg ? reduction : 1);
 }
 
 absl::Status CheckRawImage(int width, int height, RawPixelFormat format, size_t data_bytes,

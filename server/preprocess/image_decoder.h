@@ -49,6 +49,20 @@ absl::StatusOr<ImageSize> CheckEncodedImage(absl::string_view bytes, const Image
 // Full decode of an encoded image with the checks described above.
 absl::StatusOr<RgbImage> DecodeImage(absl::string_view bytes, const ImageLimits& limits);
 
+// An image decoded at a reduced scale, and the size it has at full scale after EXIF orientation
+// (what its resize is planned for).
+struct ReducedImage {
+  RgbImage image;
+  ImageSize full_size;
+};
+
+// DecodeImage with every check, but a JPEG is decoded at 1/`reduction` of its size in libjpeg's
+// DCT domain (each side ceil(side / reduction)): far less work than a full decode. `reduction`
+// is 1, 2, 4 or 8 (InvalidArgument otherwise); other formats have no such decoder and are
+// decoded at full size whatever it is.
+absl::StatusOr<ReducedImage> DecodeImageReduced(absl::string_view bytes, const ImageLimits& limits,
+                                                int reduction);
+
 enum class RawPixelFormat { kRgb8, kBgr8, kGray8, kRgba8 };
 
 // The checks ConvertRawImage makes (positive sides, limits, data length), alone.

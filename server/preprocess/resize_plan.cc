@@ -131,16 +131,49 @@ absl::StatusOr<ResizePlan> PlanResize(int h, int w, const PreprocessOptions& o,
                                       const ModelGeometry& g) {
   RETURN_IF_ERROR(ValidateOptions(o, g));
   if (h <= 0 || w <= 0) return absl::InvalidArgumentError("preprocess: empty image");
+  ResizePlan plan;
   switch (o.mode) {
     case ResizeMode::kFixed:
-      return Whole(o.height > 0 ? o.height : g.default_height,
+      plan = Whole(o.height > 0 ? o.height : g.default_height,
                    o.width > 0 ? o.width : g.default_width, Interpolation::kBilinear);
-    case ResizeMode::kShorterSideCenterCrop:
-      return CenterCrop(h, w, o.height > 0 ? o.height : g.default_height, g);
+      break;
+    case ResizeMode::kShorterSideCenterCrop: {
+      ASSIGN_OR_RETURN(plan, CenterCrop(h, w, o.height > 0 ? o.height : g.default_height, g));
+      break;
+    }
     case ResizeMode::kKeepAspect:
-      return KeepAspect(h, w, o, g);
+      plan = KeepAspect(h, w, o, g);
+      break;
   }
-  return absl::InvalidArgumentError("preprocess: unknown resize mode");
+  const int64_t intermediate = ResizeIntermediatePixels(h, w, plan);
+  if (intermediate > g.max_resize_pixels) {
+    return WithReason(absl::InvalidArgumentError(absl::StrCat(
+                          "preprocess: resizing a ", w, "x", h, " image to ", plan.resize_width,
+                          "x", plan.resize_height, " passes through a ", plan.resize_width, "x", h,
+                          " image (", intermediate, " pixels), above ", g.max_resize_pixels,
+                          " pixels; the image is too elongated for this target size")),
+                      kReasonTooLarge);
+  }
+  return plan;
+}
+
+int64_t ResizeIntermediatePixels(int h, int w, const ResizePlan& plan) {
+  if (plan.resize_height == h || plan.resize_width == w) return 0;
+  return int64_t{h} * plan.resize_width;
+}
+
+absl::StatusOr<int> ChooseDecodeReduction(int h, int w, const PreprocessOptions& o,
+                                          const ModelGeometry& g) {
+  if (o.decode == DecodeMode::kExact) return 1;
+  ASSIGN_OR_RETURN(const ResizePlan as_is, PlanResize(h, w, o, g));
+  ASSIGN_OR_RETURN(const ResizePlan turned, PlanResize(w, h, o, g));
+  // The sides of the stored (unrotated) image that each orientation's resize needs.
+  const int64_t need_h = std::max(as_is.resize_height, turned.resize_width);
+  const int64_t need_w = std::max(as_is.resize_width, turned.resize_height);
+  for (const int reduction : {8, 4, 2}) {
+    if (h >= reduction * need_h && w >= reduction * need_w) return reduction;
+  }
+  return 1;
 }
 
 }  // namespace dinov3::preprocess

@@ -71,16 +71,17 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
       return absl::DeadlineExceededError("deadline passed before decoding");
     }
     const absl::Time start = absl::Now();
-    absl::StatusOr<RgbImage> image = Decode(request_->images(index));
-    if (!image.ok()) return image.status();
-    absl::StatusOr<ResizePlan> plan = preprocess::PlanResize(
-        image->height, image->width, settings_.preprocess, pipeline_.limits_.geometry);
-    if (!plan.ok()) return plan.status();
+    ASSIGN_OR_RETURN(preprocess::ReducedImage decoded, Decode(request_->images(index)));
+    // Planned for the full-size image: a reduced decode changes the values, never the shapes.
+    ASSIGN_OR_RETURN(const ResizePlan plan,
+                     preprocess::PlanResize(decoded.full_size.height, decoded.full_size.width,
+                                            settings_.preprocess, pipeline_.limits_.geometry));
+    auto task = std::make_unique<batching::EmbedTask>();
+    task->image = std::move(decoded.image);
+    task->plan = plan;
+    if (pipeline_.prepare_input_) RETURN_IF_ERROR(PrepareInput(*task));
     RecordPreprocess(absl::ToDoubleSeconds(absl::Now() - start));
 
-    auto task = std::make_unique<batching::EmbedTask>();
-    task->image = *std::move(image);
-    task->plan = *plan;
     task->outputs = settings_.outputs;
     task->dtype = settings_.dtype;
     task->l2_normalize = request_->l2_normalize();
@@ -95,9 +96,9 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     return batcher->Schedule(task, /*expected=*/true);
   }
 
-  // The image as RGB8; an encoded one holds its decoder transient in the decode budget while
-  // it decodes.
-  absl::StatusOr<RgbImage> Decode(const v1::Image& image) {
+  // The image as RGB8, an encoded one at the scale settings_.preprocess.decode allows; an
+  // encoded one holds its decoder transient in the decode budget while it decodes.
+  absl::StatusOr<preprocess::ReducedImage> Decode(const v1::Image& image) {
     MemoryBudget::Reservation transient;
     if (image.source_case() == v1::Image::kEncoded) {
       ASSIGN_OR_RETURN(const preprocess::ImageSize size,
@@ -105,7 +106,15 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
       transient = pipeline_.decode_budget_->Reserve(kDecodeTransientBytesPerPixel * size.width *
                                                     size.height);
     }
-    return DecodeRequestImage(image, pipeline_.limits_.image);
+    return DecodeRequestImage(image, pipeline_.limits_, settings_.preprocess);
+  }
+
+  // Builds the task's model input (the engine's PrepareInputFn), holding the conversion's
+  // transient in the decode budget meanwhile.
+  absl::Status PrepareInput(batching::EmbedTask& task) {
+    const MemoryBudget::Reservation transient =
+        pipeline_.decode_budget_->Reserve(HostInputTransientBytes(task.image, task.plan));
+    return pipeline_.prepare_input_(task);
   }
 
   void RecordPreprocess(double seconds) {
@@ -176,14 +185,16 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 
 EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
                              batching::Batcher* batcher, MemoryBudget* budget,
-                             MemoryBudget* decode_budget, metrics::ServerMetrics* metrics)
+                             MemoryBudget* decode_budget, metrics::ServerMetrics* metrics,
+                             batching::PrepareInputFn prepare_input)
     : limits_(limits),
       model_name_(std::move(model_name)),
       pool_(pool),
       batcher_(batcher),
       budget_(budget),
       decode_budget_(decode_budget),
-      metrics_(metrics) {}
+      metrics_(metrics),
+      prepare_input_(std::move(prepare_input)) {}
 
 absl::StatusOr<EmbedPipeline::Admission> EmbedPipeline::Admit(const v1::EmbedRequest& request) {
   ASSIGN_OR_RETURN(EmbedSettings settings, ParseEmbedRequest(request, limits_));

@@ -1,9 +1,11 @@
 // Runs one EmbedRequest through the server in two steps. Admit: validation, every image's
 // header against the limits, the response against protobuf's 2 GiB, and a reservation of the
 // request's whole memory footprint (request_footprint.h) in the MemoryBudget, all before any
-// pixel is decoded. Run: per image a decode job on the preprocess pool that plans the resize
-// and schedules an EmbedTask on the queue; when every image is finished it assembles the
-// EmbedResponse (images in request order) or the first error.
+// pixel is decoded. Run: per image a job on the preprocess pool that decodes it (a JPEG at
+// reduced scale where preprocess.decode is fast and the image large enough), plans the resize
+// for its full size, builds its model input where the engine wants that done on the host
+// (PrepareInputFn) and schedules an EmbedTask on the queue; when every image is finished it
+// assembles the EmbedResponse (images in request order) or the first error.
 //
 // Contract: Run calls `done` exactly once, from some pool or worker thread (or inline when the
 // request is invalid), and only after every task it created has finished, so whatever the
@@ -36,11 +38,12 @@ class EmbedPipeline {
   // `pool`, `batcher`, the budgets and `metrics` must outlive the pipeline. `model_name` goes
   // into every response. Requests reserve their footprint in `budget`; each encoded image
   // reserves its decoder transient in `decode_budget` while it decodes (waiting for room; its
-  // capacity must hold one image of limits.image.max_pixels). Records each image's
+  // capacity must hold one image of limits.image.max_pixels) and, with `prepare_input` (may be
+  // empty), the conversion's transient after it (HostInputTransientBytes). Records each image's
   // preprocessing and queue wait in `metrics`.
   EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
                 batching::Batcher* batcher, MemoryBudget* budget, MemoryBudget* decode_budget,
-                metrics::ServerMetrics* metrics);
+                metrics::ServerMetrics* metrics, batching::PrepareInputFn prepare_input = {});
 
   struct Admission {
     EmbedSettings settings;
@@ -69,6 +72,7 @@ class EmbedPipeline {
   MemoryBudget* const budget_;
   MemoryBudget* const decode_budget_;
   metrics::ServerMetrics* const metrics_;
+  const batching::PrepareInputFn prepare_input_;
 };
 
 }  // namespace dinov3::service

@@ -114,8 +114,27 @@ absl::StatusOr<int> ToTaskPriority(int priority) {
   }
 }
 
-absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(const v1::Preprocess& p) {
+absl::StatusOr<preprocess::DecodeMode> ToDecodeMode(v1::DecodeMode mode,
+                                                    preprocess::DecodeMode server_default) {
+  switch (mode) {
+    case v1::DECODE_SERVER_DEFAULT:
+      return server_default;
+    case v1::DECODE_EXACT:
+      return preprocess::DecodeMode::kExact;
+    case v1::DECODE_FAST:
+      return preprocess::DecodeMode::kFast;
+    default:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("preprocess.decode: unknown decode mode ", mode,
+                   "; expected DECODE_SERVER_DEFAULT (0), DECODE_EXACT (1) or DECODE_FAST (2)"));
+}
+
+absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(
+    const v1::Preprocess& p, preprocess::DecodeMode default_decode) {
   preprocess::PreprocessOptions options;
+  ASSIGN_OR_RETURN(options.decode, ToDecodeMode(p.decode(), default_decode));
   switch (p.mode()) {
     case v1::RESIZE_FIXED:
       options.mode = preprocess::ResizeMode::kFixed;
@@ -183,7 +202,8 @@ absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
   ASSIGN_OR_RETURN(settings.outputs, ToOutputSet(request.outputs()));
   ASSIGN_OR_RETURN(settings.dtype, ToDType(request.dtype()));
   ASSIGN_OR_RETURN(settings.priority, ToTaskPriority(request.priority()));
-  ASSIGN_OR_RETURN(settings.preprocess, ToPreprocessOptions(request.preprocess()));
+  ASSIGN_OR_RETURN(settings.preprocess,
+                   ToPreprocessOptions(request.preprocess(), limits.default_decode));
   RETURN_IF_ERROR(preprocess::ValidateOptions(settings.preprocess, limits.geometry));
   for (int i = 0; i < request.images_size(); ++i) {
     RETURN_IF_ERROR(ValidateImage(request.images(i), i));
@@ -210,15 +230,27 @@ absl::StatusOr<preprocess::ImageSize> RequestImageSize(const v1::Image& image,
   return preprocess::ImageSize{width, height};
 }
 
-absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,
-                                            const preprocess::ImageLimits& limits) {
+absl::StatusOr<preprocess::ReducedImage> DecodeRequestImage(
+    const v1::Image& image, const RequestLimits& limits,
+    const preprocess::PreprocessOptions& options) {
   if (image.source_case() == v1::Image::kEncoded) {
-    return preprocess::DecodeImage(image.encoded(), limits);
+    const absl::string_view bytes = image.encoded();
+    int reduction = 1;
+    if (preprocess::SniffFormat(bytes) == preprocess::ImageFormat::kJpeg) {
+      ASSIGN_OR_RETURN(const preprocess::ImageSize size,
+                       preprocess::CheckEncodedImage(bytes, limits.image));
+      ASSIGN_OR_RETURN(reduction, preprocess::ChooseDecodeReduction(size.height, size.width,
+                                                                    options, limits.geometry));
+    }
+    return preprocess::DecodeImageReduced(bytes, limits.image, reduction);
   }
   const v1::RawImage& raw = image.raw();
   ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, CheckedRawFormat(raw));
-  return preprocess::ConvertRawImage(static_cast<int>(raw.width()), static_cast<int>(raw.height()),
-                                     format, raw.data(), limits);
+  ASSIGN_OR_RETURN(RgbImage rgb, preprocess::ConvertRawImage(static_cast<int>(raw.width()),
+                                                             static_cast<int>(raw.height()), format,
+                                                             raw.data(), limits.image));
+  const preprocess::ImageSize size{rgb.width, rgb.height};
+  return preprocess::ReducedImage{std::move(rgb), size};
 }
 
 void MoveToProto(TensorData&& data, v1::Tensor* tensor) {
@@ -267,6 +299,8 @@ v1::ModelInfo MakeModelInfo(const model::ModelMetadata& m, const RequestLimits& 
   l->set_min_image_side(limits.image.min_image_side);
   l->set_max_patches(limits.geometry.max_patches);
   l->set_max_receive_message_bytes(limits.max_receive_message_bytes);
+  info.set_default_decode(
+      limits.default_decode == preprocess::DecodeMode::kFast ? v1::DECODE_FAST : v1::DECODE_EXACT);
   return info;
 }
 

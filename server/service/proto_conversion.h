@@ -23,13 +23,15 @@ struct ModelShape {
   int num_registers = 0;
 };
 
-// Limits a request is checked against (also reported by GetModelInfo).
+// Limits a request is checked against, and the server's defaults for what it leaves unset (also
+// reported by GetModelInfo).
 struct RequestLimits {
   int max_images_per_request = 64;
   preprocess::ImageLimits image;
   preprocess::ModelGeometry geometry;
   ModelShape model;
   int64_t max_receive_message_bytes = 64 << 20;
+  preprocess::DecodeMode default_decode = preprocess::DecodeMode::kExact;  // server.decode
 };
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
@@ -56,9 +58,12 @@ absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
 absl::StatusOr<preprocess::ImageSize> RequestImageSize(const v1::Image& image,
                                                        const preprocess::ImageLimits& limits);
 
-// Decodes image `index` (encoded or raw) into RGB8 with the image limits.
-absl::StatusOr<RgbImage> DecodeRequestImage(const v1::Image& image,
-                                            const preprocess::ImageLimits& limits);
+// Decodes an image (encoded or raw) into RGB8 with the image limits, a JPEG at the scale
+// `options.decode` allows (preprocess::ChooseDecodeReduction against limits.geometry); full_size
+// is what its resize is planned for.
+absl::StatusOr<preprocess::ReducedImage> DecodeRequestImage(
+    const v1::Image& image, const RequestLimits& limits,
+    const preprocess::PreprocessOptions& options);
 
 // Moves the bytes of `data` into `tensor` (no copy).
 void MoveToProto(TensorData&& data, v1::Tensor* tensor);

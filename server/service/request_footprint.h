@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "dinov3/v1/embedding.pb.h"
+#include "server/preprocess/resize_plan.h"
 #include "server/service/proto_conversion.h"
 
 namespace dinov3::service {
@@ -37,18 +38,43 @@ inline constexpr int64_t kResponseBytesPerImage = 1024;
 // per pixel; the BGR image, 3; an EXIF rotation's copy, 3), reserved per image from a shared
 // decode budget while it decodes (decode threads wait for room there, never the client).
 inline constexpr int64_t kDecodeTransientBytesPerPixel = 12;
-// The decode budget: room for one image of max_pixels at least, for every decode thread at most,
-// and no more than a quarter of the memory budget beyond the first.
-inline int64_t DecodeBudgetBytes(int decode_threads, int64_t max_pixels, int64_t budget) {
-  const int64_t one = kDecodeTransientBytesPerPixel * max_pixels;
+// Building an image's model input on a CPU, besides the input itself (counted per request): the
+// full-size float32 copy (12 bytes per pixel), the resize's horizontal-pass intermediate and
+// its output (12 bytes per pixel each, both at most max_resize_pixels: PlanResize refuses more).
+inline int64_t HostInputTransientBytes(int64_t pixels, int64_t intermediate_pixels,
+                                       int64_t resize_pixels) {
+  return 12 * (pixels + intermediate_pixels + resize_pixels);
+}
+inline int64_t HostInputTransientBytes(const RgbImage& image, const ResizePlan& plan) {
+  return HostInputTransientBytes(
+      int64_t{image.width} * image.height,
+      preprocess::ResizeIntermediatePixels(image.height, image.width, plan),
+      int64_t{plan.resize_height} * plan.resize_width);
+}
+// The most one preprocess job holds at once: its decoder transient, or with `host_input` (the
+// engine builds model inputs on the preprocess pool) the conversion's after it.
+inline int64_t PreprocessTransientBytes(bool host_input, int64_t max_pixels,
+                                        int64_t max_resize_pixels) {
+  const int64_t decode = kDecodeTransientBytesPerPixel * max_pixels;
+  if (!host_input) return decode;
+  return std::max(decode,
+                  HostInputTransientBytes(max_pixels, max_resize_pixels, max_resize_pixels));
+}
+// The decode budget: room for one preprocess job at least (`one`, PreprocessTransientBytes), for
+// every preprocess thread at most, and no more than a quarter of the memory budget beyond the
+// first.
+inline int64_t DecodeBudgetBytes(int decode_threads, int64_t one, int64_t budget) {
   return std::max(one, std::min(decode_threads * one, budget / 4));
 }
-// A model instance, for its largest image: on a CPU the full-size float32 copy while it is
-// resized (12 bytes per pixel) and the resized intermediate before the crop, twice while it is
-// normalised (24 bytes per pixel of max_resize_pixels); a CUDA instance stages the uint8 pixels
-// in pinned host memory (3 bytes per pixel), the rest is device memory.
-inline int64_t InstanceTransientBytes(bool cuda, int64_t max_pixels, int64_t max_resize_pixels) {
-  return cuda ? 3 * max_pixels : 12 * max_pixels + 24 * max_resize_pixels;
+// A model instance, for its largest image, when it builds the input itself: on a CPU the
+// conversion's transient (HostInputTransientBytes); a CUDA instance stages the uint8 pixels in
+// pinned host memory (3 bytes per pixel), the rest is device memory. 0 when the preprocess pool
+// builds the inputs (`host_input`): the instance only stacks them (counted per request).
+inline int64_t InstanceTransientBytes(bool cuda, bool host_input, int64_t max_pixels,
+                                      int64_t max_resize_pixels) {
+  if (cuda) return 3 * max_pixels;
+  if (host_input) return 0;
+  return HostInputTransientBytes(max_pixels, max_resize_pixels, max_resize_pixels);
 }
 
 struct RequestFootprint {

@@ -177,7 +177,12 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
   pipeline_ = std::make_unique<EmbedPipeline>(
       limits, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)), pool_.get(),
-      batcher_.get(), &memory_budget_, decode_budget_.get(), metrics_.get());
+      batcher_.get(), &memory_budget_, decode_budget_.get(), metrics_.get(),
+      engine_->PreparesInputOnHost()
+          ? batching::PrepareInputFn([engine = engine_.get()](batching::EmbedTask& task) {
+              return engine->PrepareInput(task);
+            })
+          : batching::PrepareInputFn());
   // One request through the whole path (decode pool, batcher, an instance) before SERVING.
   if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
     return absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message()));
@@ -191,12 +196,16 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
 
 absl::Status EmbeddingServer::ReserveFixedTransients(int decode_threads) {
   const int64_t max_pixels = options_.limits.image.max_pixels;
-  const int64_t decode = DecodeBudgetBytes(decode_threads, max_pixels, memory_budget_.capacity());
+  const int64_t max_resize_pixels = options_.limits.geometry.max_resize_pixels;
+  const bool host_input = engine_->PreparesInputOnHost();
+  const int64_t decode = DecodeBudgetBytes(
+      decode_threads, PreprocessTransientBytes(host_input, max_pixels, max_resize_pixels),
+      memory_budget_.capacity());
   int64_t instances = 0;
   for (const std::string& device : options_.engine.devices) {
     instances += options_.engine.instances_per_device *
-                 InstanceTransientBytes(device.rfind("cuda", 0) == 0, max_pixels,
-                                        options_.limits.geometry.max_resize_pixels);
+                 InstanceTransientBytes(device.rfind("cuda", 0) == 0, host_input, max_pixels,
+                                        max_resize_pixels);
   }
   const int64_t bytes = decode + instances;
   if (!memory_budget_.ReservePermanently(bytes) || memory_budget_.request_capacity() <= 0) {

@@ -14,11 +14,18 @@
 //   ImdecodeNoOrientation, BgrToRgb   the two parts of Decode alone
 //   ImdecodeReduced/2,4,8             imdecode at 1/2, 1/4, 1/8 scale (IMREAD_REDUCED_COLOR_N:
 //                                     libjpeg's DCT scaling for JPEG; decode + resize otherwise)
-//   ToFloat     uint8 HWC -> float CHW * 1/255 (what ImageToModelInput does first)
+//   ToFloat     uint8 HWC -> contiguous float CHW * 1/255 (what ImageToModelInput does first)
 //   Resize      antialiased bilinear resize of that float image to 224x224
 //   Normalize   (x - mean) / std of the 224x224 result
-//   ModelInput  ImageToModelInput on CPU: ToFloat + Resize + crop + Normalize, as the worker
-//               runs it (intra-op threads: --threads, default 1)
+//   ModelInput  ImageToModelInput on CPU: ToFloat + Resize + crop + Normalize (intra-op threads:
+//               --threads, default 1)
+// And what one image costs per path, everything one preprocess job does for it at 224x224:
+//   CpuWorkerExact, CpuWorkerFast   a CPU worker's job (the preprocess pool builds the model
+//               input): decode (full size / DECODE_FAST's reduced scale, counter `reduction`),
+//               plan, WriteModelInput, on one thread as the pool runs it
+//   CudaHostExact, CudaHostFast     what stays on the CPU for a CUDA worker: decode and plan (the
+//               uint8 pixels then go to the device, which converts and resizes; the pinned copy
+//               and upload need a GPU and are not timed here)
 // Counters: megapixels, encoded_bytes. Measurements, not tests: BENCHMARKS.md has the numbers.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
@@ -28,17 +35,17 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "server/engine/image_tensor.h"
 #include "server/preprocess/image_decoder.h"
+#include "server/preprocess/resize_plan.h"
 
 ABSL_FLAG(std::string, photo, "/usr/share/backgrounds/mate/abstract/Elephants_5640x3172.jpg",
           "the real photograph the size classes are made from");
@@ -123,7 +130,8 @@ std::vector<Input> MakeInputs(const std::string& photo_path) {
 torch::Tensor ToFloat(const RgbImage& image) {
   const torch::Tensor host = torch::from_blob(const_cast<uint8_t*>(image.pixels.data()),
                                               {image.height, image.width, 3}, torch::kUInt8);
-  torch::Tensor x = host.permute({2, 0, 1}).unsqueeze(0).to(torch::kFloat32);
+  torch::Tensor x = host.permute({2, 0, 1}).unsqueeze(0).to(
+      torch::kFloat32, /*non_blocking=*/false, /*copy=*/false, torch::MemoryFormat::Contiguous);
   return x.mul_(1.0f / 255.0f);
 }
 
@@ -137,6 +145,29 @@ torch::Tensor Resize224(const torch::Tensor& x) {
 }
 
 const dinov3::engine::Normalization kNorm{{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
+
+// One preprocess job at the default 224x224 (embed_pipeline.cc): decode as `decode` says, plan,
+// and with `cpu_worker` build the model input. Returns the decode's reduction.
+int PreprocessJob(const std::string& bytes, preprocess::DecodeMode decode, bool cpu_worker) {
+  preprocess::PreprocessOptions options;
+  options.decode = decode;
+  const preprocess::ModelGeometry geometry;
+  const absl::StatusOr<preprocess::ImageSize> size = preprocess::CheckEncodedImage(bytes, kLimits);
+  const bool jpeg = preprocess::SniffFormat(bytes) == preprocess::ImageFormat::kJpeg;
+  const int reduction =
+      jpeg ? *preprocess::ChooseDecodeReduction(size->height, size->width, options, geometry) : 1;
+  absl::StatusOr<preprocess::ReducedImage> decoded =
+      preprocess::DecodeImageReduced(bytes, kLimits, reduction);
+  const absl::StatusOr<dinov3::ResizePlan> plan = preprocess::PlanResize(
+      decoded->full_size.height, decoded->full_size.width, options, geometry);
+  if (cpu_worker) {
+    std::vector<float> input(size_t{3} * plan->out_height * plan->out_width);
+    dinov3::engine::WriteModelInput(decoded->image, *plan, kNorm, input.data());
+    benchmark::DoNotOptimize(input.data());
+  }
+  benchmark::DoNotOptimize(decoded->image.pixels.data());
+  return reduction;
+}
 
 void SetCounters(benchmark::State& state, const Input& input) {
   state.counters["megapixels"] = static_cast<double>(input.image.width) * input.image.height / 1e6;
@@ -201,6 +232,17 @@ void RegisterAll(const std::vector<Input>& inputs) {
             dinov3::engine::ImageToModelInput(in.image, plan, kNorm, torch::kCPU));
       }
     });
+    for (const auto decode : {preprocess::DecodeMode::kExact, preprocess::DecodeMode::kFast}) {
+      const std::string mode = decode == preprocess::DecodeMode::kFast ? "Fast" : "Exact";
+      for (const bool cpu_worker : {true, false}) {
+        add((cpu_worker ? "CpuWorker" : "CudaHost") + mode, input,
+            [decode, cpu_worker](benchmark::State& state, const Input& in) {
+              int reduction = 1;
+              for (auto _ : state) reduction = PreprocessJob(in.bytes, decode, cpu_worker);
+              state.counters["reduction"] = reduction;
+            });
+      }
+    }
   }
 }
 

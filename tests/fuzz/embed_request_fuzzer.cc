@@ -1,7 +1,8 @@
 // libFuzzer target: what the server does with an Embed call's request before the batcher, fed a
 // serialized dinov3.v1.EmbedRequest. Mirrors EmbedPipeline (server/service/embed_pipeline.cc)
 // without the thread pool, batcher and model: ParseEmbedRequest, then for each image
-// DecodeRequestImage and PlanResize with the parsed preprocessing options.
+// DecodeRequestImage (at reduced scale where preprocess.decode is DECODE_FAST) and PlanResize
+// for its full size with the parsed preprocessing options.
 //
 // Limits are a small server's (8 images, 4M pixels, 1 MiB per image; the default model geometry)
 // so that the too-many-images and too-large paths are reachable with small inputs. Invariants on
@@ -45,11 +46,20 @@ void FuzzRequest(const v1::EmbedRequest& request, const service::RequestLimits& 
   if (!settings.ok()) return;
   CheckSettings(*settings, request, limits);
   for (const v1::Image& proto_image : request.images()) {
-    absl::StatusOr<RgbImage> image = service::DecodeRequestImage(proto_image, limits.image);
-    if (!image.ok()) continue;  // the pipeline answers this image's error; others still run
-    CheckImage(*image, limits.image);
-    absl::StatusOr<ResizePlan> plan =
-        preprocess::PlanResize(image->height, image->width, settings->preprocess, limits.geometry);
+    absl::StatusOr<preprocess::ReducedImage> decoded =
+        service::DecodeRequestImage(proto_image, limits, settings->preprocess);
+    if (!decoded.ok()) continue;  // the pipeline answers this image's error; others still run
+    if (settings->preprocess.decode == preprocess::DecodeMode::kExact) {
+      CheckImage(decoded->image, limits.image);
+      Require(decoded->image.width == decoded->full_size.width &&
+                  decoded->image.height == decoded->full_size.height,
+              "an exact decode is the full size");
+    }
+    Require(int64_t{decoded->image.width} * decoded->image.height <=
+                int64_t{decoded->full_size.width} * decoded->full_size.height,
+            "a fast decode is never larger than the full size");
+    absl::StatusOr<ResizePlan> plan = preprocess::PlanResize(
+        decoded->full_size.height, decoded->full_size.width, settings->preprocess, limits.geometry);
     if (plan.ok()) CheckPlan(*plan, settings->preprocess, limits.geometry);
   }
 }

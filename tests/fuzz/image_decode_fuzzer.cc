@@ -6,6 +6,10 @@
 //   1. DecodeImage(input) — the encoded path (JPEG, PNG, WebP, BMP; everything else refused).
 //      On success the image honours the limits, and OpenCV produced no more pixels than the
 //      header promised (else the pre-decode bomb check could be bypassed).
+//   1b. DecodeImageReduced(input, 2, 4 or 8 from the last byte) — the fast decode (JPEG DCT
+//      scaling). On success the full size honours the limits and is the header's (or its
+//      transpose), and the image is that size divided by the reduction, rounded up (JPEG), or
+//      the full size (other formats).
 //   2. ConvertRawImage(width, height, format, rest) — the raw path, with a signed 16-bit width
 //      and height and the format from the first 5 bytes. On success the image honours the limits
 //      and has the requested size, and RGB8/GRAY8 pixels come through unchanged.
@@ -42,6 +46,30 @@ void FuzzEncoded(absl::string_view bytes, const preprocess::ImageLimits& limits)
           "the decoder made no more pixels than the header announced");
 }
 
+void FuzzReduced(absl::string_view bytes, const preprocess::ImageLimits& limits) {
+  if (bytes.empty()) return;
+  const int reduction = 2 << (static_cast<uint8_t>(bytes.back()) % 3);
+  absl::StatusOr<preprocess::ReducedImage> decoded =
+      preprocess::DecodeImageReduced(bytes, limits, reduction);
+  if (!decoded.ok()) return;
+  const preprocess::ImageSize full = decoded->full_size;
+  const absl::StatusOr<preprocess::ImageSize> header =
+      preprocess::ReadImageSize(bytes, preprocess::SniffFormat(bytes));
+  Require(header.ok(), "a decoded image has a readable header");
+  Require((full.width == header->width && full.height == header->height) ||
+              (full.width == header->height && full.height == header->width),
+          "the full size is the header's, or its transpose");
+  Require(full.width >= limits.min_image_side && full.height >= limits.min_image_side &&
+              int64_t{full.width} * full.height <= limits.max_pixels,
+          "the full size honours the limits");
+  const int r = preprocess::SniffFormat(bytes) == preprocess::ImageFormat::kJpeg ? reduction : 1;
+  const RgbImage& image = decoded->image;
+  Require(image.width == (full.width + r - 1) / r && image.height == (full.height + r - 1) / r,
+          "the image is its full size divided by the reduction, rounded up");
+  Require(image.pixels.size() == size_t{3} * image.width * image.height,
+          "width * height * 3 pixel bytes");
+}
+
 void FuzzRaw(absl::string_view bytes, const preprocess::ImageLimits& limits) {
   if (bytes.size() < 5) return;
   const auto u8 = [&](size_t i) { return static_cast<uint8_t>(bytes[i]); };
@@ -74,6 +102,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const dinov3::preprocess::ImageLimits limits = dinov3::fuzz::Limits();
   const absl::string_view bytes(reinterpret_cast<const char*>(data), size);
   dinov3::fuzz::FuzzEncoded(bytes, limits);
+  dinov3::fuzz::FuzzReduced(bytes, limits);
   dinov3::fuzz::FuzzRaw(bytes, limits);
   return 0;
 }

@@ -31,6 +31,8 @@ OUTPUT_NAMES = {"cls": pb2.CLS, "pooled": pb2.POOLED, "patch_tokens": pb2.PATCH_
 RESIZE_MODES = {"fixed": pb2.RESIZE_FIXED,
                 "shorter_side_center_crop": pb2.RESIZE_SHORTER_SIDE_CENTER_CROP,
                 "keep_aspect": pb2.RESIZE_KEEP_ASPECT}
+DECODE_MODES = {"server_default": pb2.DECODE_SERVER_DEFAULT, "exact": pb2.DECODE_EXACT,
+                "fast": pb2.DECODE_FAST}
 _RAW_FORMATS = {2: pb2.GRAY8, 3: pb2.RGB8, 4: pb2.RGBA8}  # ndim 2 is gray; else channel count
 DEFAULT_MAX_MESSAGE_BYTES = 256 << 20
 _STATUS_CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -96,19 +98,27 @@ def make_image(image: ImageLike, image_id: str = "") -> "pb2.Image":
     raise TypeError(f"unsupported image type {type(image).__name__}")
 
 
+def _enum_value(value, names: dict, prefix: str, what: str):
+    """`value` as the enum number: a number as is, or a name with or without `prefix`."""
+    if not isinstance(value, str):
+        return value
+    key = value.lower().removeprefix(prefix)
+    if key not in names:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {sorted(names)}")
+    return names[key]
+
+
 def make_preprocess(preprocess: PreprocessLike) -> Optional["pb2.Preprocess"]:
-    """None, a Preprocess, or a dict like {"mode": "keep_aspect", "max_patches": 1024}."""
+    """None, a Preprocess, or a dict like {"mode": "keep_aspect", "max_patches": 1024} or
+    {"decode": "fast"} (DECODE_FAST: JPEG DCT scaling for large photos)."""
     if preprocess is None or isinstance(preprocess, pb2.Preprocess):
         return preprocess
     fields = dict(preprocess)
-    mode = fields.pop("mode", "fixed")
-    if isinstance(mode, str):
-        key = mode.lower().removeprefix("resize_")
-        if key not in RESIZE_MODES:
-            raise ValueError(f"unknown resize mode {mode!r}; "
-                             f"expected one of {sorted(RESIZE_MODES)}")
-        mode = RESIZE_MODES[key]
-    return pb2.Preprocess(mode=mode, **fields)
+    fields["mode"] = _enum_value(fields.get("mode", "fixed"), RESIZE_MODES, "resize_",
+                                 "resize mode")
+    fields["decode"] = _enum_value(fields.get("decode", "server_default"), DECODE_MODES,
+                                   "decode_", "decode mode")
+    return pb2.Preprocess(**fields)
 
 
 def _output_value(output: Union[str, int]) -> int:

@@ -37,6 +37,7 @@ ServerConfig ConfigA() {
 ServerConfig ConfigB() {
   ServerConfig c;
   c.server = {"[::1]:7000", 2 << 20, 5, 30, 0, 0.5, 120, 40, 20};
+  c.server.decode = "fast";
   c.tls = {"/tls/b.crt", "/tls/b.key", "/tls/b-ca.pem", 120, false};
   c.auth = {"/keys/b", true};
   c.model = {"/models/b.pt", {"cuda"}, 3, 2};

@@ -60,6 +60,18 @@ TEST(ModelEngineTest, LoadsOneRunnerPerInstance) {
   }
 }
 
+TEST(ModelEngineTest, OnlyCpuEnginesPrepareInputsOnTheHost) {
+  auto engine = ModelEngine::Load(ModelPath(), Options(1));
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ((*engine)->PreparesInputOnHost(), TestDevice() == "cpu");
+  batching::EmbedTask task;
+  task.image = RandomImage(320, 240, 3);
+  task.plan = Identity(224, 224);
+  ASSERT_TRUE((*engine)->PrepareInput(task).ok());
+  EXPECT_EQ(task.input.size(), size_t{3} * 224 * 224);
+  EXPECT_TRUE(task.image.pixels.empty());
+}
+
 TEST(ModelEngineTest, RejectsBadOptions) {
   EngineOptions no_instances = Options(0);
   EngineOptions no_devices = Options(1);

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "server/engine/host_input.h"
 #include "server/engine/model_engine.h"
 #include "tests/unit/server/engine/engine_test_util.h"
 
@@ -99,6 +100,30 @@ TEST_F(ModelWorkerTest, EachTaskGetsTheOutputsOfItsOwnImage) {
   EXPECT_GT((cls[0] - cls[1]).abs().max().item<double>(), 1e-3);
   EXPECT_GT((cls[1] - cls[2]).abs().max().item<double>(), 1e-3);
   EXPECT_EQ(worker_->consecutive_failures(), 0);
+}
+
+TEST_F(ModelWorkerTest, InputsPreparedOnTheHostGiveTheSameBitsAsImages) {
+  // The same two images, once as pixels and once with the input the preprocess pool builds
+  // (host_input.h), in a batch of one of each: every output is bit-identical.
+  const ResizePlan plan{224, 224, 0, 0, 224, 224, Interpolation::kBilinear};
+  const model::ModelMetadata& m = runtime_->metadata();
+  std::vector<Outcome> from_images(2), prepared(2);
+  batching::TaskBatch images, mixed;
+  for (int i = 0; i < 2; ++i) {
+    images.push_back(MakeTask(RandomImage(300, 200, 11 + i), plan, &from_images[i]));
+    mixed.push_back(MakeTask(RandomImage(300, 200, 11 + i), plan, &prepared[i]));
+  }
+  ASSERT_TRUE(PrepareHostInput(*mixed[1], {m.image_mean, m.image_std}).ok());
+  ASSERT_TRUE(mixed[1]->image.pixels.empty());
+  worker_->Run(std::move(images));
+  worker_->Run(std::move(mixed));
+  for (int i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i);
+    ASSERT_TRUE(from_images[i].result.ok() && prepared[i].result.ok());
+    EXPECT_EQ(from_images[i].result->cls->data, prepared[i].result->cls->data);
+    EXPECT_EQ(from_images[i].result->patch_tokens->data, prepared[i].result->patch_tokens->data);
+    EXPECT_EQ(from_images[i].result->registers->data, prepared[i].result->registers->data);
+  }
 }
 
 TEST_F(ModelWorkerTest, FailedBatchFinishesEveryTaskOnceAndTheNextBatchWorks) {

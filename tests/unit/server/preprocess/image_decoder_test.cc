@@ -337,6 +337,76 @@ TEST(DecodeImageTest, RejectsAboveMaxPixelsAtTheBoundary) {
   EXPECT_TRUE(DecodeImage(Encode(".bmp", Pattern(20, 10)), limits).ok());
 }
 
+// ---------------------------------------------------------------- reduced (fast) decode
+
+TEST(DecodeImageReducedTest, JpegDecodesAtEveryScaleWithCeilSides) {
+  const std::string jpeg = Encode(".jpg", Pattern(203, 101), {cv::IMWRITE_JPEG_QUALITY, 95});
+  for (const int reduction : {1, 2, 4, 8}) {
+    absl::StatusOr<ReducedImage> decoded = DecodeImageReduced(jpeg, ImageLimits{}, reduction);
+    ASSERT_TRUE(decoded.ok()) << reduction << ": " << decoded.status();
+    EXPECT_EQ(decoded->image.width, (203 + reduction - 1) / reduction) << reduction;
+    EXPECT_EQ(decoded->image.height, (101 + reduction - 1) / reduction) << reduction;
+    EXPECT_EQ(decoded->image.pixels.size(),
+              static_cast<size_t>(decoded->image.width) * decoded->image.height * 3);
+    EXPECT_EQ(decoded->full_size.width, 203);
+    EXPECT_EQ(decoded->full_size.height, 101);
+  }
+  absl::StatusOr<ReducedImage> full = DecodeImageReduced(jpeg, ImageLimits{}, 1);
+  absl::StatusOr<RgbImage> exact = DecodeImage(jpeg, ImageLimits{});
+  ASSERT_TRUE(full.ok() && exact.ok());
+  EXPECT_EQ(full->image.pixels, exact->pixels);  // reduction 1 is the exact decode
+}
+
+TEST(DecodeImageReducedTest, ReducedJpegAppliesExifOrientation) {
+  cv::Mat bgr(20, 40, CV_8UC3, {255, 0, 0});  // 40x20: left half red, right half blue
+  bgr(cv::Rect(0, 0, 20, 20)).setTo(cv::Scalar(0, 0, 255));
+  const std::string jpeg = Encode(".jpg", bgr, {cv::IMWRITE_JPEG_QUALITY, 95});
+  const std::string rotated = jpeg.substr(0, 2) + ExifOrientationSegment(6) + jpeg.substr(2);
+  absl::StatusOr<ReducedImage> decoded = DecodeImageReduced(rotated, ImageLimits{}, 2);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->image.width, 10);
+  EXPECT_EQ(decoded->image.height, 20);
+  EXPECT_EQ(decoded->full_size.width, 20);  // the full-size image as displayed
+  EXPECT_EQ(decoded->full_size.height, 40);
+  EXPECT_GE(Px(decoded->image, 5, 2, 0), 200);   // top: red
+  EXPECT_GE(Px(decoded->image, 5, 17, 2), 200);  // bottom: blue
+}
+
+TEST(DecodeImageReducedTest, OtherFormatsDecodeAtFullSize) {
+  const cv::Mat pattern = Pattern(64, 48);
+  for (const std::string ext : {".png", ".bmp"}) {
+    absl::StatusOr<ReducedImage> decoded = DecodeImageReduced(Encode(ext, pattern), {}, 8);
+    ASSERT_TRUE(decoded.ok()) << ext << ": " << decoded.status();
+    ExpectExactRgbOf(decoded->image, pattern);
+    EXPECT_EQ(decoded->full_size.width, 64);
+  }
+}
+
+TEST(DecodeImageReducedTest, RejectsAReductionLibjpegDoesNotHave) {
+  const std::string jpeg = Encode(".jpg", Pattern(64, 64));
+  EXPECT_THAT(DecodeImageReduced(jpeg, ImageLimits{}, 3),
+              IsInvalidArgument("decode reduction must be 1, 2, 4 or 8, got 3"));
+}
+
+TEST(DecodeImageReducedTest, TheLimitsHoldAsForAFullDecode) {
+  // Bombs are refused from the header, before any decoder runs, whatever the scale.
+  EXPECT_THAT(DecodeImageReduced(PngHeader(100000, 100000), ImageLimits{}, 8),
+              IsInvalidArgument("above the limit of 40000000 (max_pixels)"));
+  const std::string jpeg = Encode(".jpg", Pattern(64, 64));
+  EXPECT_THAT(DecodeImageReduced(jpeg.substr(0, 100), ImageLimits{}, 8),
+              IsInvalidArgument("truncated JPEG header"));
+  // A JPEG cut off in its scan data is as truncated at 1/8 scale as at full size.
+  const std::string cut = jpeg.substr(0, jpeg.size() - 200);
+  const absl::StatusOr<RgbImage> full = DecodeImage(cut, ImageLimits{});
+  ASSERT_FALSE(full.ok());
+  EXPECT_THAT(DecodeImageReduced(cut, ImageLimits{}, 8),
+              IsInvalidArgument(full.status().message()));
+  // max_pixels counts the full-size image, not the reduced one.
+  ImageLimits limits;
+  limits.max_pixels = 64 * 64 - 1;
+  EXPECT_THAT(DecodeImageReduced(jpeg, limits, 8), IsInvalidArgument("(max_pixels)"));
+}
+
 // ---------------------------------------------------------------- raw pixels
 
 ImageLimits TinyLimits() {

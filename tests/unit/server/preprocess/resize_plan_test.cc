@@ -112,5 +112,77 @@ TEST(ResizePlan, KeepAspectStaysWithinTheBudgetForExtremeInputs) {
   }
 }
 
+// ---------------------------------------------------------------- resize intermediate
+
+TEST(ResizePlan, ElongatedImageWhoseResizeIntermediateIsTooLargeIsRefused) {
+  // 8 wide, 12700 tall to a 16x65536 target: the width pass alone would make 12700 x 65536
+  // floats x 3 (10 GB) from a 100 KB image.
+  PreprocessOptions o;
+  o.height = 16;
+  o.width = 65536;
+  ModelGeometry g;
+  g.max_patches = 4096;
+  auto plan = PlanResize(12700, 8, o, g);
+  EXPECT_EQ(plan.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(plan.status().message(),
+              HasSubstr("resizing a 8x12700 image to 65536x16 passes through a 65536x12700 "
+                        "image (832307200 pixels), above 16777216 pixels"));
+  // The same image to the default 224x224 is fine, and so is a target that keeps the width.
+  EXPECT_TRUE(PlanResize(12700, 8, {}, g).ok());
+  o.width = 8 * 16;
+  EXPECT_TRUE(PlanResize(12700, 8 * 16, o, g).ok());
+}
+
+TEST(ResizePlan, IntermediateIsTheWidthPassOnlyWhenBothSidesChange) {
+  const ResizePlan plan{224, 224, 0, 0, 224, 224, Interpolation::kBilinear};
+  EXPECT_EQ(ResizeIntermediatePixels(3000, 4000, plan), int64_t{3000} * 224);
+  EXPECT_EQ(ResizeIntermediatePixels(224, 4000, plan), 0);  // one pass
+  EXPECT_EQ(ResizeIntermediatePixels(3000, 224, plan), 0);
+}
+
+// ---------------------------------------------------------------- fast decode
+
+TEST(ChooseDecodeReduction, ExactNeverReduces) {
+  EXPECT_EQ(*ChooseDecodeReduction(3000, 4000, {}, {}), 1);
+}
+
+TEST(ChooseDecodeReduction, TakesTheLargestScaleThatKeepsTheTarget) {
+  PreprocessOptions o;
+  o.decode = DecodeMode::kFast;
+  EXPECT_EQ(*ChooseDecodeReduction(3000, 4000, o, {}), 8);  // 375x500 >= 224x224
+  EXPECT_EQ(*ChooseDecodeReduction(1000, 1000, o, {}), 4);  // 250 >= 224, 125 is not
+  EXPECT_EQ(*ChooseDecodeReduction(448, 448, o, {}), 2);    // exactly 2x
+  EXPECT_EQ(*ChooseDecodeReduction(447, 4000, o, {}), 1);   // not 2x on one side
+  EXPECT_EQ(*ChooseDecodeReduction(224, 224, o, {}), 1);
+  o.height = o.width = 512;
+  EXPECT_EQ(*ChooseDecodeReduction(3000, 4000, o, {}), 4);  // 750x1000 >= 512
+}
+
+TEST(ChooseDecodeReduction, HoldsForBothOrientations) {
+  // A fixed 256 high x 1024 wide target: EXIF may turn the stored image after decoding, so each
+  // stored side must keep 1024. 3000x4000 / 2 = 1500x2000 does, / 4 = 750x1000 does not.
+  PreprocessOptions o;
+  o.decode = DecodeMode::kFast;
+  o.height = 256;
+  o.width = 1024;
+  EXPECT_EQ(*ChooseDecodeReduction(3000, 4000, o, {}), 2);
+  EXPECT_EQ(*ChooseDecodeReduction(1000, 4000, o, {}), 1);
+  // Keep-aspect at the image's size never shrinks: no reduction can keep the target.
+  o = {};
+  o.decode = DecodeMode::kFast;
+  o.mode = ResizeMode::kKeepAspect;
+  EXPECT_EQ(*ChooseDecodeReduction(480, 640, o, {}), 1);
+  o.height = 224;  // shorter side to 224: 3000x4000 -> 224x304 (whole patches)
+  EXPECT_EQ(*ChooseDecodeReduction(3000, 4000, o, {}), 8);
+}
+
+TEST(ChooseDecodeReduction, PassesPlanningErrorsOn) {
+  PreprocessOptions o;
+  o.decode = DecodeMode::kFast;
+  o.height = 100;  // not a multiple of the patch size
+  EXPECT_EQ(ChooseDecodeReduction(3000, 4000, o, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace dinov3::preprocess
