@@ -1,25 +1,63 @@
 #include "server/engine/image_tensor.h"
 
+#include <algorithm>
+#include <vector>
+
 namespace dinov3::engine {
 namespace {
 
-// [H, W, 3] uint8 pixels on a device -> the resized and cropped float image there,
-// [3, out_h, out_w] (a view into the resize's output).
-torch::Tensor ResizedCrop(const torch::Tensor& pixels, const ResizePlan& plan) {
-  namespace F = torch::nn::functional;
+namespace F = torch::nn::functional;
+
+// Rows converted to float at a time by the width pass on a CPU: a few MB, in cache.
+constexpr int64_t kStripRows = 32;
+
+// [h, W, 3] uint8 -> [1, 3, h, W] contiguous float * (1/255).
+torch::Tensor ToUnitFloat(const torch::Tensor& pixels) {
   torch::Tensor x = pixels.permute({2, 0, 1}).unsqueeze(0).to(
       torch::kFloat32, /*non_blocking=*/false, /*copy=*/false, torch::MemoryFormat::Contiguous);
-  x.mul_(1.0f / 255.0f);
+  return x.mul_(1.0f / 255.0f);
+}
+
+torch::Tensor Resize(const torch::Tensor& x, int64_t height, int64_t width,
+                     Interpolation interpolation) {
   F::InterpolateFuncOptions resize;
-  resize.size(std::vector<int64_t>{plan.resize_height, plan.resize_width})
-      .align_corners(false)
-      .antialias(true);
-  if (plan.interpolation == Interpolation::kBicubic) {
+  resize.size(std::vector<int64_t>{height, width}).align_corners(false).antialias(true);
+  if (interpolation == Interpolation::kBicubic) {
     resize.mode(torch::kBicubic);
   } else {
     resize.mode(torch::kBilinear);
   }
-  x = F::interpolate(x, resize);  // the full-size float image is released here
+  return F::interpolate(x, resize);
+}
+
+// The resize's width pass, kStripRows rows at a time: ATen's antialiased resize is separable and
+// resizes the width first, each row on its own, so strips give the bits of the whole image while
+// only one strip is ever float at full width (instead of 12 bytes per pixel of the image).
+torch::Tensor WidthPassInStrips(const torch::Tensor& pixels, int64_t width,
+                                Interpolation interpolation) {
+  const int64_t height = pixels.size(0);
+  torch::Tensor out = torch::empty({1, 3, height, width});
+  for (int64_t top = 0; top < height; top += kStripRows) {
+    const int64_t rows = std::min(kStripRows, height - top);
+    const torch::Tensor strip = ToUnitFloat(pixels.narrow(0, top, rows));
+    out.narrow(2, top, rows).copy_(Resize(strip, rows, width, interpolation));
+  }
+  return out;
+}
+
+// [H, W, 3] uint8 pixels on a device -> the resized and cropped float image there,
+// [3, out_h, out_w] (a view into the resize's output).
+torch::Tensor ResizedCrop(const torch::Tensor& pixels, const ResizePlan& plan) {
+  torch::Tensor x;
+  if (pixels.is_cpu() && plan.resize_width != pixels.size(1)) {
+    x = WidthPassInStrips(pixels, plan.resize_width, plan.interpolation);
+    // The height pass alone (the width is the target's already), as in the one-call resize.
+    if (plan.resize_height != pixels.size(0)) {
+      x = Resize(x, plan.resize_height, plan.resize_width, plan.interpolation);
+    }
+  } else {
+    x = Resize(ToUnitFloat(pixels), plan.resize_height, plan.resize_width, plan.interpolation);
+  }
   return x.index({0, torch::indexing::Slice(),
                   torch::indexing::Slice(plan.crop_top, plan.crop_top + plan.out_height),
                   torch::indexing::Slice(plan.crop_left, plan.crop_left + plan.out_width)});

@@ -211,15 +211,16 @@ absl::Status EmbeddingServer::ReserveFixedTransients(int decode_threads) {
   if (!memory_budget_.ReservePermanently(bytes) || memory_budget_.request_capacity() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the memory budget of ", memory_budget_.capacity(),
-        " bytes (limits.memory_budget_bytes) leaves no room for requests: decoding (",
+        " bytes (limits.memory_budget_bytes) leaves no room for requests: preprocessing (",
         decode_threads, " threads) and the model instances hold up to ", bytes,
         " bytes for images of limits.max_pixels = ", max_pixels,
         "; raise the budget or lower limits.max_pixels"));
   }
   decode_budget_ = std::make_unique<MemoryBudget>(decode);
-  spdlog::info("memory budget {} bytes: {} held for decoding, {} for the model instances' input "
-               "conversion, {} for requests",
-               memory_budget_.capacity(), decode, instances, memory_budget_.request_capacity());
+  spdlog::info(
+      "memory budget {} bytes: {} held for preprocessing, {} for the model instances' "
+      "input conversion, {} for requests",
+      memory_budget_.capacity(), decode, instances, memory_budget_.request_capacity());
   return absl::OkStatus();
 }
 

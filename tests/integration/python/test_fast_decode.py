@@ -16,9 +16,12 @@ from tests.integration.python.server_process import (SERVER, EmbeddingError,
                                                       export_random_model, running_server)
 from dinov3_client import embedding_pb2 as pb2  # noqa: E402  (path set by server_process)
 
-# README "Exactness": the least cosine of the fast decode to the exact one on the photos, for a
-# full-depth random vits16 (the measured values are in README; these bounds sit below them).
-FAST_MIN_COSINE = {"cls": 0.99, "pooled": 0.99, "patch_tokens": 0.98}
+# README "Exactness": the least cosine of the fast decode to the exact one on the 56 photos, for a
+# full-depth random vits16, at 224x224 and with the centre crop (measured 0.9988 CLS, 0.9992
+# pooled, 0.937 for the worst single patch token; the bounds leave room for other CPUs' JPEG
+# and model kernels). Keep-aspect is measured by decode_fidelity.py only (slow on 2 cores).
+FAST_MIN_COSINE = {"cls": 0.995, "pooled": 0.995, "patch_tokens": 0.9}
+SIZES = {size: decode_fidelity.SIZES[size] for size in ("224x224", "centre crop 224")}
 
 
 def jpeg(width, height, seed=0, **save):
@@ -105,7 +108,7 @@ def test_fast_decode_stays_within_the_documented_cosine_on_real_photos(tmp_path)
     files = photo_set.photos()
     model = export_model(tmp_path, "vits16")
     with running_server(model, tmp_path / "server.log") as (_, client):
-        served = decode_fidelity.exact_and_fast(client, files)
+        served = decode_fidelity.exact_and_fast(client, files, SIZES)
     for size, (exact, fast) in served.items():
         stats = compare(exact, fast)
         for name in OUTPUTS:

@@ -33,9 +33,10 @@ from PIL import Image
 
 from tests.integration.python.fault_helpers import GateWait, SlowGate, read_metadata, slow_reader
 from tests.integration.python.prometheus_process import samples, scrape
-from tests.integration.python.server_process import (SERVER, export_random_model, free_port,
-                                                     metrics_port, start_server, stop_server,
-                                                     tail)
+from tests.integration.python.server_process import (SERVER, EmbeddingError,
+                                                     export_random_model, free_port,
+                                                     metrics_port, running_server, start_server,
+                                                     stop_server, tail)
 from dinov3_client import embedding_pb2 as pb2  # noqa: E402  (path set by server_process)
 MiB = 1 << 20
 WAIT_SECONDS = 120
@@ -267,6 +268,20 @@ def test_png_bombs_stay_within_the_budget(model, tmp_path, png_bomb):
               f"MiB, budget {budget / MiB:.0f} MiB")
     finally:
         assert stop_server(proc, client) == 0
+
+
+def test_a_thin_image_cannot_make_a_huge_resize_intermediate(model, tmp_path):
+    # 8 wide, 12700 tall (a few KB of PNG) to 16 high x 16384 wide (1024 patches, within every
+    # limit): the resize's width pass alone would be 12700 x 16384 x 3 floats, 2.5 GB.
+    out = io.BytesIO()
+    Image.new("RGB", (8, 12700), (40, 80, 120)).save(out, format="PNG")
+    with running_server(model, tmp_path / "server.log") as (_, client):
+        with pytest.raises(EmbeddingError) as error:
+            client.embed([out.getvalue()], preprocess={"height": 16, "width": 16384})
+        assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert "image[0]: preprocess: resizing a 8x12700 image to 16384x16 passes through a " \
+            "16384x12700 image (208076800 pixels), above 16777216 pixels" in error.value.details
+        assert client.embed([out.getvalue()])[0].cls.shape == (384,)  # 224x224 is fine
 
 
 class SlowModel(torch.nn.Module):
