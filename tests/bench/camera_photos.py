@@ -57,7 +57,7 @@ def bench(target, image, out_json, window_seconds):
 def rows_of(result):
     """{concurrency: (images/s, server preprocess ms, server inference ms)}."""
     rows = {}
-    for point in result["closed"]:
+    for point in result["points"]:
         server_ms = point.get("server_ms") or {}
         rows[point["concurrency"]] = (point["images_per_second"], server_ms.get("preprocess"),
                                       server_ms.get("inference"))

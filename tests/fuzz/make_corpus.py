@@ -179,6 +179,8 @@ def request_files(images):
     enc = lambda name: pb.Image(encoded=images[name])  # noqa: E731
     rgb8 = raw(8, 8, pb.RGB8, pattern(8, 8, 3).tobytes())
     pre = pb.Preprocess
+    photo = encode(Image.fromarray(pattern(8, 6, 3), "RGB").resize((480, 456), Image.BILINEAR),
+                   "JPEG", quality=60)
     files = {
         "valid_encoded_jpeg": request(enc("jpeg_rgb.jpg")),
         "valid_encoded_png_webp_bmp": request(enc("png_rgba.png"), enc("webp_lossy.webp"),
@@ -221,6 +223,12 @@ def request_files(images):
         "encoded_gif": request(enc("gif_magic.gif")),
         "encoded_truncated": request(enc("truncated_jpeg.jpg")),
         "encoded_empty": request(pb.Image(encoded=b"", id="empty")),
+        "bad_decode_enum": request(rgb8, preprocess=pre(decode=9)),
+        # DECODE_FAST: a JPEG at least 2x the 224x224 target, so it decodes at reduced scale.
+        "valid_fast_decode": request(pb.Image(encoded=photo),
+                                     preprocess=pre(decode=pb.DECODE_FAST)),
+        "fast_decode_truncated": request(pb.Image(encoded=photo[: len(photo) // 2]),
+                                         preprocess=pre(decode=pb.DECODE_FAST)),
     }
     return files
 
