@@ -110,10 +110,13 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
   }
 
   // Builds the task's model input (the engine's PrepareInputFn), holding the conversion's
-  // transient in the decode budget meanwhile.
+  // transient in the decode budget meanwhile. The budget holds one image of the limits'
+  // largest (PreprocessTransientBytes); the cap only guards that invariant against a wait that
+  // could never end.
   absl::Status PrepareInput(batching::EmbedTask& task) {
-    const MemoryBudget::Reservation transient =
-        pipeline_.decode_budget_->Reserve(HostInputTransientBytes(task.image, task.plan));
+    MemoryBudget* const budget = pipeline_.decode_budget_;
+    const MemoryBudget::Reservation transient = budget->Reserve(
+        std::min(HostInputTransientBytes(task.image, task.plan), budget->request_capacity()));
     return pipeline_.prepare_input_(task);
   }
 
