@@ -79,7 +79,14 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     auto task = std::make_unique<batching::EmbedTask>();
     task->image = std::move(decoded.image);
     task->plan = plan;
-    if (pipeline_.prepare_input_) RETURN_IF_ERROR(PrepareInput(*task));
+    if (pipeline_.prepare_input_) {
+      // The conversion of a camera photo takes about as long as its decode: not for nothing.
+      if (Cancelled()) return absl::CancelledError("request cancelled");
+      if (absl::Now() >= deadline_) {
+        return absl::DeadlineExceededError("deadline passed before preprocessing");
+      }
+      RETURN_IF_ERROR(PrepareInput(*task));
+    }
     RecordPreprocess(absl::ToDoubleSeconds(absl::Now() - start));
 
     task->outputs = settings_.outputs;
