@@ -289,6 +289,17 @@ absl::StatusOr<ReducedImage> DecodeImageReduced(absl::string_view bytes, const I
                           format == ImageFormat::kJpeg ? reduction : 1);
 }
 
+absl::StatusOr<ReducedImage> DecodeImageFor(absl::string_view bytes, const ImageLimits& limits,
+                                            const PreprocessOptions& options,
+                                            const ModelGeometry& geometry) {
+  int reduction = 1;
+  if (options.decode == DecodeMode::kFast && SniffFormat(bytes) == ImageFormat::kJpeg) {
+    ASSIGN_OR_RETURN(const ImageSize size, CheckEncodedImage(bytes, limits));
+    ASSIGN_OR_RETURN(reduction, ChooseDecodeReduction(size.height, size.width, options, geometry));
+  }
+  return DecodeImageReduced(bytes, limits, reduction);
+}
+
 absl::Status CheckRawImage(int width, int height, RawPixelFormat format, size_t data_bytes,
                            const ImageLimits& limits) {
   if (width <= 0 || height <= 0) {

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/common/types.h"
+#include "server/preprocess/resize_plan.h"
 
 namespace dinov3::preprocess {
 
@@ -62,6 +63,12 @@ struct ReducedImage {
 // decoded at full size whatever it is.
 absl::StatusOr<ReducedImage> DecodeImageReduced(absl::string_view bytes, const ImageLimits& limits,
                                                 int reduction);
+
+// Decodes as `options.decode` allows: a JPEG at ChooseDecodeReduction's scale for `geometry`
+// (resize_plan.h), anything else, and everything under DecodeMode::kExact, at full size.
+absl::StatusOr<ReducedImage> DecodeImageFor(absl::string_view bytes, const ImageLimits& limits,
+                                            const PreprocessOptions& options,
+                                            const ModelGeometry& geometry);
 
 enum class RawPixelFormat { kRgb8, kBgr8, kGray8, kRgba8 };
 

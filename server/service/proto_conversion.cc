@@ -234,15 +234,7 @@ absl::StatusOr<preprocess::ReducedImage> DecodeRequestImage(
     const v1::Image& image, const RequestLimits& limits,
     const preprocess::PreprocessOptions& options) {
   if (image.source_case() == v1::Image::kEncoded) {
-    const absl::string_view bytes = image.encoded();
-    int reduction = 1;
-    if (preprocess::SniffFormat(bytes) == preprocess::ImageFormat::kJpeg) {
-      ASSIGN_OR_RETURN(const preprocess::ImageSize size,
-                       preprocess::CheckEncodedImage(bytes, limits.image));
-      ASSIGN_OR_RETURN(reduction, preprocess::ChooseDecodeReduction(size.height, size.width,
-                                                                    options, limits.geometry));
-    }
-    return preprocess::DecodeImageReduced(bytes, limits.image, reduction);
+    return preprocess::DecodeImageFor(image.encoded(), limits.image, options, limits.geometry);
   }
   const v1::RawImage& raw = image.raw();
   ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, CheckedRawFormat(raw));

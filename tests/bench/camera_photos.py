@@ -93,8 +93,8 @@ def main():
     for (input_name, server_name), rows in table.items():
         ips = " / ".join(f"{rows[c][0]:.1f}" for c in (1, 2))
         print(f"| {input_name} JPEG | {server_name} | {ips} | {rows[1][1]:.1f} | {rows[1][2]:.1f} |")
-    big, small = table[("4000x3000", "exact")], table[("4000x3000", "before")]
-    print(f"\n12 MP exact / before at c=2: {big[2][0] / small[2][0]:.2f}x")
+    exact, before = table[("4000x3000", "exact")], table[("4000x3000", "before")]
+    print(f"\n12 MP exact / before at c=2: {exact[2][0] / before[2][0]:.2f}x")
     fast, base = table[("4000x3000", "fast")], table[("500x375", "exact")]
     print(f"500x375 exact / 12 MP fast at c=2: {base[2][0] / fast[2][0]:.2f}x")
 

@@ -146,18 +146,13 @@ torch::Tensor Resize224(const torch::Tensor& x) {
 
 const dinov3::engine::Normalization kNorm{{0.485f, 0.456f, 0.406f}, {0.229f, 0.224f, 0.225f}};
 
-// One preprocess job at the default 224x224 (embed_pipeline.cc): decode as `decode` says, plan,
-// and with `cpu_worker` build the model input. Returns the decode's reduction.
-int PreprocessJob(const std::string& bytes, preprocess::DecodeMode decode, bool cpu_worker) {
-  preprocess::PreprocessOptions options;
-  options.decode = decode;
+// One preprocess job at the default 224x224 (embed_pipeline.cc): decode as `options` says, plan
+// for the full size, and with `cpu_worker` build the model input.
+void PreprocessJob(const std::string& bytes, const preprocess::PreprocessOptions& options,
+                   bool cpu_worker) {
   const preprocess::ModelGeometry geometry;
-  const absl::StatusOr<preprocess::ImageSize> size = preprocess::CheckEncodedImage(bytes, kLimits);
-  const bool jpeg = preprocess::SniffFormat(bytes) == preprocess::ImageFormat::kJpeg;
-  const int reduction =
-      jpeg ? *preprocess::ChooseDecodeReduction(size->height, size->width, options, geometry) : 1;
   absl::StatusOr<preprocess::ReducedImage> decoded =
-      preprocess::DecodeImageReduced(bytes, kLimits, reduction);
+      preprocess::DecodeImageFor(bytes, kLimits, options, geometry);
   const absl::StatusOr<dinov3::ResizePlan> plan = preprocess::PlanResize(
       decoded->full_size.height, decoded->full_size.width, options, geometry);
   if (cpu_worker) {
@@ -166,7 +161,6 @@ int PreprocessJob(const std::string& bytes, preprocess::DecodeMode decode, bool 
     benchmark::DoNotOptimize(input.data());
   }
   benchmark::DoNotOptimize(decoded->image.pixels.data());
-  return reduction;
 }
 
 void SetCounters(benchmark::State& state, const Input& input) {
@@ -237,9 +231,14 @@ void RegisterAll(const std::vector<Input>& inputs) {
       for (const bool cpu_worker : {true, false}) {
         add((cpu_worker ? "CpuWorker" : "CudaHost") + mode, input,
             [decode, cpu_worker](benchmark::State& state, const Input& in) {
-              int reduction = 1;
-              for (auto _ : state) reduction = PreprocessJob(in.bytes, decode, cpu_worker);
-              state.counters["reduction"] = reduction;
+              preprocess::PreprocessOptions options;
+              options.decode = decode;
+              for (auto _ : state) PreprocessJob(in.bytes, options, cpu_worker);
+              const bool jpeg = preprocess::SniffFormat(in.bytes) == preprocess::ImageFormat::kJpeg;
+              state.counters["reduction"] =
+                  jpeg ? *preprocess::ChooseDecodeReduction(in.image.height, in.image.width,
+                                                            options, preprocess::ModelGeometry())
+                       : 1;
             });
       }
     }
