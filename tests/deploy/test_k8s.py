@@ -3,7 +3,7 @@ every object validates against the Kubernetes schemas (strict, fixed version), a
 agree with the server they deploy: ports, probes, drain timing, the configuration file (checked
 by the server itself), resources per overlay, security settings, the autoscaling metric.
 
-Tools: kubectl (Debian's kubernetes-client; DINOV3_TEST_KUBECTL names another binary), the Python
+Tools: kubectl 1.21+ (kustomize v4+; DINOV3_TEST_KUBECTL names another binary), the Python
 package kubernetes-validate (requirements.txt), promtool (Debian's prometheus) and
 build/bin/dinov3-server (BUILD_DIR). A missing tool fails the test; nothing is skipped.
 """
@@ -98,7 +98,7 @@ def rendered(request):
     """(tree, list of rendered objects) for one kustomization."""
     tree = request.param
     proc = run_tool([KUBECTL, "kustomize", str(K8S / tree)],
-                    "install Debian's kubernetes-client (scripts/debian-packages.txt), or set "
+                    "install a kubectl with kustomize v4+ (kubectl 1.21+), or set "
                     "DINOV3_TEST_KUBECTL to a kubectl binary")
     assert proc.returncode == 0, f"kubectl kustomize {tree} failed:\n{proc.stderr}"
     objects = [o for o in yaml.safe_load_all(proc.stdout) if o]
@@ -263,6 +263,19 @@ def test_renders_the_expected_objects(rendered):
     names = [(o["kind"], base_name(o)) for o in objects]
     assert len(names) == len(set(names)), f"{tree}: duplicate objects {names}"
     assert set(names) == EXPECTED_OBJECTS, f"{tree}: rendered {sorted(names)}"
+
+
+@pytest.mark.parametrize("tree", TREES)
+def test_renders_without_deprecation_warnings(tree):
+    """kustomize warns on every render about deprecated fields (bases, patchesStrategicMerge,
+    commonLabels, vars, ...); the kustomizations use none of them."""
+    proc = run_tool([KUBECTL, "kustomize", str(K8S / tree)],
+                    "install a kubectl with kustomize v4+ (kubectl 1.21+), or set "
+                    "DINOV3_TEST_KUBECTL to one")
+    assert proc.returncode == 0, f"kubectl kustomize {tree} failed:\n{proc.stderr}"
+    warnings = [line for line in proc.stderr.splitlines()
+                if "warning" in line.lower() or "deprecated" in line.lower()]
+    assert not warnings, f"kubectl kustomize {tree} warns:\n" + "\n".join(warnings)
 
 
 def test_every_object_validates(rendered):
@@ -523,5 +536,5 @@ def test_prometheus_adapter_rule(tmp_path):
     rules.write_text(yaml.safe_dump({"groups": [{"name": "adapter", "rules": [
         {"record": "dinov3:adapter_query", "expr": expr}]}]}))
     proc = run_tool(["promtool", "check", "rules", str(rules)],
-                    "install Debian's prometheus (scripts/debian-packages.txt)")
+                    "install Debian's prometheus (scripts/debian-test-packages.txt)")
     assert proc.returncode == 0, f"{expr}\n{proc.stdout}{proc.stderr}"
