@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # Installs everything the project needs, from this repository's own files. Idempotent: a second
 # run only checks and returns.
-#   1. Debian packages listed in scripts/debian-packages.txt (apt-get; needs root or sudo).
+#   1. Debian packages listed in scripts/debian-packages.txt and, for the tests,
+#      scripts/debian-test-packages.txt (apt-get; needs root or sudo). With --build-only (the
+#      Dockerfile's build stage) only the first list.
 #   2. .venv/ with the pinned Python packages of requirements.txt (re-installed when it changes;
 #      needs about 6 GiB free disk, checked before pip starts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=$(grep -v '^\s*#' scripts/debian-packages.txt | xargs)
+lists=(scripts/debian-packages.txt scripts/debian-test-packages.txt)
+case "${1:-}" in
+  --build-only) lists=(scripts/debian-packages.txt) ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--build-only]" >&2; exit 2 ;;
+esac
+packages=$(cat "${lists[@]}" | grep -v '^\s*#' | xargs)
 missing=""
 for p in $packages; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

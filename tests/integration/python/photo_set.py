@@ -35,6 +35,6 @@ def photos():
     files = sorted(set(os.path.realpath(p) for p in files))
     if len(files) < MIN_PHOTOS:
         raise RuntimeError(f"found {len(files)} wallpaper photos, expected at least {MIN_PHOTOS}: "
-                           "install the packages scripts/debian-packages.txt lists for them "
+                           "install the packages scripts/debian-test-packages.txt lists for them "
                            "(scripts/setup.sh does)")
     return files

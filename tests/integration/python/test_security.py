@@ -42,7 +42,7 @@ API_KEY = "k3y-0123456789abcdef-for-tests"
 def openssl(*args, cwd):
     tool = shutil.which("openssl")
     if tool is None:
-        pytest.fail("openssl is missing (scripts/debian-packages.txt installs it)", pytrace=False)
+        pytest.fail("openssl is missing (scripts/debian-test-packages.txt lists it)", pytrace=False)
     subprocess.run([tool, *args], cwd=cwd, check=True, capture_output=True)
 
 
