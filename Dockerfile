@@ -5,14 +5,14 @@
 #   docker build --build-arg TORCH=cpu  -t dinov3-server:cpu .         CPU-only image
 #   docker build --target exporter -t dinov3-exporter .                checkpoint -> TorchScript
 #
-# Stages: `build` runs the README's own setup (scripts/setup.sh: the Debian packages of
-# scripts/debian-packages.txt and the pinned .venv) and build (scripts/build.sh), so CI exercises
-# these steps on every run; with TORCH=cuda it adds NVIDIA's CUDA compiler so that the server
-# links LibTorch's CUDA libraries. `exporter` is the build stage with the export CLI as
-# entrypoint. `runtime` is debian:12-slim with the runtime libraries of
-# scripts/debian-runtime-packages.txt, LibTorch's shared libraries from the same wheel, the two
-# binaries and nothing else, running as uid 10001, configured by
-# config/examples/container.yaml.
+# Stages: `build` runs the README's own setup (scripts/setup.sh --build-only: the Debian packages
+# of scripts/debian-packages.txt, not the test-only ones, and the pinned .venv) and build
+# (scripts/build.sh, the server and client only), so CI exercises these steps on every run; with
+# TORCH=cuda it adds NVIDIA's CUDA compiler so that the server links LibTorch's CUDA libraries.
+# `exporter` is the build stage with the export CLI as entrypoint. `runtime` is debian:12-slim
+# with the runtime libraries of scripts/debian-runtime-packages.txt, LibTorch's shared libraries
+# from the same wheel, the two binaries and nothing else, running as uid 10001, configured by
+# config/examples/container.yaml. scripts/image-check.sh builds the CPU image and serves it.
 ARG TORCH=cuda
 
 FROM debian:12 AS build
@@ -36,10 +36,10 @@ WORKDIR /app
 COPY scripts/setup.sh scripts/debian-packages.txt scripts/
 COPY requirements.txt .
 COPY proto/ proto/
-RUN scripts/setup.sh && rm -rf /var/lib/apt/lists/* /root/.cache/pip
+RUN scripts/setup.sh --build-only && rm -rf /var/lib/apt/lists/* /root/.cache/pip
 COPY . .
 RUN CMAKE_ARGS="-DDINOV3_BUILD_TESTS=OFF -DDINOV3_TORCH_CUDA=$([ "$TORCH" = cuda ] && echo ON || echo OFF)" \
-      scripts/build.sh
+      scripts/build.sh --target dinov3-server --target dinov3-client
 # LibTorch's shared libraries for the runtime stage (scripts/runtime-libs.sh says which).
 RUN scripts/runtime-libs.sh "$TORCH" /opt/dinov3/lib \
  && mkdir -p /opt/dinov3/bin && cp build/bin/dinov3-server build/bin/dinov3-client /opt/dinov3/bin/
@@ -50,9 +50,16 @@ ENTRYPOINT [".venv/bin/python", "-m", "model.export"]
 FROM debian:12-slim AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 COPY scripts/debian-runtime-packages.txt /tmp/
-RUN apt-get update -qq \
+# Files that the packages bring but neither binary loads are not unpacked (dpkg path-exclude):
+# Mesa's DRI drivers and the LLVM and Z3 libraries only they link (OpenCV's core links the GLX
+# dispatch library, which loads a driver only for an OpenGL context), and PROJ's data. About
+# 500 MB; scripts/image-check.sh lists what the serving process maps.
+RUN printf 'path-exclude %s\n' '/usr/lib/*/dri/*' '/usr/lib/*/libLLVM-*' '/usr/lib/*/libz3.so*' \
+      '/usr/share/proj/*' >/etc/dpkg/dpkg.cfg.d/dinov3-unused \
+ && apt-get update -qq \
  && grep -v '^\s*#' /tmp/debian-runtime-packages.txt \
     | xargs apt-get install -y -qq --no-install-recommends \
+ && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /tmp/debian-runtime-packages.txt \
  && useradd --system --uid 10001 --user-group --no-create-home dinov3 \
  && mkdir -p /models /etc/dinov3
