@@ -187,9 +187,8 @@ run_in() {
   buildah run --isolation chroot --network host -v "$work/$c/tmp:/tmp" "${options[@]}" "$c" -- "$@"
 }
 
-# The pid of the image's server process: run by the image's user, its command the server binary
-# (its process name is not: it runs from a re-executed file).
-server_process() { pgrep -u "${server_user%%:*}" -f '^[^ ]*/dinov3-server( |$)'; }
+# The pid of the image's server process: named dinov3-server, run by the image's user.
+server_process() { pgrep -x -u "${server_user%%:*}" dinov3-server; }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -228,7 +227,8 @@ serve_runtime() {
     sleep 2
   done
   pid=$(server_process) \
-    || { echo "image-check: no dinov3-server runs as the image's user $server_user" >&2; return 1; }
+    || { echo "image-check: no process named dinov3-server runs as the image's user" \
+           "$server_user" >&2; return 1; }
   echo "image-check:   healthy; dinov3-server (pid $pid) runs as uid $(ps -o uid= -p "$pid" | xargs)"
 }
 

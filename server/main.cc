@@ -8,6 +8,7 @@
 // the server sets them from the configured limits and re-executes itself once (same process
 // id, same arguments) so that they apply (server/preprocess/opencv_limits.h).
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -293,6 +294,14 @@ absl::Status ApplyOpenCvLimits(const dinov3::preprocess::ImageLimits& limits, ch
   return absl::InternalError(absl::StrCat("re-executing /proc/self/exe failed: ", strerror(errno)));
 }
 
+// The kernel names a process after the file it executed: "exe" after ApplyOpenCvLimits'
+// re-execution. Gives it back its program name (argv[0]'s last component) for ps, pgrep and top.
+void RestoreProcessNameAfterReexecution(const char* argv0) {
+  if (std::getenv(kReexecutedVar) == nullptr) return;
+  const char* slash = std::strrchr(argv0, '/');
+  prctl(PR_SET_NAME, slash != nullptr ? slash + 1 : argv0);  // the kernel keeps 15 bytes
+}
+
 // Exit code 2 with every line of the error on stderr.
 int ConfigError(absl::string_view message) {
   for (absl::string_view line : absl::StrSplit(message, '\n')) {
@@ -304,6 +313,7 @@ int ConfigError(absl::string_view message) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  RestoreProcessNameAfterReexecution(argv[0]);  // first: threads inherit the name
   absl::SetProgramUsageMessage(
       "Serves DINOv3 embeddings over gRPC.\n"
       "Usage: dinov3-server [--config=FILE.yaml] [--model=FILE.pt] [flags]\n"

@@ -32,7 +32,7 @@ import pytest
 from tests.integration.python.prometheus_process import samples, scrape
 from tests.integration.python.server_process import (BIN_DIR, SERVER, export_random_model,
                                                      free_port, metrics_port, running_server,
-                                                     tail)
+                                                     start_server, stop_server, tail)
 from dinov3_client import EmbeddingClient, EmbeddingError, tls_credentials  # noqa: E402 (path)
 
 IMAGE = np.full((32, 32, 3), 200, np.uint8)
@@ -320,3 +320,14 @@ def test_opencv_decode_limit_follows_the_configuration(model, tmp_path):
     text = tail(log, 10**6)
     assert "OpenCV's own decode limit in force: 1000000 pixels" in text, text[:2000]
     assert len(re.findall(r"dinov3-server \S+ starting", text)) == 1  # after the re-execution
+
+
+def test_reexecuted_server_keeps_its_process_name(model, tmp_path):
+    """The re-execution runs /proc/self/exe, which the kernel would name the process after
+    ("exe"): ps, pgrep and top must still find dinov3-server."""
+    proc, _, client = start_server(model, tmp_path / "server.log")
+    try:
+        with open(f"/proc/{proc.pid}/comm") as f:
+            assert f.read().strip() == "dinov3-server"
+    finally:
+        stop_server(proc, client)
