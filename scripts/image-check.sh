@@ -102,8 +102,12 @@ EOF
   fi
   # As in Debian's official images: apt keeps no package files or caches in image layers.
   cat >"$dir/etc/apt/apt.conf.d/docker-clean" <<'EOF'
-DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
-APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+DPkg::Post-Invoke {
+  "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin";
+};
+APT::Update::Post-Invoke {
+  "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin";
+};
 Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 EOF
@@ -195,9 +199,10 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # The runtime image serves: a model at the configured path (/models/dinov3.pt), the baked-in
 # configuration, the image's entrypoint and user, a read-only root file system.
 serve_runtime() {
-  local image=$name-runtime entrypoint health words deadline=$((SECONDS + 300)) pid
+  local image=$name-runtime entrypoint words out deadline=$((SECONDS + 300)) pid
   for port in 50051 9464; do
-    port_free "$port" || { echo "image-check: port $port (the image's config) is in use" >&2; return 1; }
+    port_free "$port" \
+      || { echo "image-check: port $port (the image's configuration) is in use" >&2; return 1; }
   done
   mkdir -p "$work/model"
   .venv/bin/python -m model.export --random --variant vits16 --depth 2 --seed 5 \
@@ -208,12 +213,14 @@ serve_runtime() {
   new_container "$image" ro
   server_ctr=$ctr
   for binary in dinov3-server dinov3-client; do
-    if run_in "$server_ctr" -- /bin/sh -c "ldd \$(command -v $binary)" | grep 'not found'; then
+    out=$(run_in "$server_ctr" -- /bin/sh -c "ldd \$(command -v $binary)")
+    if grep 'not found' <<<"$out"; then
       echo "image-check: $binary misses libraries in the image" >&2; return 1
     fi
   done
-  if run_in "$server_ctr" -- touch /opt/dinov3/probe 2>/dev/null; then
-    echo "image-check: the container's root file system is writable" >&2; return 1
+  if out=$(run_in "$server_ctr" -- touch /opt/dinov3/probe 2>&1) \
+     || ! grep -q 'Read-only file system' <<<"$out"; then
+    echo "image-check: the root file system is not read-only: $out" >&2; return 1
   fi
   run_in "$server_ctr" -v "$work/model:/models:ro" -- "${entrypoint[@]}" \
     >"$work/server.log" 2>&1 &
@@ -229,13 +236,15 @@ serve_runtime() {
   pid=$(server_process) \
     || { echo "image-check: no process named dinov3-server runs as the image's user" \
            "$server_user" >&2; return 1; }
-  echo "image-check:   healthy; dinov3-server (pid $pid) runs as uid $(ps -o uid= -p "$pid" | xargs)"
+  echo "image-check:   healthy; dinov3-server (pid $pid) runs as uid" \
+    "$(ps -o uid= -p "$pid" | xargs)"
 }
 
 # The host-built server on the same model and configuration file answers the same.
 compare_with_host() {
   local port
-  port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  port=$(.venv/bin/python -c \
+    'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   build/bin/dinov3-server --config config/examples/container.yaml --listen "127.0.0.1:$port" \
     --metrics_enabled=false --model "$work/model/dinov3.pt" >"$work/host-server.log" 2>&1 &
   host_pid=$!
