@@ -16,7 +16,11 @@
 #   5. prints the image sizes, what fills the runtime image, and the time of each step.
 # Everything it made is removed at the end except the cached base images.
 #
-#   scripts/image-check.sh            needs root (buildah), scripts/setup.sh and scripts/build.sh
+#   scripts/image-check.sh               needs root (buildah), scripts/setup.sh and scripts/build.sh
+#   scripts/image-check.sh --build-only  steps 1-2 only; keeps the images (unless it fails) for:
+#   scripts/image-check.sh --prebuilt    steps 3-5 on the images of a --build-only run (CI builds
+#                                        the images beside its sanitizer builds: most of a build
+#                                        is downloads, unpacking and layer commits)
 # Environment: DEBIAN_MIRROR (default http://deb.debian.org/debian), CA_BUNDLE (default: the
 # host's, $PIP_CERT or /etc/ssl/certs/ca-certificates.crt), IMAGE_CHECK_KEEP=1 keeps the images.
 set -euo pipefail
@@ -32,7 +36,16 @@ ca_bundle=${CA_BUNDLE:-${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt}}
 name=localhost/dinov3-image-check
 work=$(mktemp -d /tmp/dinov3-image-check.XXXXXX)
 all_images() { buildah images -a -q --no-trunc | sed 's/^sha256://'; }
-images_before=$(all_images)
+# The images there were before (what the cleanup leaves), kept for a --prebuilt run.
+before_file=/var/tmp/dinov3-image-check.images-before
+mode=${1:-all}
+case "$mode" in
+  all) images_before=$(all_images) ;;
+  --build-only) images_before=$(all_images); echo "$images_before" >"$before_file" ;;
+  --prebuilt) images_before=$(cat "$before_file") \
+                || { echo "image-check: --prebuilt needs a --build-only run first" >&2; exit 1; } ;;
+  *) echo "usage: scripts/image-check.sh [--build-only | --prebuilt]" >&2; exit 2 ;;
+esac
 containers=()
 mounts=()
 timings=()
@@ -47,7 +60,8 @@ cleanup() {
   [ -n "${host_pid:-}" ] && kill "$host_pid" 2>/dev/null && wait "$host_pid" 2>/dev/null
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount "${mounts[i]}" 2>/dev/null || true; done
   for c in "${containers[@]}"; do buildah rm "$c" >/dev/null 2>&1 || true; done
-  if [ "${IMAGE_CHECK_KEEP:-0}" != 1 ]; then
+  if [ "${IMAGE_CHECK_KEEP:-0}" != 1 ] && { [ "$mode" != --build-only ] || [ "$status" != 0 ]; }
+  then
     # Every image this run made (the stages and their cached layers), except the bases.
     local keep
     keep=$(buildah inspect --type image --format '{{.FromImageID}}' \
@@ -307,16 +321,21 @@ stop_runtime() {
   server_pid=
 }
 
-printf '[global]\ncert = /run/dinov3-build/ca-certificates.crt\n' >"$work/pip.conf"
-step "base images (debootstrap unless cached)" bases
-step "build stage (setup.sh, build.sh)" build_stage build
-step "exporter stage" build_stage exporter
-step "runtime stage" build_stage runtime
-step "serve the runtime image until healthy" serve_runtime
-step "Embed: image vs host-built server" compare_with_host
-step "runtime image sizes" report_sizes
-step "stop the server (SIGTERM)" stop_runtime
-step "exporter image: HF folder -> export" export_in_image
+if [ "$mode" != --prebuilt ]; then
+  printf '[global]\ncert = /run/dinov3-build/ca-certificates.crt\n' >"$work/pip.conf"
+  step "base images (debootstrap unless cached)" bases
+  step "build stage (setup.sh, build.sh)" build_stage build
+  step "exporter stage" build_stage exporter
+  step "runtime stage" build_stage runtime
+fi
+if [ "$mode" != --build-only ]; then
+  rm -f "$before_file"
+  step "serve the runtime image until healthy" serve_runtime
+  step "Embed: image vs host-built server" compare_with_host
+  step "runtime image sizes" report_sizes
+  step "stop the server (SIGTERM)" stop_runtime
+  step "exporter image: HF folder -> export" export_in_image
+fi
 echo "image-check: step times"
 printf 'image-check:   %s\n' "${timings[@]}"
 echo "image-check: ok"
