@@ -63,9 +63,10 @@ cleanup() {
   if [ "${IMAGE_CHECK_KEEP:-0}" != 1 ] && { [ "$mode" != --build-only ] || [ "$status" != 0 ]; }
   then
     # Every image this run made (the stages and their cached layers), except the bases.
-    local keep
-    keep=$(buildah inspect --type image --format '{{.FromImageID}}' \
-             docker.io/library/debian:12 docker.io/library/debian:12-slim 2>/dev/null || true)
+    local keep="" base
+    for base in docker.io/library/debian:12 docker.io/library/debian:12-slim; do
+      keep+=$(buildah inspect --type image --format '{{.FromImageID}}' "$base" 2>/dev/null)$'\n'
+    done
     # An image with children cannot go before them: repeat while that removes some.
     local ours left=-1
     while ours=$(all_images | grep -v -x -F -f <(echo "$images_before"; echo "$keep")) \
