@@ -9,6 +9,7 @@ build/bin/dinov3-server (BUILD_DIR). A missing tool fails the test; nothing is s
 """
 
 import copy
+import functools
 import os
 import re
 import subprocess
@@ -93,14 +94,21 @@ def port_of(address):
 # Rendering and lookups
 
 
-@pytest.fixture(scope="module", params=TREES)
-def rendered(request):
-    """(tree, list of rendered objects) for one kustomization."""
-    tree = request.param
+@functools.lru_cache(maxsize=None)
+def kustomize(tree):
+    """The finished `kubectl kustomize` of one tree, run once per tree for every test."""
     proc = run_tool([KUBECTL, "kustomize", str(K8S / tree)],
                     "install a kubectl with kustomize v4+ (kubectl 1.21+), or set "
                     "DINOV3_TEST_KUBECTL to a kubectl binary")
     assert proc.returncode == 0, f"kubectl kustomize {tree} failed:\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module", params=TREES)
+def rendered(request):
+    """(tree, list of rendered objects) for one kustomization."""
+    tree = request.param
+    proc = kustomize(tree)
     objects = [o for o in yaml.safe_load_all(proc.stdout) if o]
     assert objects, f"kubectl kustomize {tree} rendered nothing"
     return tree, objects
@@ -269,11 +277,7 @@ def test_renders_the_expected_objects(rendered):
 def test_renders_without_deprecation_warnings(tree):
     """kustomize warns on every render about deprecated fields (bases, patchesStrategicMerge,
     commonLabels, vars, ...); the kustomizations use none of them."""
-    proc = run_tool([KUBECTL, "kustomize", str(K8S / tree)],
-                    "install a kubectl with kustomize v4+ (kubectl 1.21+), or set "
-                    "DINOV3_TEST_KUBECTL to one")
-    assert proc.returncode == 0, f"kubectl kustomize {tree} failed:\n{proc.stderr}"
-    warnings = [line for line in proc.stderr.splitlines()
+    warnings = [line for line in kustomize(tree).stderr.splitlines()
                 if "warning" in line.lower() or "deprecated" in line.lower()]
     assert not warnings, f"kubectl kustomize {tree} warns:\n" + "\n".join(warnings)
 
