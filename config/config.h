@@ -70,6 +70,26 @@ std::string ToYaml(const ServerConfig& config);
 // One line, "server.listen=127.0.0.1:50051 server.max_receive_message_bytes=67108864 ...".
 std::string Summary(const ServerConfig& config);
 
+// A served model as the server loads it: its name, and the model.* and batching.* keys that
+// apply to it (model.path is its export).
+struct ModelConfig {
+  std::string name;
+  ModelSection model;
+  BatchingSection batching;
+  bool operator==(const ModelConfig&) const = default;
+};
+
+// The models of a valid config, in order: the entries of `models`, each key they leave out
+// taken from the top level, or else one model, model.path, named model.name (or by
+// DefaultModelName). The first is the default unless model.default_model names another
+// (DefaultModel).
+std::vector<ModelConfig> ResolveModels(const ServerConfig& config);
+std::string DefaultModel(const ServerConfig& config);
+
+// The name of an export whose model.name is "": its file name without the extension, each
+// character that a name may not hold replaced by '_' ("/m/vits16 v2.pt" -> "vits16_v2").
+std::string DefaultModelName(absl::string_view path);
+
 // Every key, in file order ("server.listen", ...).
 std::vector<std::string> KnownKeys();
 

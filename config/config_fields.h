@@ -50,6 +50,11 @@ struct DeviceList {};
 struct Required {
   absl::string_view hint;
 };
+// A served model's name: 1 to 64 letters, digits, '-', '_' or '.', not "." or ".."; with
+// allow_empty, also "".
+struct ModelName {
+  bool allow_empty;
+};
 // Any value of the field's type.
 struct AnyValue {};
 
@@ -62,6 +67,17 @@ inline constexpr absl::string_view kComputeDtypes[] = {"export", "auto", "float3
 // server.decode; server/preprocess/resize_plan.h (DecodeMode) says what each does.
 inline constexpr absl::string_view kDecodeModes[] = {"exact", "fast"};
 inline constexpr int64_t kInt32Max = 2147483647;
+// The keys an entry of the models list may set for its model (by their last part: an entry's
+// `max_batch_size` is batching.max_batch_size); the rest are server-wide.
+inline constexpr absl::string_view kPerModelKeys[] = {"model.devices",
+                                                      "model.instances_per_device",
+                                                      "model.intra_op_threads",
+                                                      "model.compute_dtype",
+                                                      "batching.max_batch_size",
+                                                      "batching.max_queue_delay_ms",
+                                                      "batching.preferred_batch_sizes",
+                                                      "batching.max_batch_pixels",
+                                                      "batching.max_queue_size"};
 
 // Config is ServerConfig or const ServerConfig.
 template <typename Config, typename Visitor>
@@ -119,9 +135,23 @@ void VisitFields(Config& c, Visitor&& v) {
     "'authorization: Bearer <key>' (\"\" = no keys)");
   v("auth.exempt_health", c.auth.exempt_health, AnyValue{},
     "grpc.health.v1.Health answers without an API key (Kubernetes probes)");
+  // admin
+  v("admin.api_keys_file", c.admin.api_keys_file, AnyValue{},
+    "file of admin keys, one per line; set: the dinov3.v1.ModelAdmin RPCs (load, replace, "
+    "unload models) are served and need 'authorization: Bearer <admin key>' (\"\" = off)");
+  v("admin.model_repository", c.admin.model_repository, AnyValue{},
+    "folder of exports that LoadModel(name) loads, as <name>.pt (\"\" = LoadModel is refused)");
+  v("admin.unload_grace_seconds", c.admin.unload_grace_seconds, DoubleRange{0, 3600},
+    "how long requests an unloaded or replaced model accepted may take to finish; then they "
+    "get UNAVAILABLE");
   // model
   v("model.path", c.model.path, Required{"export one with python -m model.export"},
-    "TorchScript file written by python -m model.export (required)");
+    "TorchScript file written by python -m model.export (required unless models lists them)");
+  v("model.name", c.model.name, ModelName{true},
+    "the name clients give for model.path (EmbedRequest.model); \"\" = the file name without "
+    "its extension");
+  v("model.default_model", c.model.default_model, ModelName{true},
+    "with a models list: the model of requests that name none (\"\" = the first entry)");
   v("model.devices", c.model.devices, DeviceList{},
     "devices for model instances, e.g. [cuda:0, cuda:1]");
   v("model.instances_per_device", c.model.instances_per_device, IntRange{1, 64},

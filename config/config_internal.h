@@ -2,6 +2,8 @@
 #ifndef DINOV3_CONFIG_CONFIG_INTERNAL_H_
 #define DINOV3_CONFIG_CONFIG_INTERNAL_H_
 
+#include <yaml-cpp/yaml.h>
+
 #include <functional>
 #include <map>
 #include <string>
@@ -41,6 +43,15 @@ absl::Status ApplyYamlFile(const std::string& path, ServerConfig& config, Origin
 // Validate(), with each error prefixed by the origin of its key (when known).
 absl::Status ValidateWithOrigins(const ServerConfig& config, const LoadOptions& options,
                                  const OriginMap& origins);
+
+// Parses the config file's `models` sequence (`node`) into config.models, recording origins
+// "models[i]" and "models[i].<key>" for errors. Errors name the entry, key and line.
+absl::Status ParseModelList(const YAML::Node& node, const std::string& prefix, ServerConfig& config,
+                            OriginMap& origins);
+// The broken rules of the models list and model.name / model.default_model, one message each.
+std::vector<std::string> ModelListErrors(const ServerConfig& config, const OriginMap& origins);
+// The `models:` part of ToYaml (comment and list).
+std::string ModelListYaml(const ServerConfig& config);
 
 // The broken cross-key rules of tls.*, auth.* and server.listen, one message each
 // (security_rules.cc).

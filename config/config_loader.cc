@@ -114,7 +114,7 @@ absl::Status ValidateWithOrigins(const ServerConfig& config, const LoadOptions& 
   VisitFields(config, [&](absl::string_view key, const auto& field, const auto& constraint,
                           absl::string_view) {
     if constexpr (std::is_same_v<std::decay_t<decltype(constraint)>, Required>) {
-      if (!options.check_required) return;
+      if (!options.check_required || !config.models.empty()) return;  // model.path
     }
     absl::Status status = Check(key, field, constraint);
     if (status.ok()) return;
@@ -122,6 +122,7 @@ absl::Status ValidateWithOrigins(const ServerConfig& config, const LoadOptions& 
     if (it != origins.end()) status = WithOrigin(it->second, status);
     errors.emplace_back(status.message());
   });
+  for (std::string& error : ModelListErrors(config, origins)) errors.push_back(std::move(error));
   if (errors.empty()) {  // the rules between keys, once every key is valid on its own
     for (std::string& error : SecurityRuleErrors(config)) errors.push_back(std::move(error));
   }

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "config/config.h"
 #include "config/config_fields.h"
+#include "config/config_internal.h"
 #include "config/field_checks.h"
 #include "config/field_values.h"
 
@@ -40,7 +41,7 @@ std::string ToYaml(const ServerConfig& config) {
                     indent, "# env ", EnvVarName(key), "\n", indent, leaf, ": ",
                     internal::FormatYaml(field), "\n");
   });
-  return out;
+  return out + internal::ModelListYaml(config);
 }
 
 std::string Summary(const ServerConfig& config) {
@@ -49,6 +50,11 @@ std::string Summary(const ServerConfig& config) {
               [&](absl::string_view key, const auto& field, const auto&, absl::string_view) {
                 parts.push_back(absl::StrCat(key, "=", internal::FormatText(field)));
               });
+  std::vector<std::string> models;
+  for (const ModelConfig& model : ResolveModels(config)) {
+    models.push_back(absl::StrCat(model.name, ":", model.model.path));
+  }
+  parts.push_back(absl::StrCat("models=", absl::StrJoin(models, ",")));
   return absl::StrJoin(parts, " ");
 }
 

@@ -100,6 +100,18 @@ absl::Status Check(absl::string_view key, const std::string& value, const Requir
   return absl::InvalidArgumentError(absl::StrCat(key, " is required (", required.hint, ")"));
 }
 
+absl::Status Check(absl::string_view key, const std::string& value, const ModelName& name) {
+  if (value.empty() && name.allow_empty) return absl::OkStatus();
+  const bool valid_chars = std::all_of(value.begin(), value.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+  if (!value.empty() && value.size() <= 64 && valid_chars && value != "." && value != "..") {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      key, " must be 1 to 64 letters, digits, '-', '_' or '.' (not . or ..), got '", value, "'"));
+}
+
 std::string Describe(const IntRange& range) { return absl::StrCat(range.min, "..", range.max); }
 std::string Describe(const DoubleRange& range) { return absl::StrCat(range.min, "..", range.max); }
 std::string Describe(const IntListUpTo& range) {
@@ -112,6 +124,7 @@ std::string Describe(const Address& address) {
 }
 std::string Describe(const DeviceList&) { return "cpu, cuda or cuda:N, no repeats"; }
 std::string Describe(const Required&) { return ""; }
+std::string Describe(const ModelName&) { return "letters, digits, -, _, . (1 to 64)"; }
 std::string Describe(const AnyValue&) { return ""; }
 
 }  // namespace dinov3::config::internal

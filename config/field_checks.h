@@ -22,6 +22,7 @@ absl::Status Check(absl::string_view key, const std::string& value, const OneOf&
 absl::Status Check(absl::string_view key, const std::string& value, const Address& address);
 absl::Status Check(absl::string_view key, const std::vector<std::string>& value, const DeviceList&);
 absl::Status Check(absl::string_view key, const std::string& value, const Required& required);
+absl::Status Check(absl::string_view key, const std::string& value, const ModelName& name);
 template <typename T>
 absl::Status Check(absl::string_view, const T&, const AnyValue&) {
   return absl::OkStatus();
@@ -35,6 +36,7 @@ std::string Describe(const OneOf& one_of);
 std::string Describe(const Address& address);
 std::string Describe(const DeviceList&);
 std::string Describe(const Required&);
+std::string Describe(const ModelName&);
 std::string Describe(const AnyValue&);
 
 }  // namespace dinov3::config::internal

@@ -34,6 +34,11 @@ std::vector<std::string> SecurityRuleErrors(const ServerConfig& config) {
         "tls.client_ca_file needs tls.cert_file and tls.key_file (mutual TLS is TLS with client "
         "certificates)");
   }
+  if (!config.admin.model_repository.empty() && config.admin.api_keys_file.empty()) {
+    errors.push_back(
+        "admin.model_repository needs admin.api_keys_file: without admin keys the ModelAdmin "
+        "RPCs that load from it are off");
+  }
   const std::string& listen = config.server.listen;
   if (tls_on || IsLoopbackAddress(listen)) return errors;
   if (!tls.allow_plaintext) {
@@ -46,6 +51,12 @@ std::vector<std::string> SecurityRuleErrors(const ServerConfig& config) {
   if (!config.auth.api_keys_file.empty()) {
     errors.push_back(absl::StrCat(
         "auth.api_keys_file: API keys would cross the network in clear text on server.listen ",
+        listen, ": set tls.cert_file and tls.key_file, or listen on a loopback address"));
+  }
+  if (!config.admin.api_keys_file.empty()) {
+    errors.push_back(absl::StrCat(
+        "admin.api_keys_file: admin keys would cross the network in clear text on "
+        "server.listen ",
         listen, ": set tls.cert_file and tls.key_file, or listen on a loopback address"));
   }
   return errors;

@@ -44,12 +44,21 @@ struct AuthSection {
   bool operator==(const AuthSection&) const = default;
 };
 
+struct AdminSection {
+  std::string api_keys_file;         // admin keys, one per line; "" = the ModelAdmin RPCs are off
+  std::string model_repository;      // folder LoadModel(name) loads <name>.pt from
+  double unload_grace_seconds = 30;  // for the accepted work of a model leaving service
+  bool operator==(const AdminSection&) const = default;
+};
+
 struct ModelSection {
-  std::string path;  // required
+  std::string path;  // required unless the models list is used
   std::vector<std::string> devices = {"cpu"};
   int instances_per_device = 1;
   int intra_op_threads = 0;  // 0 = usable CPUs / CPU instances; CUDA instances 1
   std::string compute_dtype = "export";  // one of kComputeDtypes (config_fields.h)
+  std::string name;                      // the name clients use for model.path; "" = its file stem
+  std::string default_model;             // with a models list: the model of requests that name none
   bool operator==(const ModelSection&) const = default;
 };
 
@@ -87,15 +96,29 @@ struct MetricsSection {
   bool operator==(const MetricsSection&) const = default;
 };
 
+// One entry of the top-level `models` list: a served model's name and export, and the per-model
+// keys (kPerModelKeys, config_fields.h) it sets in `model` and `batching`; every key it leaves
+// out takes the top-level value (ResolveModels, config.h). Only the config file sets the list.
+struct ModelEntry {
+  std::string name;
+  std::string path;
+  ModelSection model;
+  BatchingSection batching;
+  std::vector<std::string> keys_set;  // e.g. "model.instances_per_device", in file order
+  bool operator==(const ModelEntry&) const = default;
+};
+
 struct ServerConfig {
   ServerSection server;
   TlsSection tls;
   AuthSection auth;
+  AdminSection admin;
   ModelSection model;
   LimitsSection limits;
   BatchingSection batching;
   LoggingSection logging;
   MetricsSection metrics;
+  std::vector<ModelEntry> models;  // empty: one model, model.path named model.name
   bool operator==(const ServerConfig&) const = default;
 };
 

@@ -46,8 +46,13 @@ class YamlWalker {
           section.empty() ? entry.first.Scalar() : absl::StrCat(section, ".", entry.first.Scalar());
       if (!seen_.insert(key).second) return Error(absl::StrCat("duplicate key '", key, "'"), line);
       absl::Status status;
-      if (WithField(config_, key,
-                    [&](auto& field) { status = ParseYaml(key, entry.second, field); })) {
+      if (key == "models") {
+        if (absl::Status s = ParseModelList(entry.second, prefix_, config_, origins_); !s.ok()) {
+          return s;
+        }
+        origins_[key] = Origin{prefix_, line};
+      } else if (WithField(config_, key,
+                           [&](auto& field) { status = ParseYaml(key, entry.second, field); })) {
         if (!status.ok()) return Error(status.message(), line);
         origins_[key] = Origin{prefix_, line};
       } else if (sections_.count(key) > 0) {

@@ -60,6 +60,16 @@ TEST(ConfigFilesTest, ExamplesLoadAndValidate) {
   ASSERT_TRUE(container.ok()) << container.status();
   EXPECT_EQ(container->model.path, "/models/dinov3.pt");
   EXPECT_EQ(container->server.listen, "0.0.0.0:50051");
+
+  absl::StatusOr<ServerConfig> two = LoadConfig({.file = kConfigDir + "/examples/two-models.yaml"});
+  ASSERT_TRUE(two.ok()) << two.status();
+  const std::vector<ModelConfig> models = ResolveModels(*two);
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].name, "small");
+  EXPECT_EQ(models[0].model.instances_per_device, 2);
+  EXPECT_EQ(models[1].batching.max_batch_size, 4);
+  EXPECT_EQ(models[1].model.compute_dtype, "auto");  // the top-level default
+  EXPECT_EQ(DefaultModel(*two), "small");
 }
 
 TEST(ConfigFilesTest, ToYamlDocumentsEveryKey) {
@@ -94,7 +104,7 @@ TEST(ConfigFilesTest, SummaryIsOneLineWithEveryKey) {
 
 TEST(ConfigFilesTest, KnownKeysAreUniqueAndInFileOrder) {
   const std::vector<std::string> keys = KnownKeys();
-  EXPECT_EQ(keys.size(), 43u);
+  EXPECT_EQ(keys.size(), 48u);
   EXPECT_EQ(std::set<std::string>(keys.begin(), keys.end()).size(), keys.size());
   EXPECT_EQ(keys.front(), "server.listen");
   EXPECT_EQ(keys.back(), "metrics.basic_auth_file");

@@ -50,9 +50,13 @@ TEST(ConfigLoadTest, EachSourceAloneSetsEveryKey) {
   EXPECT_EQ(LoadConfig(flags_only).value(), ConfigC());
 }
 
-// The index of `key`, or of tls.cert_file for every tls.* key.
+// The index of `key`, or of tls.cert_file for every tls.* key, or of model.name for
+// model.name and model.default_model.
 size_t KeyGroupIndex(const std::vector<std::string>& keys, const std::string& key) {
-  const std::string& leader = key.rfind("tls.", 0) == 0 ? "tls.cert_file" : key;
+  std::string leader = key;
+  if (key.rfind("tls.", 0) == 0) leader = "tls.cert_file";
+  if (key == "model.default_model") leader = "model.name";
+  if (key.rfind("admin.", 0) == 0) leader = "admin.api_keys_file";
   return static_cast<size_t>(std::find(keys.begin(), keys.end(), leader) - keys.begin());
 }
 
@@ -71,7 +75,9 @@ TEST(ConfigLoadTest, PrecedenceIsPerKey) {
     for (size_t i = 0; i < keys.size(); ++i) {
       const std::string& key = keys[i];
       // The tls.* keys move together: the rules between them (cert and key go together)
-      // would refuse some mixes of the four sources.
+      // would refuse some mixes of the four sources. So do model.name and
+      // model.default_model, which must name the served model (model.name, when set), and the
+      // admin.* keys (a model repository needs admin keys).
       const size_t level = (KeyGroupIndex(keys, key) + shift) % 4;
       const std::map<std::string, std::string>* winner[] = {&defaults, &a, &b, &c};
       expected[key] = winner[level]->at(key);

@@ -18,7 +18,8 @@ ServerConfig ConfigA();
 ServerConfig ConfigB();
 ServerConfig ConfigC();
 
-// key -> value text, from Summary() (lists comma-separated, as in environment variables).
+// key -> value text, from Summary() (lists comma-separated, as in environment variables); the
+// trailing " models=..." part of Summary() is not a key and is left out.
 std::map<std::string, std::string> FieldTexts(const ServerConfig& config);
 
 }  // namespace dinov3::config::testing
