@@ -132,6 +132,11 @@ ABSL_FLAG(std::optional<bool>, allow_plaintext, std::nullopt,
 ABSL_FLAG(std::optional<std::string>, api_keys_file, std::nullopt,
           "[auth.api_keys_file] file of API keys, one per line: calls need "
           "'authorization: Bearer <key>'");
+ABSL_FLAG(std::optional<std::string>, admin_api_keys_file, std::nullopt,
+          "[admin.api_keys_file] file of admin keys: turns on the ModelAdmin RPCs (load, "
+          "replace, unload models)");
+ABSL_FLAG(std::optional<std::string>, model_repository, std::nullopt,
+          "[admin.model_repository] folder that LoadModel(name) loads <name>.pt from");
 ABSL_FLAG(std::optional<bool>, exempt_health, std::nullopt,
           "[auth.exempt_health] health checks need no API key");
 ABSL_FLAG(std::optional<std::string>, metrics_basic_auth_file, std::nullopt,
@@ -206,6 +211,8 @@ ConfigSources SourcesFromCommandLine() {
   AddOverride(FLAGS_tls_reload_seconds, "tls.reload_seconds", o);
   AddOverride(FLAGS_allow_plaintext, "tls.allow_plaintext", o);
   AddOverride(FLAGS_api_keys_file, "auth.api_keys_file", o);
+  AddOverride(FLAGS_admin_api_keys_file, "admin.api_keys_file", o);
+  AddOverride(FLAGS_model_repository, "admin.model_repository", o);
   AddOverride(FLAGS_exempt_health, "auth.exempt_health", o);
   AddOverride(FLAGS_log_level, "logging.level", o);
   AddOverride(FLAGS_log_format, "logging.format", o);
@@ -216,9 +223,26 @@ ConfigSources SourcesFromCommandLine() {
   return sources;
 }
 
+dinov3::service::ServedModelOptions ToModelOptions(const dinov3::config::ModelConfig& m,
+                                                   const dinov3::CpuFeatures& cpu) {
+  dinov3::service::ServedModelOptions model;
+  model.name = m.name;
+  model.path = m.model.path;
+  model.engine.devices = m.model.devices;
+  model.engine.instances_per_device = m.model.instances_per_device;
+  model.engine.intra_op_threads = m.model.intra_op_threads;
+  model.engine.compute_dtype = m.model.compute_dtype;
+  model.engine.cpu = cpu;
+  model.batching.max_batch_size = m.batching.max_batch_size;
+  model.batching.max_queue_delay = absl::Milliseconds(m.batching.max_queue_delay_ms);
+  model.batching.preferred_batch_sizes = m.batching.preferred_batch_sizes;
+  model.batching.max_batch_pixels = m.batching.max_batch_pixels;
+  model.batching.max_queue_size = m.batching.max_queue_size;
+  return model;
+}
+
 dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfig& c) {
   dinov3::service::ServerOptions o;
-  o.model_path = c.model.path;
   o.listen = c.server.listen;
   o.security = {.cert_file = c.tls.cert_file,
                 .key_file = c.tls.key_file,
@@ -228,11 +252,24 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
                 .exempt_health = c.auth.exempt_health};
   o.metrics_listen = c.metrics.enabled ? c.metrics.listen : "";
   o.metrics_basic_auth_file = c.metrics.basic_auth_file;
-  o.engine.devices = c.model.devices;
-  o.engine.instances_per_device = c.model.instances_per_device;
-  o.engine.intra_op_threads = c.model.intra_op_threads;
-  o.engine.compute_dtype = c.model.compute_dtype;
-  o.engine.cpu = dinov3::ReadCpuFeatures();
+  const dinov3::CpuFeatures cpu = dinov3::ReadCpuFeatures();
+  const std::vector<dinov3::config::ModelConfig> models = dinov3::config::ResolveModels(c);
+  for (const dinov3::config::ModelConfig& m : models) o.models.push_back(ToModelOptions(m, cpu));
+  o.default_model = dinov3::config::DefaultModel(c);
+  o.admin_keys_file = c.admin.api_keys_file;
+  o.model_repository = c.admin.model_repository;
+  o.unload_grace = absl::Seconds(c.admin.unload_grace_seconds);
+  // A model LoadModel loads has its configured settings, or else the top-level ones.
+  o.options_for_load = [models, defaults = dinov3::config::ModelConfig{"", c.model, c.batching},
+                        cpu](const std::string& name, const std::string& path) {
+    dinov3::config::ModelConfig m = defaults;
+    for (const dinov3::config::ModelConfig& configured : models) {
+      if (configured.name == name) m = configured;
+    }
+    m.name = name;
+    m.model.path = path;
+    return ToModelOptions(m, cpu);
+  };
   o.limits.max_receive_message_bytes = c.server.max_receive_message_bytes;
   o.limits.max_images_per_request = c.limits.max_images_per_request;
   o.limits.image.max_image_bytes = c.limits.max_image_bytes;
@@ -241,11 +278,6 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
   o.limits.geometry.max_patches = c.limits.max_patches;
   o.limits.default_decode = c.server.decode == "fast" ? dinov3::preprocess::DecodeMode::kFast
                                                       : dinov3::preprocess::DecodeMode::kExact;
-  o.batching.max_batch_size = c.batching.max_batch_size;
-  o.batching.max_queue_delay = absl::Milliseconds(c.batching.max_queue_delay_ms);
-  o.batching.preferred_batch_sizes = c.batching.preferred_batch_sizes;
-  o.batching.max_batch_pixels = c.batching.max_batch_pixels;
-  o.batching.max_queue_size = c.batching.max_queue_size;
   o.preprocess_threads = c.server.preprocess_threads;
   o.drain_timeout = absl::Seconds(c.server.drain_seconds);
   o.max_connection_age = absl::Seconds(c.server.max_connection_age_seconds);

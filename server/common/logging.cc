@@ -178,6 +178,7 @@ void LogAccess(const AccessRecord& r) {
     line += value;
   };
   field("method", r.method);
+  field("model", r.model);
   field("code", r.code);
   number("images", absl::StrCat(r.images));
   number("seconds", absl::StrFormat("%.6f", r.seconds));

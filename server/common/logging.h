@@ -29,6 +29,7 @@ absl::Status ConfigureLogging(const LogOptions& options);
 // One finished RPC.
 struct AccessRecord {
   std::string_view method = {};  // "Embed", "StreamEmbed", ...
+  std::string_view model = {};   // the served model's name (metrics label), "" before any
   std::string_view code = {};    // gRPC status code name, e.g. "OK", "INVALID_ARGUMENT"
   int images = 0;
   double seconds = 0;                // server-side latency

@@ -110,20 +110,22 @@ absl::StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::Load(const std::string
   if (absl::Status s = ValidateOptions(options); !s.ok()) return s;
   absl::StatusOr<model::ModelMetadata> metadata = model::ModelRuntime::ReadMetadata(path);
   if (!metadata.ok()) return metadata.status();
+  // One copy of the weights per device, shared by that device's instances (ModelRuntime's
+  // Forward may run on several threads at once).
   std::vector<std::unique_ptr<model::ModelRuntime>> runtimes;
   for (const std::string& device : options.devices) {
-    for (int i = 0; i < options.instances_per_device; ++i) {
-      // probe=false: each instance warms up on its own dispatch thread (PrepareThread).
-      absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime = model::ModelRuntime::Load(
-          path, device, /*probe=*/false,
-          ResolveComputeDtype(options.compute_dtype, metadata->dtype,
-                              absl::StartsWith(device, "cuda"), options.cpu));
-      if (!runtime.ok()) return runtime.status();
-      runtimes.push_back(*std::move(runtime));
-    }
+    // probe=false: each instance warms up on its own dispatch thread (PrepareThread).
+    absl::StatusOr<std::unique_ptr<model::ModelRuntime>> runtime = model::ModelRuntime::Load(
+        path, device, /*probe=*/false,
+        ResolveComputeDtype(options.compute_dtype, metadata->dtype,
+                            absl::StartsWith(device, "cuda"), options.cpu));
+    if (!runtime.ok()) return runtime.status();
+    runtimes.push_back(*std::move(runtime));
   }
   int cpu_instances = 0;
-  for (const auto& runtime : runtimes) cpu_instances += runtime->device().is_cpu() ? 1 : 0;
+  for (const auto& runtime : runtimes) {
+    cpu_instances += runtime->device().is_cpu() ? options.instances_per_device : 0;
+  }
   const int cpu_threads = options.intra_op_threads > 0
                               ? options.intra_op_threads
                               : CoresPerInstance(std::max(1, cpu_instances));
@@ -134,8 +136,10 @@ absl::StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::Load(const std::string
   std::string description = absl::StrJoin(parts, ", ");
   if (cpu_instances > 0) absl::StrAppend(&description, " (intra-op threads ", cpu_threads, ")");
 
-  std::vector<const model::ModelRuntime*> instances;
-  for (const auto& runtime : runtimes) instances.push_back(runtime.get());
+  std::vector<const model::ModelRuntime*> instances;  // devices in order, then instances
+  for (const auto& runtime : runtimes) {
+    for (int i = 0; i < options.instances_per_device; ++i) instances.push_back(runtime.get());
+  }
   auto engine =
       std::make_unique<LoadedEngine>(std::move(runtimes), std::move(description), options);
   for (const model::ModelRuntime* runtime : instances) {

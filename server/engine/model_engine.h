@@ -45,10 +45,10 @@ struct EngineOptions {
 
 class ModelEngine {
  public:
-  // Loads `path` once per instance (each owns its module; no probe forward: the instances warm
-  // up in PrepareThread on their dispatch threads). Errors as ModelRuntime::Load (which also
-  // rejects unknown or unavailable devices), or InvalidArgument for bad options (no devices,
-  // instances or warm-up batch < 1, intra-op threads < 0).
+  // Loads `path` once per device; that device's instances share the module and its weights
+  // (no probe forward: the instances warm up in PrepareThread on their dispatch threads). Errors as
+  // ModelRuntime::Load (which also rejects unknown or unavailable devices), or InvalidArgument for
+  // bad options (no devices, instances or warm-up batch < 1, intra-op threads < 0).
   static absl::StatusOr<std::unique_ptr<ModelEngine>> Load(const std::string& path,
                                                            const EngineOptions& options);
   virtual ~ModelEngine() = default;

@@ -5,6 +5,8 @@
 #include <prometheus/metric_type.h>
 #include <prometheus/text_serializer.h>
 
+#include <algorithm>
+#include <map>
 #include <mutex>
 #include <utility>
 
@@ -44,9 +46,13 @@ void AddGauge(MetricFamily& family, double value, std::vector<ClientMetric::Labe
 // and device memory.
 class ServerMetrics::ScrapeTimeValues final : public prometheus::Collectable {
  public:
-  void SetQueueDepthSource(std::function<int64_t()> source) {
+  void SetQueueDepthSource(const std::string& model, std::function<int64_t()> source) {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_depth_ = std::move(source);
+    if (source) {
+      queue_depth_[model] = std::move(source);
+    } else {
+      queue_depth_.erase(model);
+    }
   }
   void SetDeviceMemorySource(std::function<std::vector<DeviceMemory>()> source) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -62,7 +68,9 @@ class ServerMetrics::ScrapeTimeValues final : public prometheus::Collectable {
     std::vector<MetricFamily> families;
     MetricFamily queue = GaugeFamily("dinov3_queue_images",
                                      "Images waiting in the batching queue for a model instance.");
-    AddGauge(queue, queue_depth_ ? static_cast<double>(queue_depth_()) : 0);
+    for (const auto& [model, depth] : queue_depth_) {
+      AddGauge(queue, static_cast<double>(depth()), {{"model", model}});
+    }
     families.push_back(std::move(queue));
     MetricFamily budget = GaugeFamily(
         "dinov3_memory_budget_used_bytes",
@@ -89,7 +97,7 @@ class ServerMetrics::ScrapeTimeValues final : public prometheus::Collectable {
 
  private:
   mutable std::mutex mu_;
-  std::function<int64_t()> queue_depth_;
+  std::map<std::string, std::function<int64_t()>> queue_depth_;  // by model
   std::function<int64_t()> budget_used_;
   std::function<std::vector<DeviceMemory>()> device_memory_;
 };
@@ -132,23 +140,19 @@ ServerMetrics::ServerMetrics(const std::string& version)
   preprocess_ = &prometheus::BuildHistogram()
                      .Name("dinov3_preprocess_duration_seconds")
                      .Help("Decoding and resize planning of one image on the preprocess pool.")
-                     .Register(r)
-                     .Add({}, DurationBuckets());
+                     .Register(r);
   queue_ = &prometheus::BuildHistogram()
                 .Name("dinov3_queue_duration_seconds")
                 .Help("Time one image waited in the batching queue before its batch ran.")
-                .Register(r)
-                .Add({}, DurationBuckets());
+                .Register(r);
   batch_size_ = &prometheus::BuildHistogram()
                      .Name("dinov3_batch_size")
                      .Help("Images per executed forward pass.")
-                     .Register(r)
-                     .Add({}, BatchSizeBuckets());
+                     .Register(r);
   images_ = &prometheus::BuildCounter()
                  .Name("dinov3_images_total")
                  .Help("Images that went through the model.")
-                 .Register(r)
-                 .Add({});
+                 .Register(r);
   inflight_ = &prometheus::BuildGauge()
                    .Name("dinov3_inflight_requests")
                    .Help("Requests accepted and not yet answered.")
@@ -159,8 +163,7 @@ ServerMetrics::ServerMetrics(const std::string& version)
                          .Help(
                              "Most images the batching queue holds (batching.max_queue_size); "
                              "beyond it requests get RESOURCE_EXHAUSTED.")
-                         .Register(r)
-                         .Add({});
+                         .Register(r);
   memory_budget_ = &prometheus::BuildGauge()
                         .Name("dinov3_memory_budget_bytes")
                         .Help(
@@ -168,13 +171,9 @@ ServerMetrics::ServerMetrics(const std::string& version)
                             "beyond it requests get RESOURCE_EXHAUSTED.")
                         .Register(r)
                         .Add({});
-  // Series that exist from the start, so that rate() and dashboards see zeros, not gaps.
-  for (const char* reason : kAllReasons) rejected_->Add({{"reason", reason}});
-  unauthenticated_ = &rejected_->Add({{"reason", kReasonUnauthenticated}});
-  for (const char* method : {"Embed", "StreamEmbed", "EmbedDense", "GetModelInfo"}) {
-    requests_->Add({{"method", method}, {"code", "OK"}});
-    request_duration_->Add({{"method", method}}, DurationBuckets());
-  }
+  // A refused key never reaches a model: its series has an empty model label.
+  unauthenticated_ = &rejected_->Add({{"reason", kReasonUnauthenticated}, {"model", ""}});
+  AddModelSeries(kUnknownModel);
   prometheus::BuildGauge()
       .Name("dinov3_build_info")
       .Help("The server build (always 1).")
@@ -185,32 +184,89 @@ ServerMetrics::ServerMetrics(const std::string& version)
 
 ServerMetrics::~ServerMetrics() = default;
 
-void ServerMetrics::RecordRequest(std::string_view method, std::string_view code, double seconds,
-                                  std::string_view reason) {
-  const std::string method_name(method);
-  requests_->Add({{"method", method_name}, {"code", std::string(code)}}).Increment();
-  request_duration_->Add({{"method", method_name}}, DurationBuckets()).Observe(seconds);
-  if (!reason.empty()) rejected_->Add({{"reason", std::string(reason)}}).Increment();
+// Series that exist from the model's start, so that rate() and dashboards see zeros, not gaps.
+void ServerMetrics::AddModelSeries(const std::string& model) {
+  for (const char* reason : kAllReasons) {
+    if (std::string_view(reason) == kReasonUnauthenticated) continue;  // counted under ""
+    rejected_->Add({{"reason", reason}, {"model", model}});
+  }
+  for (const char* method : {"Embed", "StreamEmbed", "EmbedDense", "GetModelInfo"}) {
+    requests_->Add({{"method", method}, {"code", "OK"}, {"model", model}});
+    request_duration_->Add({{"method", method}, {"model", model}}, DurationBuckets());
+  }
+  if (model == kUnknownModel) return;
+  preprocess_->Add({{"model", model}}, DurationBuckets());
+  queue_->Add({{"model", model}}, DurationBuckets());
+  batch_size_->Add({{"model", model}}, BatchSizeBuckets());
+  images_->Add({{"model", model}});
 }
 
-void ServerMetrics::RecordBatch(const std::string& device, int images, double inference_seconds) {
-  batch_size_->Observe(images);
-  images_->Increment(images);
-  inference_->Add({{"device", device}}, DurationBuckets()).Observe(inference_seconds);
+void ServerMetrics::RecordRequest(std::string_view method, std::string_view model,
+                                  std::string_view code, double seconds, std::string_view reason) {
+  const std::string method_name(method);
+  const std::string model_name(model);
+  requests_->Add({{"method", method_name}, {"code", std::string(code)}, {"model", model_name}})
+      .Increment();
+  request_duration_->Add({{"method", method_name}, {"model", model_name}}, DurationBuckets())
+      .Observe(seconds);
+  if (!reason.empty()) {
+    rejected_->Add({{"reason", std::string(reason)}, {"model", model_name}}).Increment();
+  }
+}
+
+void ServerMetrics::ObservePreprocess(const std::string& model, double seconds) {
+  preprocess_->Add({{"model", model}}, DurationBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::ObserveQueueWait(const std::string& model, double seconds) {
+  queue_->Add({{"model", model}}, DurationBuckets()).Observe(seconds);
+}
+
+void ServerMetrics::RecordBatch(const std::string& model, const std::string& device, int images,
+                                double inference_seconds) {
+  batch_size_->Add({{"model", model}}, BatchSizeBuckets()).Observe(images);
+  images_->Add({{"model", model}}).Increment(images);
+  inference_->Add({{"model", model}, {"device", device}}, DurationBuckets())
+      .Observe(inference_seconds);
 }
 
 void ServerMetrics::SetCpuInfo(const std::string& model, const std::string& features) {
   cpu_info_->Add({{"model", model}, {"features", features}}).Set(1);
 }
 
-void ServerMetrics::SetModelInfo(const std::string& variant, const std::string& dtype,
-                                 const std::string& device) {
-  model_info_->Add({{"variant", variant}, {"dtype", dtype}, {"device", device}}).Set(1);
-  inference_->Add({{"device", device}}, DurationBuckets());
+void ServerMetrics::SetModelInfo(const std::string& model, const std::string& variant,
+                                 const std::string& dtype, const std::string& device) {
+  prometheus::Gauge& info = model_info_->Add(
+      {{"model", model}, {"variant", variant}, {"dtype", dtype}, {"device", device}});
+  info.Set(1);
+  {
+    std::lock_guard<std::mutex> lock(model_info_mu_);
+    std::vector<prometheus::Gauge*>& infos = model_info_of_[model];
+    if (std::find(infos.begin(), infos.end(), &info) == infos.end()) infos.push_back(&info);
+  }
+  inference_->Add({{"model", model}, {"device", device}}, DurationBuckets());
+  AddModelSeries(model);
 }
 
-void ServerMetrics::SetQueueDepthSource(std::function<int64_t()> source) {
-  scrape_time_->SetQueueDepthSource(std::move(source));
+void ServerMetrics::SetQueueCapacity(const std::string& model, int images) {
+  queue_capacity_->Add({{"model", model}}).Set(images);
+}
+
+void ServerMetrics::RemoveModel(const std::string& model) {
+  {
+    std::lock_guard<std::mutex> lock(model_info_mu_);
+    auto it = model_info_of_.find(model);
+    if (it != model_info_of_.end()) {
+      for (prometheus::Gauge* info : it->second) model_info_->Remove(info);
+      model_info_of_.erase(it);
+    }
+  }
+  queue_capacity_->Remove(&queue_capacity_->Add({{"model", model}}));
+  scrape_time_->SetQueueDepthSource(model, nullptr);
+}
+
+void ServerMetrics::SetQueueDepthSource(const std::string& model, std::function<int64_t()> source) {
+  scrape_time_->SetQueueDepthSource(model, std::move(source));
 }
 
 void ServerMetrics::SetMemoryBudget(int64_t capacity_bytes, std::function<int64_t()> used) {

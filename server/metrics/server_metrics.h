@@ -6,7 +6,9 @@
 // sub-millisecond queue waits up to a large model's multi-second dense requests on CPU);
 // batch sizes use powers of two up to 1024 (the largest max_batch_size). Labels are bounded:
 // method is one of the four RPCs, code a gRPC code name, reason one of the kReason* names in
-// server/common/status_reason.h, device one of the configured devices.
+// server/common/status_reason.h, device one of the configured devices, model a served model's
+// name (from the configuration or the model repository, never from a request: a request for an
+// unknown model counts under kUnknownModel; an API key refused before any model, under "").
 // Prometheus-cpp only; no gRPC or torch. Thread-safe.
 #ifndef DINOV3_SERVER_METRICS_SERVER_METRICS_H_
 #define DINOV3_SERVER_METRICS_SERVER_METRICS_H_
@@ -20,7 +22,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +39,9 @@ inline const std::vector<double>& DurationBuckets() {
   return buckets;
 }
 
+// The model label of requests that named no served model (not a valid model name).
+inline constexpr char kUnknownModel[] = "(unknown)";
+
 class ServerMetrics {
  public:
   // `version` goes into dinov3_build_info.
@@ -42,37 +49,45 @@ class ServerMetrics {
   ~ServerMetrics();
 
   // One finished request (an Embed or EmbedDense call, one StreamEmbed message, a
-  // GetModelInfo call). `reason` is empty unless the request was rejected.
-  void RecordRequest(std::string_view method, std::string_view code, double seconds,
-                     std::string_view reason);
+  // GetModelInfo call) for `model`. `reason` is empty unless the request was rejected.
+  void RecordRequest(std::string_view method, std::string_view model, std::string_view code,
+                     double seconds, std::string_view reason);
   // A call refused for a missing or wrong API key before it reached any service; counted in
   // dinov3_rejected_total{reason="unauthenticated"} only (its method may be any).
   void RecordUnauthenticated() { unauthenticated_->Increment(); }
   void RequestStarted() { inflight_->Increment(); }
   void RequestEnded() { inflight_->Decrement(); }
 
-  void ObservePreprocess(double seconds) { preprocess_->Observe(seconds); }
-  void ObserveQueueWait(double seconds) { queue_->Observe(seconds); }
-  // One executed forward pass of `images` images on `device`.
-  void RecordBatch(const std::string& device, int images, double inference_seconds);
+  void ObservePreprocess(const std::string& model, double seconds);
+  void ObserveQueueWait(const std::string& model, double seconds);
+  // One executed forward pass of `images` images of `model` on `device`.
+  void RecordBatch(const std::string& model, const std::string& device, int images,
+                   double inference_seconds);
 
-  // Also creates the device's inference histogram, so it is scraped before the first batch.
-  void SetModelInfo(const std::string& variant, const std::string& dtype,
+  // dinov3_model_info{model, variant, dtype, device} = 1. Also creates the model's series (its
+  // requests, rejections, preprocess, queue, batch and inference on `device`), so they are
+  // scraped as zeros before the first request.
+  void SetModelInfo(const std::string& model, const std::string& variant, const std::string& dtype,
                     const std::string& device);
 
   // dinov3_cpu_info{model, features} = 1: the CPU model name and its reported features
   // (comma-separated, cpu_features.h), so dashboards show why a replica is fast or slow.
   void SetCpuInfo(const std::string& model, const std::string& features);
 
-  // dinov3_queue_capacity_images: the most images the batching queue holds (max_queue_size).
-  void SetQueueCapacity(int images) { queue_capacity_->Set(images); }
+  // dinov3_queue_capacity_images{model}: the most images the model's batching queue holds
+  // (max_queue_size).
+  void SetQueueCapacity(const std::string& model, int images);
+  // A model that is no longer served: removes its dinov3_model_info, queue depth and queue
+  // capacity series (its counters and histograms stay, as Prometheus counters should).
+  void RemoveModel(const std::string& model);
 
   // dinov3_memory_budget_bytes = `capacity_bytes`; dinov3_memory_budget_used_bytes is read from
   // `used` at every scrape (may be null: 0).
   void SetMemoryBudget(int64_t capacity_bytes, std::function<int64_t()> used);
 
-  // Read at every scrape; may be called again to replace. Must be cheap and thread-safe.
-  void SetQueueDepthSource(std::function<int64_t()> source);
+  // Read at every scrape; may be called again to replace (null: no series). Must be cheap and
+  // thread-safe. dinov3_queue_images{model}.
+  void SetQueueDepthSource(const std::string& model, std::function<int64_t()> source);
   void SetDeviceMemorySource(std::function<std::vector<DeviceMemory>()> source);
 
   // Everything an HTTP scrape would return: the registry, the scrape-time values and the
@@ -83,6 +98,7 @@ class ServerMetrics {
 
  private:
   class ScrapeTimeValues;
+  void AddModelSeries(const std::string& model);
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<ScrapeTimeValues> scrape_time_;
@@ -94,13 +110,15 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>* inference_;
   prometheus::Family<prometheus::Gauge>* model_info_;
   prometheus::Family<prometheus::Gauge>* cpu_info_;
-  prometheus::Histogram* preprocess_;
-  prometheus::Histogram* queue_;
-  prometheus::Histogram* batch_size_;
-  prometheus::Counter* images_;
+  prometheus::Family<prometheus::Histogram>* preprocess_;
+  prometheus::Family<prometheus::Histogram>* queue_;
+  prometheus::Family<prometheus::Histogram>* batch_size_;
+  prometheus::Family<prometheus::Counter>* images_;
   prometheus::Counter* unauthenticated_;
   prometheus::Gauge* inflight_;
-  prometheus::Gauge* queue_capacity_;
+  prometheus::Family<prometheus::Gauge>* queue_capacity_;
+  std::mutex model_info_mu_;
+  std::map<std::string, std::vector<prometheus::Gauge*>> model_info_of_;  // by model
   prometheus::Gauge* memory_budget_;
 };
 

@@ -12,6 +12,7 @@
 #include "server/common/logging.h"
 #include "server/common/secret_file.h"
 #include "server/common/status_reason.h"
+#include "server/service/model_admin_service.h"
 
 namespace dinov3::service {
 namespace {
@@ -32,6 +33,8 @@ grpc::Status ApiKeyAuthProcessor::Process(const InputMetadata& auth_metadata, gr
   absl::string_view path;
   if (auto it = auth_metadata.find(":path"); it != auth_metadata.end()) path = View(it->second);
   if (exempt_health_ && absl::StartsWith(path, kHealthPrefix)) return grpc::Status::OK;
+  // The admin service checks its own keys (model_admin_service.h): its key stays in place.
+  if (absl::StartsWith(path, kModelAdminPathPrefix)) return grpc::Status::OK;
 
   const auto header = auth_metadata.find("authorization");
   absl::string_view key;

@@ -6,8 +6,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "server/service/call_context.h"
 #include "server/service/admitted_call.h"
+#include "server/service/call_context.h"
+#include "server/service/model_registry.h"
 #include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
@@ -27,8 +28,9 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
 
   void Refuse(const absl::Status& status) { FinishCall(status); }
 
-  void Start(const v1::EmbedDenseRequest& request, EmbedPipeline* pipeline,
+  void Start(const v1::EmbedDenseRequest& request, std::shared_ptr<ServedModel> model,
              const CallEnvironment& env) {
+    model_ = std::move(model);  // held until the call is done
     if (!request.has_image()) {
       FinishCall(absl::InvalidArgumentError("image: no image in the request"));
       return;
@@ -42,7 +44,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     embed->set_request_id(request.request_id());
     embed->set_priority(request.priority());
     absl::Status admitted =
-        AdmitAndRun(*pipeline, std::move(embed), context_, env, "EmbedDense", hold_,
+        AdmitAndRun(model_->pipeline(), std::move(embed), context_, env, "EmbedDense", hold_,
                     [this](absl::Status status, v1::EmbedResponse response) {
                       OnEmbedded(std::move(status), std::move(response));
                     });
@@ -104,6 +106,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     chunk_.set_dtype(tokens.dtype());
     chunk_.set_row_start(next_row_);
     chunk_.set_request_id(request_id_);
+    chunk_.set_model_name(model_->name());
     if (next_row_ == 0) *chunk_.mutable_timing() = response_.timing();
     v1::Tensor* out = chunk_.mutable_rows();
     out->set_dtype(tokens.dtype());
@@ -122,6 +125,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   CallHold hold_;
   v1::EmbedResponse response_;
   v1::DenseChunk chunk_;
+  std::shared_ptr<ServedModel> model_;
   uint32_t grid_h_ = 0;
   uint32_t grid_w_ = 0;
   int64_t dim_ = 0;
@@ -133,17 +137,21 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
 
 grpc::ServerWriteReactor<v1::DenseChunk>* StartDenseCall(grpc::CallbackServerContext* context,
                                                          const v1::EmbedDenseRequest* request,
-                                                         EmbedPipeline* pipeline,
-                                                         const absl::Status& unavailable,
+                                                         const absl::Status& refused,
                                                          const CallEnvironment& env) {
-  auto* reactor = new DenseReactor(context, *request,
-                                   RequestRecorder(env.metrics, "EmbedDense", *context,
-                                                   request->request_id(),
-                                                   request->has_image() ? 1 : 0));
-  if (pipeline == nullptr) {
-    reactor->Refuse(unavailable);
+  auto* reactor = new DenseReactor(
+      context, *request,
+      RequestRecorder(env.metrics, "EmbedDense", env.models->Label(request->model()), *context,
+                      request->request_id(), request->has_image() ? 1 : 0));
+  if (!refused.ok()) {
+    reactor->Refuse(refused);
+    return reactor;
+  }
+  absl::StatusOr<std::shared_ptr<ServedModel>> model = env.models->Find(request->model());
+  if (model.ok()) {
+    reactor->Start(*request, *std::move(model), env);
   } else {
-    reactor->Start(*request, pipeline, env);
+    reactor->Refuse(model.status());
   }
   return reactor;
 }

@@ -128,7 +128,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
   }
 
   void RecordPreprocess(double seconds) {
-    pipeline_.metrics_->ObservePreprocess(seconds);
+    pipeline_.metrics_->ObservePreprocess(pipeline_.model_name_, seconds);
     absl::MutexLock lock(&mu_);
     preprocess_seconds_ = std::max(preprocess_seconds_, seconds);
   }
@@ -137,7 +137,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     {
       absl::MutexLock lock(&mu_);
       if (result.ok()) {
-        pipeline_.metrics_->ObserveQueueWait(result->queue_seconds);
+        pipeline_.metrics_->ObserveQueueWait(pipeline_.model_name_, result->queue_seconds);
         results_[index] = *std::move(result);
       } else if (error_.ok()) {
         error_ = ImageError(index, result.status());
@@ -162,7 +162,8 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 
   void FillResponse(v1::EmbedResponse& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     response.set_request_id(request_->request_id());
-    response.set_model(pipeline_.model_name_);
+    response.set_model(pipeline_.export_id_);
+    response.set_model_name(pipeline_.model_name_);
     v1::Timing* timing = response.mutable_timing();
     timing->set_preprocess_seconds(preprocess_seconds_);
     for (int i = 0; i < request_->images_size(); ++i) {
@@ -193,12 +194,14 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
   int remaining_ ABSL_GUARDED_BY(mu_);
 };
 
-EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
-                             batching::Batcher* batcher, MemoryBudget* budget,
-                             MemoryBudget* decode_budget, metrics::ServerMetrics* metrics,
+EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name,
+                             std::string export_id, ThreadPool* pool, batching::Batcher* batcher,
+                             MemoryBudget* budget, MemoryBudget* decode_budget,
+                             metrics::ServerMetrics* metrics,
                              batching::PrepareInputFn prepare_input)
     : limits_(limits),
       model_name_(std::move(model_name)),
+      export_id_(std::move(export_id)),
       pool_(pool),
       batcher_(batcher),
       budget_(budget),

@@ -35,15 +35,17 @@ class EmbedPipeline {
  public:
   using Done = absl::AnyInvocable<void(absl::Status, v1::EmbedResponse) &&>;
 
-  // `pool`, `batcher`, the budgets and `metrics` must outlive the pipeline. `model_name` goes
-  // into every response. Requests reserve their footprint in `budget`; each encoded image
+  // `pool`, `batcher`, the budgets and `metrics` must outlive the pipeline. `model_name` (the
+  // served model's name, also the metrics' model label) and `export_id` (variant@hash) go into
+  // every response. Requests reserve their footprint in `budget`; each encoded image
   // reserves its decoder transient in `decode_budget` while it decodes (waiting for room; its
   // capacity must hold one image of limits.image.max_pixels) and, with `prepare_input` (may be
   // empty), the conversion's transient after it (HostInputTransientBytes). Records each image's
   // preprocessing and queue wait in `metrics`.
-  EmbedPipeline(const RequestLimits& limits, std::string model_name, ThreadPool* pool,
-                batching::Batcher* batcher, MemoryBudget* budget, MemoryBudget* decode_budget,
-                metrics::ServerMetrics* metrics, batching::PrepareInputFn prepare_input = {});
+  EmbedPipeline(const RequestLimits& limits, std::string model_name, std::string export_id,
+                ThreadPool* pool, batching::Batcher* batcher, MemoryBudget* budget,
+                MemoryBudget* decode_budget, metrics::ServerMetrics* metrics,
+                batching::PrepareInputFn prepare_input = {});
 
   struct Admission {
     EmbedSettings settings;
@@ -61,12 +63,15 @@ class EmbedPipeline {
            absl::Time deadline, std::function<bool()> is_cancelled, Done done);
 
   const RequestLimits& limits() const { return limits_; }
+  const std::string& model_name() const { return model_name_; }
+  const std::string& export_id() const { return export_id_; }
 
  private:
   class Call;
 
   const RequestLimits limits_;
   const std::string model_name_;
+  const std::string export_id_;
   ThreadPool* const pool_;
   batching::Batcher* const batcher_;
   MemoryBudget* const budget_;

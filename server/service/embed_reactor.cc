@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "server/service/admitted_call.h"
+#include "server/service/model_registry.h"
 #include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
@@ -18,11 +19,12 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
 
   void Refuse(const absl::Status& status) { FinishCall(status); }
 
-  void Start(EmbedPipeline* pipeline, const CallEnvironment& env) {
+  void Start(std::shared_ptr<ServedModel> model, const CallEnvironment& env) {
+    model_ = std::move(model);  // held until the call is done
     // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
     std::shared_ptr<const v1::EmbedRequest> borrowed(request_, [](const v1::EmbedRequest*) {});
     absl::Status admitted = AdmitAndRun(
-        *pipeline, std::move(borrowed), context_, env, "Embed", hold_,
+        model_->pipeline(), std::move(borrowed), context_, env, "Embed", hold_,
         [this](absl::Status status, v1::EmbedResponse result) {
           // From now on the call holds the request and the answer (twice while gRPC
           // serializes it), no longer pixels or tensors.
@@ -50,23 +52,28 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
   v1::EmbedResponse* const response_;
   RequestRecorder recorder_;
   CallHold hold_;
+  std::shared_ptr<ServedModel> model_;
 };
 
 }  // namespace
 
 grpc::ServerUnaryReactor* StartEmbedCall(grpc::CallbackServerContext* context,
                                          const v1::EmbedRequest* request,
-                                         v1::EmbedResponse* response, EmbedPipeline* pipeline,
-                                         const absl::Status& unavailable,
+                                         v1::EmbedResponse* response, const absl::Status& refused,
                                          const CallEnvironment& env) {
-  auto* reactor = new EmbedReactor(
-      context, request, response,
-      RequestRecorder(env.metrics, "Embed", *context, request->request_id(),
-                      request->images_size()));
-  if (pipeline == nullptr) {
-    reactor->Refuse(unavailable);
+  auto* reactor =
+      new EmbedReactor(context, request, response,
+                       RequestRecorder(env.metrics, "Embed", env.models->Label(request->model()),
+                                       *context, request->request_id(), request->images_size()));
+  if (!refused.ok()) {
+    reactor->Refuse(refused);
+    return reactor;
+  }
+  absl::StatusOr<std::shared_ptr<ServedModel>> model = env.models->Find(request->model());
+  if (model.ok()) {
+    reactor->Start(*std::move(model), env);
   } else {
-    reactor->Start(pipeline, env);
+    reactor->Refuse(model.status());
   }
   return reactor;
 }

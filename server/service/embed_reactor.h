@@ -16,12 +16,12 @@
 
 namespace dinov3::service {
 
-// Starts the call; gRPC owns the returned reactor. `pipeline` may be null when the server is
-// not ready, `unavailable` then says why. The call is recorded in env.metrics.
+// Starts the call on the model that request->model() names in env.models; gRPC owns the
+// returned reactor. A `refused` status that is not OK (the server is draining) answers the
+// call with it at once. The call is recorded in env.metrics.
 grpc::ServerUnaryReactor* StartEmbedCall(grpc::CallbackServerContext* context,
                                          const v1::EmbedRequest* request,
-                                         v1::EmbedResponse* response, EmbedPipeline* pipeline,
-                                         const absl::Status& unavailable,
+                                         v1::EmbedResponse* response, const absl::Status& refused,
                                          const CallEnvironment& env);
 
 }  // namespace dinov3::service

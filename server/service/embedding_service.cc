@@ -10,70 +10,82 @@
 #include "server/service/stream_reactor.h"
 
 namespace dinov3::service {
+namespace {
 
-void EmbeddingService::SetReady(EmbedPipeline* pipeline, v1::ModelInfo info) {
-  {
-    absl::MutexLock lock(&mu_);
-    info_ = std::move(info);
+v1::ModelStatus::State ToProto(ModelRegistry::State state) {
+  switch (state) {
+    case ModelRegistry::State::kLoading:
+      return v1::ModelStatus::LOADING;
+    case ModelRegistry::State::kReady:
+      return v1::ModelStatus::READY;
+    case ModelRegistry::State::kUnloading:
+      return v1::ModelStatus::UNLOADING;
+    case ModelRegistry::State::kFailed:
+      return v1::ModelStatus::FAILED;
   }
-  pipeline_.store(pipeline);
+  return v1::ModelStatus::STATE_UNSPECIFIED;
 }
+
+}  // namespace
 
 void EmbeddingService::StartDraining() {
   draining_.store(true);
   streams_.DrainAll();
 }
 
-EmbedPipeline* EmbeddingService::Pipeline(absl::Status* why) const {
-  if (draining_.load()) {
-    *why = absl::UnavailableError("server is draining (shutting down); retry on another replica");
-    return nullptr;
-  }
-  EmbedPipeline* pipeline = pipeline_.load();
-  if (pipeline == nullptr) {
-    *why = absl::UnavailableError("model is still loading; retry shortly");
-  }
-  return pipeline;
+absl::Status EmbeddingService::Refused() const {
+  if (!draining_.load()) return absl::OkStatus();
+  return absl::UnavailableError("server is draining (shutting down); retry on another replica");
 }
 
 grpc::ServerUnaryReactor* EmbeddingService::Embed(grpc::CallbackServerContext* context,
                                                   const v1::EmbedRequest* request,
                                                   v1::EmbedResponse* response) {
-  absl::Status why;
-  EmbedPipeline* pipeline = Pipeline(&why);
-  return StartEmbedCall(context, request, response, pipeline, why, env_);
+  return StartEmbedCall(context, request, response, Refused(), env_);
 }
 
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* EmbeddingService::StreamEmbed(
     grpc::CallbackServerContext* context) {
-  absl::Status why;
-  EmbedPipeline* pipeline = Pipeline(&why);
-  return StartStreamCall(context, pipeline, why, &streams_, env_);
+  return StartStreamCall(context, Refused(), &streams_, env_);
 }
 
 grpc::ServerWriteReactor<v1::DenseChunk>* EmbeddingService::EmbedDense(
     grpc::CallbackServerContext* context, const v1::EmbedDenseRequest* request) {
-  absl::Status why;
-  EmbedPipeline* pipeline = Pipeline(&why);
-  return StartDenseCall(context, request, pipeline, why, env_);
+  return StartDenseCall(context, request, Refused(), env_);
 }
 
 grpc::ServerUnaryReactor* EmbeddingService::GetModelInfo(grpc::CallbackServerContext* context,
-                                                         const v1::GetModelInfoRequest*,
+                                                         const v1::GetModelInfoRequest* request,
                                                          v1::ModelInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  RequestRecorder recorder(env_.metrics, "GetModelInfo", *context, "", 0);
-  absl::Status why;
-  if (Pipeline(&why) == nullptr) {
-    recorder.Finish(why);
-    reactor->Finish(ToGrpcStatus(why));
-    return reactor;
+  RequestRecorder recorder(env_.metrics, "GetModelInfo", env_.models->Label(request->model()),
+                           *context, "", 0);
+  absl::Status status = Refused();
+  if (status.ok()) {
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = env_.models->Find(request->model());
+    status = model.status();
+    if (model.ok()) *response = (*model)->info();
   }
-  {
-    absl::MutexLock lock(&mu_);
-    *response = info_;
+  recorder.Finish(status);
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* EmbeddingService::ListModels(grpc::CallbackServerContext* context,
+                                                       const v1::ListModelsRequest*,
+                                                       v1::ListModelsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  for (const ModelRegistry::Entry& entry : env_.models->List()) {
+    v1::ModelStatus* status = response->add_models();
+    status->set_name(entry.name);
+    status->set_state(ToProto(entry.state));
+    status->set_message(entry.message);
+    status->set_is_default(entry.name == env_.models->default_name());
+    if (entry.state == ModelRegistry::State::kReady ||
+        entry.state == ModelRegistry::State::kUnloading) {
+      *status->mutable_info() = entry.info;
+    }
   }
-  recorder.Finish(absl::OkStatus());
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

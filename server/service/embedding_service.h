@@ -1,8 +1,9 @@
-// The dinov3.v1.EmbeddingService callback handlers. Handlers never block: they validate,
-// hand the work to the EmbedPipeline and return a reactor that is finished by the pipeline's
-// completion callback. Until SetReady (model loaded and warm) and again after StartDraining,
-// every call gets UNAVAILABLE with the reason; StartDraining also ends open streams once their
-// accepted requests are answered. Thread-safe.
+// The dinov3.v1.EmbeddingService callback handlers. Handlers never block: they look the
+// request's model up in the ModelRegistry, hand the work to its EmbedPipeline and return a
+// reactor that is finished by the pipeline's completion callback. A model that is still loading
+// answers UNAVAILABLE, an unknown one NOT_FOUND (ModelRegistry::Find). After StartDraining
+// every call gets UNAVAILABLE, and open streams end once their accepted requests are answered.
+// Thread-safe.
 #ifndef DINOV3_SERVER_SERVICE_EMBEDDING_SERVICE_H_
 #define DINOV3_SERVER_SERVICE_EMBEDDING_SERVICE_H_
 
@@ -15,20 +16,20 @@
 #include "server/service/call_context.h"
 #include "server/service/call_watchdog.h"
 #include "server/service/embed_pipeline.h"
+#include "server/service/model_registry.h"
 #include "server/service/stream_reactor.h"
 
 namespace dinov3::service {
 
 class EmbeddingService final : public v1::EmbeddingService::CallbackService {
  public:
-  // Every request is recorded in `metrics` (RequestRecorder), which must outlive the service.
-  // `max_call` and `max_stream_buffered_bytes`: see CallEnvironment (call_context.h).
-  EmbeddingService(metrics::ServerMetrics* metrics, absl::Duration max_call,
-                   int64_t max_stream_buffered_bytes)
-      : env_{metrics, &watchdog_, max_call, max_stream_buffered_bytes} {}
+  // Every request is recorded in `metrics` (RequestRecorder). `metrics` and `models` must
+  // outlive the service. `max_call` and `max_stream_buffered_bytes`: see CallEnvironment
+  // (call_context.h).
+  EmbeddingService(metrics::ServerMetrics* metrics, const ModelRegistry* models,
+                   absl::Duration max_call, int64_t max_stream_buffered_bytes)
+      : env_{metrics, &watchdog_, models, max_call, max_stream_buffered_bytes} {}
 
-  // `pipeline` must stay valid until the gRPC server has shut down.
-  void SetReady(EmbedPipeline* pipeline, v1::ModelInfo info);
   void StartDraining();
 
   grpc::ServerUnaryReactor* Embed(grpc::CallbackServerContext* context,
@@ -41,18 +42,18 @@ class EmbeddingService final : public v1::EmbeddingService::CallbackService {
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* context,
                                          const v1::GetModelInfoRequest* request,
                                          v1::ModelInfo* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
 
  private:
-  // The pipeline, or null with `why` set when calls must be refused.
-  EmbedPipeline* Pipeline(absl::Status* why) const;
+  // UNAVAILABLE while draining, else OK.
+  absl::Status Refused() const;
 
   CallWatchdog watchdog_;
   const CallEnvironment env_;
-  std::atomic<EmbedPipeline*> pipeline_{nullptr};
   std::atomic<bool> draining_{false};
   StreamRegistry streams_;
-  mutable absl::Mutex mu_;
-  v1::ModelInfo info_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dinov3::service

@@ -12,10 +12,11 @@
 namespace dinov3::service {
 
 RequestRecorder::RequestRecorder(metrics::ServerMetrics* metrics, const char* method,
-                                 const grpc::CallbackServerContext& context, std::string request_id,
-                                 int images)
+                                 std::string model, const grpc::CallbackServerContext& context,
+                                 std::string request_id, int images)
     : metrics_(metrics),
       method_(method),
+      model_(std::move(model)),
       context_(&context),
       deadline_(DeadlineOf(context)),
       peer_(context.peer()),
@@ -28,6 +29,7 @@ RequestRecorder::RequestRecorder(metrics::ServerMetrics* metrics, const char* me
 RequestRecorder::RequestRecorder(RequestRecorder&& other) noexcept
     : metrics_(std::exchange(other.metrics_, nullptr)),
       method_(other.method_),
+      model_(std::move(other.model_)),
       context_(other.context_),
       deadline_(other.deadline_),
       peer_(std::move(other.peer_)),
@@ -62,8 +64,9 @@ void RequestRecorder::Finish(const absl::Status& answer) {
   const std::string code = absl::StatusCodeToString(status.code());
   const std::string reason = ReasonOf(status);
   metrics->RequestEnded();
-  metrics->RecordRequest(method_, code, seconds, reason);
+  metrics->RecordRequest(method_, model_, code, seconds, reason);
   logging::LogAccess({.method = method_,
+                      .model = model_,
                       .code = code,
                       .images = images_,
                       .seconds = seconds,

@@ -1,6 +1,7 @@
 // Accounts for one request from the moment the service accepts it until it is answered:
 // dinov3_inflight_requests counts it while open; Finish records dinov3_requests_total
-// {method,code}, dinov3_request_duration_seconds{method}, dinov3_rejected_total{reason} (see
+// {method,code,model}, dinov3_request_duration_seconds{method,model}, dinov3_rejected_total
+// {reason,model} (see
 // server/common/status_reason.h) and writes the access-log line. A request is an Embed,
 // EmbedDense or GetModelInfo call, or one message of a StreamEmbed stream.
 // Finish once; a recorder destroyed unfinished records CANCELLED ("never answered"), so the
@@ -25,8 +26,9 @@ namespace dinov3::service {
 
 class RequestRecorder {
  public:
-  // `metrics` must outlive the recorder; `method` is a string literal (the RPC name).
-  RequestRecorder(metrics::ServerMetrics* metrics, const char* method,
+  // `metrics` must outlive the recorder; `method` is a string literal (the RPC name), `model`
+  // the model label (ModelRegistry::Label).
+  RequestRecorder(metrics::ServerMetrics* metrics, const char* method, std::string model,
                   const grpc::CallbackServerContext& context, std::string request_id, int images);
   RequestRecorder(RequestRecorder&& other) noexcept;
   RequestRecorder& operator=(RequestRecorder&&) = delete;
@@ -41,6 +43,7 @@ class RequestRecorder {
 
   metrics::ServerMetrics* metrics_;  // null once finished or moved from
   const char* method_;
+  std::string model_;
   const grpc::CallbackServerContext* context_;
   absl::Time deadline_;
   std::string peer_;

@@ -4,44 +4,17 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/notification.h"
 #include "server/common/secret_file.h"
 #include "server/common/status_macros.h"
 #include "server/common/usable_cpus.h"
 #include "server/service/request_footprint.h"
 
 namespace dinov3::service {
-namespace {
-
-// One synthetic request at the model's default size, run through the whole pipeline.
-absl::Status RunWarmUpRequest(EmbedPipeline& pipeline, const model::ModelMetadata& m) {
-  auto request = std::make_shared<v1::EmbedRequest>();
-  v1::RawImage* raw = request->add_images()->mutable_raw();
-  raw->set_width(m.default_width);
-  raw->set_height(m.default_height);
-  raw->set_format(v1::GRAY8);
-  raw->set_data(std::string(static_cast<size_t>(m.default_width) * m.default_height, '\x80'));
-  for (v1::Output o : {v1::CLS, v1::POOLED, v1::PATCH_TOKENS, v1::REGISTERS}) {
-    request->add_outputs(o);
-  }
-  absl::StatusOr<EmbedPipeline::Admission> admission = pipeline.Admit(*request);
-  if (!admission.ok()) return admission.status();
-  absl::Notification finished;
-  absl::Status result;
-  pipeline.Run(request, std::move(admission->settings), absl::InfiniteFuture(), nullptr,
-               [&](absl::Status status, v1::EmbedResponse) {
-                 result = std::move(status);
-                 finished.Notify();
-               });
-  finished.WaitForNotification();
-  return result;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     const ServerOptions& options) {
@@ -59,7 +32,10 @@ EmbeddingServer::EmbeddingServer(const ServerOptions& options)
     : options_(options),
       metrics_(std::make_unique<metrics::ServerMetrics>(DINOV3_VERSION)),
       memory_budget_(options.memory_budget_bytes),
-      service_(metrics_.get(), options.max_call, options.max_stream_buffered_bytes) {
+      registry_(options.default_model.empty() && !options.models.empty()
+                    ? options.models.front().name
+                    : options.default_model),
+      service_(metrics_.get(), &registry_, options.max_call, options.max_stream_buffered_bytes) {
   metrics_->SetMemoryBudget(memory_budget_.capacity(),
                             [budget = &memory_budget_] { return budget->used(); });
 }
@@ -81,6 +57,7 @@ absl::Status EmbeddingServer::Listen() {
   builder.SetResourceQuota(quota);
   AddConnectionArguments(builder);
   builder.RegisterService(&service_);
+  RETURN_IF_ERROR(AddAdminService(builder));
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options_.listen));
@@ -113,6 +90,30 @@ absl::Status EmbeddingServer::StartMetricsEndpoint() {
   return absl::OkStatus();
 }
 
+absl::Status EmbeddingServer::AddAdminService(grpc::ServerBuilder& builder) {
+  ModelLifecycleOptions lifecycle;
+  lifecycle.repository = options_.model_repository;
+  lifecycle.grace = options_.unload_grace;
+  lifecycle.options_for = options_.options_for_load;
+  lifecycle.set_serving = [this](const std::string& name, bool serving) {
+    absl::MutexLock lock(&health_mu_);
+    if (!draining_) SetModelServing(name, serving);
+  };
+  lifecycle.on_instance_health = [this](const std::string& name, bool healthy) {
+    InstanceHealthChanged(name, healthy);
+  };
+  lifecycle_ = std::make_unique<ModelLifecycle>(std::move(lifecycle), &registry_, metrics_.get());
+  if (options_.admin_keys_file.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<std::string> keys,
+                   ReadApiKeys(options_.admin_keys_file, "admin.api_keys_file"));
+  admin_service_ = std::make_unique<ModelAdminService>(std::move(keys), lifecycle_.get(),
+                                                       &registry_, metrics_.get());
+  builder.RegisterService(admin_service_.get());
+  spdlog::info("ModelAdmin RPCs on (admin keys from {}; model repository '{}')",
+               options_.admin_keys_file, options_.model_repository);
+  return absl::OkStatus();
+}
+
 void EmbeddingServer::AddConnectionArguments(grpc::ServerBuilder& builder) const {
   const auto ms = [](absl::Duration d) {
     return static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(d), INT32_MAX));
@@ -135,78 +136,85 @@ void EmbeddingServer::AddConnectionArguments(grpc::ServerBuilder& builder) const
 
 absl::Status EmbeddingServer::LoadAndWarmUp() {
   const absl::Time start = absl::Now();
-  RETURN_IF_ERROR(batching::ValidateBatchingOptions(options_.batching));
-  engine::EngineOptions engine_options = options_.engine;
-  engine_options.warmup_max_batch_size = options_.batching.max_batch_size;
-  engine_options.on_batch = [metrics = metrics_.get()](const std::string& device, int images,
-                                                       double seconds) {
-    metrics->RecordBatch(device, images, seconds);
-  };
-  engine_options.on_health_change = [this](bool healthy) {
-    if (!healthy) spdlog::error("a model instance keeps failing: health NOT_SERVING");
-    absl::MutexLock lock(&health_mu_);
-    if (!draining_) SetServing(healthy);
-  };
+  if (options_.models.empty()) return absl::InvalidArgumentError("no model to serve");
   // The default of both thread counts; the engine derives its own the same way.
   const UsableCpus usable_cpus = DetectUsableCpus();
   spdlog::info("thread defaults: {}", usable_cpus.derivation);
-  ASSIGN_OR_RETURN(engine_, engine::ModelEngine::Load(options_.model_path, engine_options));
-  const model::ModelMetadata& m = engine_->metadata();
-  spdlog::info("model {}: {}", options_.model_path, model::DescribeModel(m));
-  spdlog::info("CPU: {}; model.compute_dtype={} computes in {}", options_.engine.cpu.Describe(),
-               options_.engine.compute_dtype, m.compute_dtype);
-  metrics_->SetCpuInfo(options_.engine.cpu.model, absl::StrJoin(options_.engine.cpu.features, ","));
-  if (m.untrained) spdlog::warn("the model has RANDOM weights: its embeddings are meaningless");
-  for (const std::string& device : engine_->DeviceNames()) {
-    metrics_->SetModelInfo(m.variant, m.compute_dtype, device);
+  const CpuFeatures& cpu = options_.models.front().engine.cpu;
+  metrics_->SetCpuInfo(cpu.model, absl::StrJoin(cpu.features, ","));
+  std::vector<std::shared_ptr<ServedModel>> models;
+  bool any_host_input = false;
+  for (const ServedModelOptions& model_options : options_.models) {
+    registry_.SetLoading(model_options.name);
+    SetModelServing(model_options.name, false);
   }
-  metrics_->SetDeviceMemorySource([engine = engine_.get()] { return engine->DeviceMemoryUsage(); });
-
-  RequestLimits limits = options_.limits;
-  limits.model = {.embed_dim = m.embed_dim, .num_registers = m.num_registers};
-  limits.geometry.patch_size = m.patch_size;
-  limits.geometry.default_height = m.default_height;
-  limits.geometry.default_width = m.default_width;
-  batcher_ = std::make_unique<batching::Batcher>(options_.batching, engine_->runners());
-  metrics_->SetQueueDepthSource([batcher = batcher_.get()] { return batcher->queued(); });
-  metrics_->SetQueueCapacity(options_.batching.max_queue_size);
-  RETURN_IF_ERROR(batcher_->WaitUntilPrepared());  // every instance loaded and warm
+  for (const ServedModelOptions& model_options : options_.models) {
+    const std::string name = model_options.name;
+    ASSIGN_OR_RETURN(std::unique_ptr<ServedModel> model,
+                     ServedModel::Load(model_options, metrics_.get(), [this, name](bool healthy) {
+                       InstanceHealthChanged(name, healthy);
+                     }));
+    spdlog::info("model '{}': CPU {}; model.compute_dtype={} computes in {}", name, cpu.Describe(),
+                 model_options.engine.compute_dtype, model->metadata().compute_dtype);
+    any_host_input = any_host_input || model->engine().PreparesInputOnHost();
+    models.push_back(std::move(model));
+  }
+  metrics_->SetDeviceMemorySource([registry = &registry_] {
+    std::vector<DeviceMemory> usage;
+    for (const ModelRegistry::Entry& entry : registry->List()) {
+      if (entry.model == nullptr) continue;
+      for (DeviceMemory& d : entry.model->engine().DeviceMemoryUsage()) {
+        const bool seen = std::any_of(usage.begin(), usage.end(),
+                                      [&](const DeviceMemory& u) { return u.device == d.device; });
+        if (!seen) usage.push_back(std::move(d));
+      }
+    }
+    return usage;
+  });
   const int threads =
       options_.preprocess_threads > 0 ? options_.preprocess_threads : usable_cpus.count;
-  RETURN_IF_ERROR(ReserveFixedTransients(threads));
+  RETURN_IF_ERROR(ReserveFixedTransients(threads, models));
   pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
-  pipeline_ = std::make_unique<EmbedPipeline>(
-      limits, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)), pool_.get(),
-      batcher_.get(), &memory_budget_, decode_budget_.get(), metrics_.get(),
-      engine_->PreparesInputOnHost()
-          ? batching::PrepareInputFn([engine = engine_.get()](batching::EmbedTask& task) {
-              return engine->PrepareInput(task);
-            })
-          : batching::PrepareInputFn());
-  // One request through the whole path (decode pool, batcher, an instance) before SERVING.
-  if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
-    return absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message()));
-  }
+  shared_ = {.limits = options_.limits,
+             .pool = pool_.get(),
+             .budget = &memory_budget_,
+             .decode_budget = decode_budget_.get(),
+             .metrics = metrics_.get()};
+  // One request through each model's whole path (decode pool, batcher, an instance) first.
+  for (const auto& model : models) RETURN_IF_ERROR(model->Start(shared_));
+  lifecycle_->Enable(shared_, any_host_input);
   if (options_.before_accepting) options_.before_accepting();
-  service_.SetReady(pipeline_.get(), MakeModelInfo(m, limits, engine_->Describe(), options_.engine.cpu));
-  spdlog::info("model loaded and warm in {:.2f} s on {}",
-               absl::ToDoubleSeconds(absl::Now() - start), engine_->Describe());
+  for (auto& model : models) {
+    const std::string name = model->name();
+    spdlog::info("model '{}' loaded and warm on {}", name, model->engine().Describe());
+    model->PublishMetrics(*metrics_);
+    registry_.SetReady(name, std::move(model));
+    SetModelServing(name, true);
+  }
+  spdlog::info("{} model(s) loaded and warm in {:.2f} s; default model '{}'", models.size(),
+               absl::ToDoubleSeconds(absl::Now() - start), registry_.default_name());
   return absl::OkStatus();
 }
 
-absl::Status EmbeddingServer::ReserveFixedTransients(int decode_threads) {
+absl::Status EmbeddingServer::ReserveFixedTransients(
+    int decode_threads, const std::vector<std::shared_ptr<ServedModel>>& models) {
   const int64_t max_pixels = options_.limits.image.max_pixels;
   const int64_t max_resize_pixels = options_.limits.geometry.max_resize_pixels;
-  const bool host_input = engine_->PreparesInputOnHost();
-  const int64_t decode = DecodeBudgetBytes(
-      decode_threads, PreprocessTransientBytes(host_input, max_pixels, max_resize_pixels),
-      memory_budget_.capacity());
+  bool any_host_input = false;
   int64_t instances = 0;
-  for (const std::string& device : options_.engine.devices) {
-    instances += options_.engine.instances_per_device *
-                 InstanceTransientBytes(device.rfind("cuda", 0) == 0, host_input, max_pixels,
-                                        max_resize_pixels);
+  for (const auto& model : models) {
+    const bool host_input = model->engine().PreparesInputOnHost();
+    any_host_input = any_host_input || host_input;
+    const engine::EngineOptions& engine = model->options().engine;
+    for (const std::string& device : engine.devices) {
+      instances += engine.instances_per_device *
+                   InstanceTransientBytes(device.rfind("cuda", 0) == 0, host_input, max_pixels,
+                                          max_resize_pixels);
+    }
   }
+  const int64_t decode = DecodeBudgetBytes(
+      decode_threads, PreprocessTransientBytes(any_host_input, max_pixels, max_resize_pixels),
+      memory_budget_.capacity());
   const int64_t bytes = decode + instances;
   if (!memory_budget_.ReservePermanently(bytes) || memory_budget_.request_capacity() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -222,6 +230,21 @@ absl::Status EmbeddingServer::ReserveFixedTransients(int decode_threads) {
       "input conversion, {} for requests",
       memory_budget_.capacity(), decode, instances, memory_budget_.request_capacity());
   return absl::OkStatus();
+}
+
+void EmbeddingServer::InstanceHealthChanged(const std::string& name, bool healthy) {
+  if (!healthy) {
+    spdlog::error("model '{}': a model instance keeps failing: its health NOT_SERVING", name);
+  }
+  absl::MutexLock lock(&health_mu_);
+  if (!draining_) SetModelServing(name, healthy);
+}
+
+void EmbeddingServer::SetModelServing(const std::string& name, bool serving) {
+  grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(name, serving);
+  if (name == registry_.default_name()) SetServing(serving);
 }
 
 void EmbeddingServer::SetServing(bool serving) {
@@ -246,19 +269,19 @@ void EmbeddingServer::Shutdown() {
                  absl::ToDoubleSeconds(options_.drain_timeout));
     grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
-  if (batcher_ != nullptr) {
-    batcher_->Shutdown(std::max(deadline - absl::Now(), absl::ZeroDuration()));
-    const batching::BatcherStats stats = batcher_->stats();
-    spdlog::info("ran {} batches, {} images (largest batch {})", stats.batches, stats.images,
-                 stats.max_batch_size_seen);
+  admin_service_.reset();  // after the admin call in progress, if any
+  for (const ModelRegistry::Entry& entry : registry_.List()) {
+    if (entry.model != nullptr) {
+      entry.model->Shutdown(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+    }
   }
-  metrics_->SetQueueDepthSource(nullptr);  // scrapes stop reading what is released below
+  for (const ModelRegistry::Entry& entry : registry_.List()) {
+    metrics_->RemoveModel(entry.name);  // scrapes stop reading what goes
+  }
   metrics_->SetMemoryBudget(memory_budget_.capacity(), nullptr);
   metrics_->SetDeviceMemorySource(nullptr);
   pool_.reset();  // runs any decode job still queued (it gets UNAVAILABLE from the batcher)
-  batcher_.reset();
-  pipeline_.reset();
-  engine_.reset();
+  registry_.TakeAll().clear();
   spdlog::info("server stopped");
 }
 

@@ -1,6 +1,9 @@
-// The whole server: gRPC (EmbeddingService, health, reflection), the preprocess pool, the task
-// queue and the model worker, wired together and started in the order that keeps health
-// truthful: listen with health NOT_SERVING, load and warm up the model, then SERVING.
+// The whole server: gRPC (EmbeddingService, health, reflection), the preprocess pool and the
+// served models (each with its own queue and instances, served_model.h) in a ModelRegistry,
+// wired together and started in the order that keeps health truthful: listen with health
+// NOT_SERVING, load and warm up every model, then SERVING. Health: the overall service ("" and
+// dinov3.v1.EmbeddingService) follows the default model; each model also has its own entry
+// under its name.
 // Metrics (server/metrics) are served on their own HTTP address from Listen on, so start-up can
 // be watched, until the server is destroyed.
 // Shutdown drains: NOT_SERVING, new calls refused with UNAVAILABLE, accepted calls and their
@@ -14,32 +17,43 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/batching/batcher.h"
 #include "server/common/memory_budget.h"
-#include "server/engine/model_engine.h"
 #include "server/metrics/metrics_endpoint.h"
 #include "server/metrics/server_metrics.h"
 #include "server/service/embed_pipeline.h"
 #include "server/service/embedding_service.h"
+#include "server/service/model_admin_service.h"
+#include "server/service/model_lifecycle.h"
+#include "server/service/model_registry.h"
 #include "server/service/proto_conversion.h"
+#include "server/service/served_model.h"
 #include "server/service/thread_pool.h"
 #include "server/service/transport_security.h"
 
 namespace dinov3::service {
 
 struct ServerOptions {
-  std::string model_path;
+  // The served models, in order; each name once (config::ResolveModels).
+  std::vector<ServedModelOptions> models;
+  std::string default_model;  // "" = the first
+  // The ModelAdmin RPCs (model_admin_service.h): served when admin_keys_file is set.
+  std::string admin_keys_file;
+  std::string model_repository;  // LoadModel's folder ("" = LoadModel refused)
+  absl::Duration unload_grace = absl::Seconds(30);
+  // The settings of a model LoadModel loads as `name` from `path` (empty: defaults).
+  std::function<ServedModelOptions(const std::string& name, const std::string& path)>
+      options_for_load;
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port (see port())
   TransportSecurityOptions security;       // TLS, mutual TLS, API keys (transport_security.h)
   std::string metrics_listen;  // "" = no metrics endpoint; port 0 picks one (metrics_port())
   std::string metrics_basic_auth_file;  // "user:password" lines; "" = /metrics is open
   RequestLimits limits;
-  engine::EngineOptions engine;  // devices, instances, intra-op threads
-  batching::BatchingOptions batching;
   int preprocess_threads = 0;  // 0 = the usable CPUs (affinity mask, cgroup CPU quota)
   int preprocess_backlog = 1024;
   // What accepted requests may make the server hold (MemoryBudget; limits.memory_budget_bytes,
@@ -51,7 +65,7 @@ struct ServerOptions {
   int max_concurrent_streams = 100;
   // The longest a call's work may take and an answer may stay unread (CallWatchdog).
   absl::Duration max_call = absl::Seconds(300);
-  // Called once, when the model is warm, right before calls are accepted (may be empty).
+  // Called once, when every model is warm, right before calls are accepted (may be empty).
   std::function<void()> before_accepting;
   absl::Duration drain_timeout = absl::Seconds(10);
   // Connections get GOAWAY after max_connection_age (zero: never) and are closed once their
@@ -78,8 +92,6 @@ class EmbeddingServer {
   int port() const { return port_; }
   int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
   const metrics::ServerMetrics& metrics() const { return *metrics_; }
-  const model::ModelMetadata& metadata() const { return engine_->metadata(); }
-  batching::BatcherStats batcher_stats() const { return batcher_->stats(); }
   void Shutdown();
 
  private:
@@ -87,10 +99,18 @@ class EmbeddingServer {
   absl::Status Listen();
   absl::Status StartMetricsEndpoint();
   void AddConnectionArguments(grpc::ServerBuilder& builder) const;
+  // Creates the model lifecycle and, with admin keys, registers the ModelAdmin service.
+  absl::Status AddAdminService(grpc::ServerBuilder& builder);
   absl::Status LoadAndWarmUp();
   // Holds the decode budget and the model instances' transients (request_footprint.h) in the
   // memory budget for the server's life; InvalidArgument when that leaves no room for requests.
-  absl::Status ReserveFixedTransients(int decode_threads);
+  absl::Status ReserveFixedTransients(int decode_threads,
+                                      const std::vector<std::shared_ptr<ServedModel>>& models);
+  // The health of one model's entry (and of the whole service for the default model).
+  void SetModelServing(const std::string& name, bool serving);
+  // A model's instances became unhealthy (or healthy again): logs it and sets its health,
+  // unless the server is draining.
+  void InstanceHealthChanged(const std::string& name, bool healthy);
   void SetServing(bool serving);
 
   const ServerOptions options_;
@@ -98,13 +118,14 @@ class EmbeddingServer {
   std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
   MemoryBudget memory_budget_;
   std::unique_ptr<MemoryBudget> decode_budget_;  // decoder transients, within memory_budget_
+  ModelRegistry registry_;
   EmbeddingService service_;
+  std::unique_ptr<ModelLifecycle> lifecycle_;
+  std::unique_ptr<ModelAdminService> admin_service_;  // null without admin keys
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;
-  std::unique_ptr<engine::ModelEngine> engine_;
-  std::unique_ptr<batching::Batcher> batcher_;
   std::unique_ptr<ThreadPool> pool_;
-  std::unique_ptr<EmbedPipeline> pipeline_;
+  SharedParts shared_;
   bool shut_down_ = false;
   absl::Mutex health_mu_;  // orders health changes from workers against the drain
   bool draining_ ABSL_GUARDED_BY(health_mu_) = false;

@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/service/call_context.h"
+#include "server/service/model_registry.h"
 #include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
@@ -19,10 +20,9 @@ constexpr int kMaxInFlight = 32;
 class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>,
                       public DrainableStream {
  public:
-  StreamReactor(grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-                StreamRegistry* registry, const CallEnvironment& env)
+  StreamReactor(grpc::CallbackServerContext* context, StreamRegistry* registry,
+                const CallEnvironment& env)
       : context_(context),
-        pipeline_(pipeline),
         registry_(registry),
         env_(env),
         watch_(env.watchdog->Watch(context, absl::InfiniteFuture(), "StreamEmbed")) {
@@ -53,8 +53,8 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     }
     auto request = std::make_shared<v1::EmbedRequest>(std::move(incoming_));
     incoming_.Clear();
-    RequestRecorder recorder(env_.metrics, "StreamEmbed", *context_, request->request_id(),
-                             request->images_size());
+    RequestRecorder recorder(env_.metrics, "StreamEmbed", env_.models->Label(request->model()),
+                             *context_, request->request_id(), request->images_size());
     bool finished = false;
     bool draining = false;
     {
@@ -74,7 +74,10 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
                  MemoryBudget::Reservation());
       return;
     }
-    absl::StatusOr<EmbedPipeline::Admission> admission = pipeline_->Admit(*request);
+    // Each request runs on the model it names, held until it is answered.
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = env_.models->Find(request->model());
+    absl::StatusOr<EmbedPipeline::Admission> admission =
+        model.ok() ? (*model)->pipeline().Admit(*request) : model.status();
     if (!admission.ok()) {
       OnAnswered(*request, recorder, admission.status(), v1::EmbedResponse(),
                  MemoryBudget::Reservation());
@@ -83,14 +86,15 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
         absl::MutexLock lock(&mu_);
         held_bytes_ += admission->memory.bytes();
       }
-      pipeline_->Run(request, std::move(admission->settings),
-                     WorkDeadline(*context_, env_.max_call), CancellationOf(context_),
-                     [this, request, recorder = std::move(recorder),
-                      memory = std::move(admission->memory)](absl::Status status,
-                                                             v1::EmbedResponse response) mutable {
-                       OnAnswered(*request, recorder, std::move(status), std::move(response),
-                                  std::move(memory));
-                     });
+      EmbedPipeline& pipeline = (*model)->pipeline();
+      pipeline.Run(request, std::move(admission->settings), WorkDeadline(*context_, env_.max_call),
+                   CancellationOf(context_),
+                   [this, request, recorder = std::move(recorder), held = *std::move(model),
+                    memory = std::move(admission->memory)](absl::Status status,
+                                                           v1::EmbedResponse response) mutable {
+                     OnAnswered(*request, recorder, std::move(status), std::move(response),
+                                std::move(memory));
+                   });
     }
     absl::MutexLock lock(&mu_);
     if (draining_ || finished_) return;
@@ -217,7 +221,6 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   }
 
   grpc::CallbackServerContext* const context_;
-  EmbedPipeline* const pipeline_;
   StreamRegistry* const registry_;
   const CallEnvironment env_;
   CallWatchdog::Guard watch_;
@@ -261,13 +264,13 @@ void StreamRegistry::Remove(DrainableStream* stream) {
 }
 
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* StartStreamCall(
-    grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-    const absl::Status& unavailable, StreamRegistry* registry, const CallEnvironment& env) {
-  if (pipeline == nullptr) {
-    RequestRecorder(env.metrics, "StreamEmbed", *context, "", 0).Finish(unavailable);
-    return new RejectedStream(unavailable);
+    grpc::CallbackServerContext* context, const absl::Status& refused, StreamRegistry* registry,
+    const CallEnvironment& env) {
+  if (!refused.ok()) {
+    RequestRecorder(env.metrics, "StreamEmbed", "", *context, "", 0).Finish(refused);
+    return new RejectedStream(refused);
   }
-  return new StreamReactor(context, pipeline, registry, env);
+  return new StreamReactor(context, registry, env);
 }
 
 }  // namespace dinov3::service

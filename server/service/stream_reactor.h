@@ -53,9 +53,11 @@ class StreamRegistry {
 
 // `registry` must outlive every stream. Each request message is recorded in env.metrics
 // (RequestRecorder) when it is answered; a stream refused at once counts as one.
+// Each request message runs on the model it names in env.models; a `refused` status that is
+// not OK (the server is draining) ends the stream with it at once.
 grpc::ServerBidiReactor<v1::EmbedRequest, v1::EmbedResponse>* StartStreamCall(
-    grpc::CallbackServerContext* context, EmbedPipeline* pipeline,
-    const absl::Status& unavailable, StreamRegistry* registry, const CallEnvironment& env);
+    grpc::CallbackServerContext* context, const absl::Status& refused, StreamRegistry* registry,
+    const CallEnvironment& env);
 
 }  // namespace dinov3::service
 

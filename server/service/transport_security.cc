@@ -40,20 +40,21 @@ absl::StatusOr<ServerTransport> MakeTls(const TransportSecurityOptions& options)
                                       "; files re-read every ", reload_seconds, " s)")};
 }
 
-absl::StatusOr<std::vector<std::string>> ReadApiKeys(const std::string& path) {
-  absl::StatusOr<std::vector<std::string>> keys = ReadSecretLines(path, "auth.api_keys_file");
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ReadApiKeys(const std::string& path,
+                                                     const char* key_name) {
+  absl::StatusOr<std::vector<std::string>> keys = ReadSecretLines(path, key_name);
   if (!keys.ok()) return keys.status();
   for (size_t i = 0; i < keys->size(); ++i) {
     if ((*keys)[i].size() < kMinApiKeyLength) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "auth.api_keys_file ", path, ": key ", i + 1, " has ", (*keys)[i].size(),
+          key_name, " ", path, ": key ", i + 1, " has ", (*keys)[i].size(),
           " characters; keys need at least ", kMinApiKeyLength, " (e.g. openssl rand -hex 32)"));
     }
   }
   return keys;
 }
-
-}  // namespace
 
 absl::StatusOr<ServerTransport> MakeServerTransport(const std::string& listen,
                                                     const TransportSecurityOptions& options,
@@ -75,7 +76,8 @@ absl::StatusOr<ServerTransport> MakeServerTransport(const std::string& listen,
     absl::StrAppend(&transport.description, "; no API keys");
     return transport;
   }
-  absl::StatusOr<std::vector<std::string>> keys = ReadApiKeys(options.api_keys_file);
+  absl::StatusOr<std::vector<std::string>> keys =
+      ReadApiKeys(options.api_keys_file, "auth.api_keys_file");
   if (!keys.ok()) return keys.status();
   absl::StrAppend(&transport.description, "; API keys required (", keys->size(), " from ",
                   options.api_keys_file, options.exempt_health ? "; health exempt)" : ")");

@@ -40,6 +40,10 @@ struct ServerTransport {
   std::string description;  // for the start-up log: the mode, the certificate, the keys
 };
 
+// The keys of an API-key file (one per line, # comments; secret_file.h), each at least
+// kMinApiKeyLength characters; errors name `key_name` (the config key) and the file.
+absl::StatusOr<std::vector<std::string>> ReadApiKeys(const std::string& path, const char* key_name);
+
 // `listen` is the gRPC address (its unix: prefix picks the local credentials' kind).
 // `metrics` counts refused calls and must outlive the server.
 absl::StatusOr<ServerTransport> MakeServerTransport(const std::string& listen,

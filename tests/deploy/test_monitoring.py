@@ -444,7 +444,8 @@ def test_real_prometheus_with_the_scrape_config_rules_and_dashboard(server, tmp_
          (f"127.0.0.1:{metrics_port}", pod_meta(namespace, "other", app="other-app"))],
         rule_files=RULE_FILES)
     dash = dashboard()
-    variables = {"datasource": "", "namespace": namespace, "job": "dinov3", "pod": pod}
+    variables = {"datasource": "", "namespace": namespace, "job": "dinov3", "pod": pod,
+                 "model": ".*"}
     queries = [(where, grafana_to_promql(t["expr"], variables))
                for where, t in dashboard_queries(dash) if not LABEL_VALUES.match(t["expr"])]
     # 1m windows (grafana_to_promql) need two scrapes in them: 1 s apart here.

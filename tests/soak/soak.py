@@ -104,16 +104,23 @@ def counter_failures(server_delta, client_counts):
     return problems
 
 
-REQUESTS = re.compile(r'dinov3_requests_total\{code="(\w+)",method="(\w+)"\}')
+REQUESTS = re.compile(r'dinov3_requests_total\{code="(\w+)",method="(\w+)",model="[^"]*"\}')
 
 
 def requests_by_method_code(values):
+    """{(method, code): n} of dinov3_requests_total, summed over the served models."""
     out = {}
     for key, value in values.items():
         match = REQUESTS.fullmatch(key)
         if match:
-            out[(match.group(2), match.group(1))] = value
+            out[(match.group(2), match.group(1))] = out.get((match.group(2), match.group(1)), 0) \
+                + value
     return out
+
+
+def summed(values, family):
+    """`family` summed over its series (each served model has its own)."""
+    return sum(v for k, v in values.items() if k == family or k.startswith(family + "{"))
 
 
 def delta(after, before):
@@ -535,7 +542,7 @@ def run_soak(args, server):
     problems = [] if idle else [f"{load.pending} request(s) never finished"]
     # The server counts a request just after answering it: poll briefly for the gauges.
     after, deadline = server.metrics(), time.monotonic() + 30
-    while (after.get("dinov3_inflight_requests") or after.get("dinov3_queue_images")) \
+    while (after.get("dinov3_inflight_requests") or summed(after, "dinov3_queue_images")) \
             and time.monotonic() < deadline:
         time.sleep(0.1)
         after = server.metrics()
@@ -547,13 +554,13 @@ def run_soak(args, server):
     problems += outcome_failures(load.outcomes)
     problems += counter_failures(
         delta(requests_by_method_code(after), requests_by_method_code(before)), dict(load.codes))
-    images = after.get("dinov3_images_total", 0) - before.get("dinov3_images_total", 0)
+    images = summed(after, "dinov3_images_total") - summed(before, "dinov3_images_total")
     if images != load.ok_images:
         problems.append(f"dinov3_images_total grew by {images:g}, the client got "
                         f"{load.ok_images} embeddings")
     for gauge in ("dinov3_inflight_requests", "dinov3_queue_images"):
-        if after.get(gauge):
-            problems.append(f"{gauge} is {after[gauge]:g} after the load, not 0")
+        if summed(after, gauge):
+            problems.append(f"{gauge} is {summed(after, gauge):g} after the load, not 0")
     if rss[3] is None:
         problems.append("no RSS samples")
     elif rss[3] >= args.max_rss_growth:

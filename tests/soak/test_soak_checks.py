@@ -64,11 +64,13 @@ def test_counter_failures():
 
 def test_metrics_parsing_and_delta():
     text = ('# HELP dinov3_requests_total x\n# TYPE dinov3_requests_total counter\n'
-            'dinov3_requests_total{code="OK",method="Embed"} 7\n'
-            'dinov3_requests_total{code="INVALID_ARGUMENT",method="StreamEmbed"} 2\n'
-            'dinov3_images_total 12\n')
+            'dinov3_requests_total{code="OK",method="Embed",model="a"} 4\n'
+            'dinov3_requests_total{code="OK",method="Embed",model="b"} 3\n'
+            'dinov3_requests_total{code="INVALID_ARGUMENT",method="StreamEmbed",model="a"} 2\n'
+            'dinov3_images_total{model="a"} 12\n'
+            'dinov3_images_total{model="b"} 5\n')
     values = soak.samples(text)
-    assert values["dinov3_images_total"] == 12
+    assert soak.summed(values, "dinov3_images_total") == 17  # over the models
     by = soak.requests_by_method_code(values)
     assert by == {("Embed", "OK"): 7, ("StreamEmbed", "INVALID_ARGUMENT"): 2}
     assert soak.delta({("Embed", "OK"): 9, ("X", "OK"): 2}, by) == {("Embed", "OK"): 2,

@@ -17,7 +17,9 @@
     client sent before), and polling helpers (`wait_for`, `wait_idle`, `wait_running`) so that
     tests wait on events the server exposes instead of sleeping. Stopping it opens the gate
     first, so that a held forward never holds the drain.
-  - `Counters`: a /metrics snapshot, and the delta of dinov3_requests_total by method and code.
+  - `Counters`: a /metrics snapshot, the value of the served model's series (`model`: they carry
+    a model="NAME" label, NAME the model file's stem), and the delta of its
+    dinov3_requests_total by method and code.
   - `code_of`: the final gRPC status code of a call future.
 """
 import json
@@ -208,18 +210,44 @@ def code_of(future):
     return grpc.StatusCode.OK if error is None else error.code()
 
 
-class Counters:
-    """One /metrics snapshot."""
+def model_name(model_path):
+    """The name the server gives a model served with --model=PATH (and no model.name): the
+    file's stem, e.g. "fault" for fault.pt. The `model` label of its series."""
+    return os.path.splitext(os.path.basename(str(model_path)))[0]
 
-    def __init__(self, port):
+
+class Counters:
+    """One /metrics snapshot of a server that serves the model named `model`."""
+
+    def __init__(self, port, model):
         self.values = samples(scrape(port))
+        self.model = model
 
     def get(self, key):
+        """The sample `key` exactly as scraped (e.g. "dinov3_inflight_requests"), 0 if absent."""
         return self.values.get(key, 0.0)
 
+    def key(self, name, **labels):
+        """The key of series `name` of this model with `labels`, as the server writes it
+        (labels sorted; a histogram's le, not allowed here, would come last)."""
+        labels = dict(labels, model=self.model)
+        return name + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+    def of_model(self, name, **labels):
+        """The value of series `name` of this model with `labels`, e.g.
+        of_model("dinov3_rejected_total", reason="cancelled"). The server creates every
+        per-model series at start, so an absent one fails the test (a wrong name or label)
+        instead of reading as 0."""
+        key = self.key(name, **labels)
+        if key not in self.values:
+            family = [k for k in self.values if k.startswith(name)]
+            pytest.fail(f"no series {key} in /metrics; {name}: {family}")
+        return self.values[key]
+
     def requests(self, method):
-        """{code: count} of dinov3_requests_total for `method`."""
-        pattern = re.compile(r'dinov3_requests_total\{code="(\w+)",method="' + method + r'"\}')
+        """{code: count} of this model's dinov3_requests_total for `method`."""
+        pattern = re.compile(r'dinov3_requests_total\{code="(\w+)",method="' + re.escape(method)
+                             + r'",model="' + re.escape(self.model) + r'"\}')
         out = {}
         for key, value in self.values.items():
             match = pattern.fullmatch(key)
@@ -240,6 +268,7 @@ class FaultServer:
 
     def __init__(self, model, log_path, *flags):
         self.log_path = str(log_path)
+        self.model = model_name(model)  # the `model` label of its series
         gate = SlowGate.of_model(model)
         self.gate = gate if os.path.exists(gate.path) else None
         if self.gate is not None:
@@ -277,7 +306,7 @@ class FaultServer:
         self.stop()
 
     def counters(self):
-        return Counters(self.metrics_port)
+        return Counters(self.metrics_port, self.model)
 
     def log(self):
         return tail(self.log_path, 10**6)
@@ -304,7 +333,7 @@ class FaultServer:
     def wait_idle(self):
         """Every accepted request answered: in-flight gauge and queue back to 0."""
         return self.wait_for(lambda c: c.get("dinov3_inflight_requests") == 0
-                             and c.get("dinov3_queue_images") == 0,
+                             and c.of_model("dinov3_queue_images") == 0,
                              "in-flight requests and queued images back to 0")
 
     def wait_running(self, before, images=1):
@@ -313,12 +342,13 @@ class FaultServer:
         key = "dinov3_preprocess_duration_seconds_count"
 
         def running(c):
-            return (c.get(key) - before.get(key) >= images and c.get("dinov3_queue_images") == 0
+            return (c.of_model(key) - before.of_model(key) >= images
+                    and c.of_model("dinov3_queue_images") == 0
                     and c.get("dinov3_inflight_requests") >= 1)
         self.wait_for(running, f"{images} image(s) decoded and taken by the worker")
         # Twice: a scrape between decoding and queueing would also see an empty queue.
         return self.wait_for(running, f"{images} image(s) taken by the worker")
 
     def wait_queued(self, images):
-        return self.wait_for(lambda c: c.get("dinov3_queue_images") == images,
+        return self.wait_for(lambda c: c.of_model("dinov3_queue_images") == images,
                              f"{images} image(s) waiting in the queue")

@@ -31,10 +31,11 @@ CALL_SECONDS = 300  # default deadline of the client's calls (EmbeddingClient ti
 STOP_SECONDS = 60  # SIGTERM to exit: the drain (10 s by default) and the teardown
 
 
-def export_random_model(directory, seed, depth=1):
-    """Exports a random vits16 with `depth` blocks (a fast test model) into `directory`."""
-    path = os.path.join(str(directory), "model.pt")
-    subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", "vits16",
+def export_random_model(directory, seed, depth=1, variant="vits16", name="model.pt"):
+    """Exports a random `variant` with `depth` blocks (a fast test model) into
+    `directory`/`name`."""
+    path = os.path.join(str(directory), name)
+    subprocess.run([sys.executable, "-m", "model.export", "--random", "--variant", variant,
                     "--depth", str(depth), "--seed", str(seed), "--output", path],
                    cwd=ROOT, check=True, capture_output=True)
     return path
@@ -77,6 +78,7 @@ def metrics_port(log_path):
 
 def start_server(model_path, log_path, *extra_flags, server=SERVER, **client_kwargs):
     """Starts the `server` binary and waits for SERVING; returns (process, target, client).
+    `model_path` None: no --model (the models come from a --config file in `extra_flags`).
     `client_kwargs` go to EmbeddingClient (credentials=, api_key=, options=, timeout= whose
     default here is CALL_SECONDS)."""
     if not os.access(server, os.X_OK):
@@ -84,7 +86,8 @@ def start_server(model_path, log_path, *extra_flags, server=SERVER, **client_kwa
     target = f"127.0.0.1:{free_port()}"
     with open(log_path, "w") as log:
         # Metrics on any free port unless the test names one: tests run in parallel.
-        proc = subprocess.Popen([server, f"--model={model_path}", f"--listen={target}",
+        model_flag = [f"--model={model_path}"] if model_path is not None else []
+        proc = subprocess.Popen([server, *model_flag, f"--listen={target}",
                                  "--device=cpu", "--metrics_listen=127.0.0.1:0", *extra_flags],
                                 stdout=log, stderr=subprocess.STDOUT)
     client_kwargs.setdefault("timeout", CALL_SECONDS)

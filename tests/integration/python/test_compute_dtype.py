@@ -53,9 +53,10 @@ def test_model_info_log_and_metrics_show_the_computed_dtype_and_the_cpu(model, t
     log_text = tail(log, 10**6)
     assert "dtype=bfloat16 (export float32)" in log_text
     assert f"model.compute_dtype=bfloat16 computes in bfloat16" in log_text
-    assert f"CPU: {cpu_model}; " in log_text
+    assert f"model 'model': CPU {cpu_model}; " in log_text  # the served model: model.pt's stem
     series = samples(text)
-    assert series['dinov3_model_info{device="cpu",dtype="bfloat16",variant="vits16"}'] == 1
+    info = 'dinov3_model_info{device="cpu",dtype="bfloat16",model="model",variant="vits16"}'
+    assert series[info] == 1
     cpu_series = f'dinov3_cpu_info{{features="{",".join(features)}",model="{cpu_model}"}}'
     assert series[cpu_series] == 1
 

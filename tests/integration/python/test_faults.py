@@ -24,9 +24,10 @@ once what must happen during it has happened, so no case depends on the machine'
     with exactly one status, OK or a refusal (UNAVAILABLE; CANCELLED by gRPC for a call that
     arrives as it shuts down), and the server's access log counts the same answers.
 Checked in every case: the client's per-call outcomes equal the deltas of dinov3_requests_total
-by method and code, dinov3_inflight_requests and dinov3_queue_images return to 0, and the
-server answers the next valid request. No assertion is on a duration; waits poll /metrics
-(bounded by fault_helpers.WAIT_SECONDS) or wait for a client-side outcome.
+of the served model (its model label) by method and code, dinov3_inflight_requests and the
+model's dinov3_queue_images return to 0, and the server answers the next valid request. No
+assertion is on a duration; waits poll /metrics (bounded by fault_helpers.WAIT_SECONDS) or wait
+for a client-side outcome.
 """
 import collections
 import queue
@@ -38,8 +39,9 @@ import time
 import grpc
 import pytest
 
-from tests.integration.python.fault_helpers import (FaultServer, black, code_of, noise,
-                                                    slow_reader, white, write_fault_model)
+from tests.integration.python.fault_helpers import (FaultServer, black, code_of, model_name,
+                                                    noise, slow_reader, white,
+                                                    write_fault_model)
 from tests.integration.python.server_process import (export_random_model, start_server,
                                                       stop_server)
 from dinov3_client import embedding_pb2 as pb2  # noqa: E402  (path set by server_process)
@@ -96,7 +98,7 @@ class CompletionOrder:
 
 
 def images_run(after, before):
-    return after.get(IMAGES) - before.get(IMAGES)
+    return after.of_model(IMAGES) - before.of_model(IMAGES)
 
 
 def assert_serves_next(server):
@@ -132,8 +134,8 @@ def test_embed_cancelled_while_queued_costs_no_model_time(serial):
     after = serial.wait_idle()
     assert after.delta(before, "Embed") == {"OK": 1, "CANCELLED": 1}
     assert images_run(after, before) == 1  # the blocker only
-    assert after.get('dinov3_rejected_total{reason="cancelled"}') - \
-        before.get('dinov3_rejected_total{reason="cancelled"}') == 1
+    assert after.of_model("dinov3_rejected_total", reason="cancelled") - \
+        before.of_model("dinov3_rejected_total", reason="cancelled") == 1
     assert_serves_next(serial)
 
 
@@ -234,8 +236,8 @@ def test_deadline_shorter_than_queue_wait(serial):
     after = serial.wait_idle()
     assert after.delta(before, "Embed") == {"OK": 2, "DEADLINE_EXCEEDED": 4}, serial.access_log()
     assert images_run(after, before) == 2  # the blocker and the patient call only
-    assert after.get('dinov3_rejected_total{reason="deadline"}') - \
-        before.get('dinov3_rejected_total{reason="deadline"}') == 4
+    assert after.of_model("dinov3_rejected_total", reason="deadline") - \
+        before.of_model("dinov3_rejected_total", reason="deadline") == 4
     assert_serves_next(serial)
 
 
@@ -356,7 +358,7 @@ def test_queue_overflow_is_resource_exhausted_naming_the_limit(models, tmp_path)
             # one-image requests cannot all be refused). Once it is, the requests not answered
             # yet are exactly the queued ones: every refusal came back without the model.
             waiting = sum(n for f, n in zip(flood, sizes) if not f.done())
-            return c.get("dinov3_queue_images") == 3 and waiting == 3
+            return c.of_model("dinov3_queue_images") == 3 and waiting == 3
         server.wait_for(settled, "the flood answered RESOURCE_EXHAUSTED or queued, while the "
                         "slow forward is held")
         assert not blocker.done()
@@ -379,9 +381,9 @@ def test_queue_overflow_is_resource_exhausted_naming_the_limit(models, tmp_path)
             "OK": 1 + len(served), "RESOURCE_EXHAUSTED": len(exhausted)}, server.access_log()
         served_images = sum(len(f.result().embeddings) for f in served)
         assert images_run(after, before) == 1 + served_images
-        assert after.get('dinov3_rejected_total{reason="queue_full"}') - \
-            before.get('dinov3_rejected_total{reason="queue_full"}') == len(exhausted)
-        assert after.get("dinov3_queue_capacity_images") == 3
+        assert after.of_model("dinov3_rejected_total", reason="queue_full") - \
+            before.of_model("dinov3_rejected_total", reason="queue_full") == len(exhausted)
+        assert after.of_model("dinov3_queue_capacity_images") == 3
         assert_serves_next(server)
 
 
@@ -448,7 +450,7 @@ def test_unread_stream_embed_is_bounded_and_cleaned_up_on_cancel(models, tmp_pat
             call = stub.StreamEmbed(iter(requests), timeout=LONG)
 
             def stalled(c):  # part of the stream answered, nothing of it left to compute
-                return (images_run(c, before) >= 1 and c.get("dinov3_queue_images") == 0
+                return (images_run(c, before) >= 1 and c.of_model("dinov3_queue_images") == 0
                         and c.get("dinov3_inflight_requests") == 0)
             server.wait_for(stalled, "the unread stream answered what the server read of it")
             others = serve_others(server, stub)
@@ -471,7 +473,7 @@ def test_unread_stream_embed_is_bounded_and_cleaned_up_on_cancel(models, tmp_pat
 
 # --- SIGTERM under sustained load ---------------------------------------------------------
 
-ACCESS = re.compile(r'\[access\] rpc method="(\w+)" code="(\w+)"')
+ACCESS = re.compile(r'\[access\] rpc method="(\w+)" model="([^"]*)" code="(\w+)"')
 
 
 class LoadClient(threading.Thread):
@@ -587,7 +589,10 @@ def test_sigterm_during_sustained_load(models, tmp_path):
             assert answers[-1] in (UNAVAILABLE, CANCELLED), (c.kind, answers)
             assert len(answers) == c.calls
 
-    server = collections.Counter(ACCESS.findall(log))
+    access = ACCESS.findall(log)
+    # Every call named no model: each is the served one's (model.pt: "model").
+    assert {model for _, model, _ in access} == {model_name(models["exported"])}, access
+    server = collections.Counter((method, code) for method, _, code in access)
     for method in ("Embed", "EmbedDense"):
         client_codes = collections.Counter(code for c in clients if c.kind == method
                                            for code in c.codes)

@@ -79,4 +79,7 @@ def test_a_broken_instance_turns_health_not_serving_and_the_server_keeps_answeri
         assert embed_code(client, noise)[0] == "INTERNAL"
         assert client.model_info().embed_dim == 384
     text = tail(log, 10**6)
-    assert "health probe" in text and "a model instance keeps failing" in text, text[-3000:]
+    # The served model is named after its file, breaks_on_white.pt.
+    assert "health probe" in text, text[-3000:]
+    assert ("model 'breaks_on_white': a model instance keeps failing: its health NOT_SERVING"
+            in text), text[-3000:]

@@ -44,6 +44,9 @@ WAIT_SECONDS = 120
 # budget does not count (gRPC's own buffers, at most server.grpc_memory_bytes; the model's
 # activations of one batch).
 RSS_MARGIN = 512 * MiB
+# The name the server gives the `model` fixture (export_random_model's model.pt): the model
+# label of its series.
+MODEL = "model"
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +66,11 @@ def proc_status(pid):
 
 
 def metric(log_path, name):
+    """The sample `name` (with its labels, as the server writes them) of the server's /metrics;
+    absent fails the test (a wrong name or label set must not read as 0)."""
     values = samples(scrape(metrics_port(str(log_path))))
-    return values.get(name, 0.0)
+    assert name in values, (name, [key for key in values if key.startswith(name.split("{")[0])])
+    return values[name]
 
 
 def wait_until(condition, what, log_path):
@@ -137,8 +143,10 @@ def test_response_above_2gib_is_refused_before_any_work(vit7b_standin, tmp_path)
         [result] = client.embed([gray()], outputs=["patch_tokens"], preprocess=fixed(1024))
         assert result.patch_tokens.shape == (4096, 4096)
         values = samples(scrape(metrics_port(str(log))))
-        assert values['dinov3_rejected_total{reason="too_large"}'] == 2
-        assert values['dinov3_requests_total{code="INVALID_ARGUMENT",method="Embed"}'] == 2
+        # The served model is named after its file, vit7b16_zeros.pt.
+        assert values['dinov3_rejected_total{model="vit7b16_zeros",reason="too_large"}'] == 2
+        assert values['dinov3_requests_total{code="INVALID_ARGUMENT",method="Embed",'
+                      'model="vit7b16_zeros"}'] == 2
         assert "EmbedResponse exceeded maximum protobuf size" not in tail(str(log), 10**6)
     finally:
         assert stop_server(proc, client) == 0
@@ -172,7 +180,8 @@ def test_non_reading_streams_stay_within_the_budget(model, tmp_path):
         # 34 MB of footprint and never reads an answer.
         for _ in range(2 * streams_per_connection):
             calls.append(stub.StreamEmbed(stream_requests(100, 4, 448)))
-        answered = lambda: metric(log, 'dinov3_requests_total{code="OK",method="StreamEmbed"}')
+        answered = lambda: metric(
+            log, f'dinov3_requests_total{{code="OK",method="StreamEmbed",model="{MODEL}"}}')
         # Each open stream holds answers until its bound; then it stops reading.
         wait_until(lambda: metric(log, "dinov3_memory_budget_used_bytes") >=
                    fixed_bytes + streams_per_connection * per_stream,
@@ -261,7 +270,8 @@ def test_png_bombs_stay_within_the_budget(model, tmp_path, png_bomb):
                     "limits.memory_budget_bytes" in details
         assert ("OK", "") in outcomes
         refused = sum(code == "RESOURCE_EXHAUSTED" for code, _ in outcomes)
-        assert metric(log, 'dinov3_rejected_total{reason="memory_budget"}') == refused
+        assert metric(log, f'dinov3_rejected_total{{model="{MODEL}",reason="memory_budget"}}') \
+            == refused
         rss = proc_status(proc.pid)
         assert rss["VmHWM"] <= idle + budget + RSS_MARGIN, rss
         print(f"outcomes {outcomes}; idle {idle / MiB:.0f} MiB, peak {rss['VmHWM'] / MiB:.0f} "
@@ -326,7 +336,7 @@ def test_sigterm_during_warm_up_exits_at_once(model, tmp_path):
         assert status == 0, text
         assert "received signal 15 during start-up (nothing accepted yet): exiting" in text
         assert "SERVING dinov3.v1.EmbeddingService" not in text
-        assert "model loaded and warm" not in text
+        assert "model 'slow' loaded and warm" not in text and "loaded and warm in" not in text
     finally:
         gate.open()
         if proc.poll() is None:

@@ -26,6 +26,9 @@ from tests.integration.python.server_process import (export_random_model, free_p
                                                       running_server)
 
 MAX_IMAGES = 4
+# The served model's name, the `model` label of its series: the stem of export_random_model's
+# file (model.pt), as the server names a --model it serves.
+MODEL = "model"
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,8 @@ def test_scrape_passes_promtool_and_has_every_family(model, tmp_path):
                    "process_open_fds", "process_start_time_seconds"]:
         assert f"# TYPE {family} " in text, family
     values = samples(text)
-    assert values['dinov3_model_info{device="cpu",dtype="float32",variant="vits16"}'] == 1
+    info = f'dinov3_model_info{{device="cpu",dtype="float32",model="{MODEL}",variant="vits16"}}'
+    assert values[info] == 1
     assert values["process_resident_memory_bytes"] > 50e6
     # CPU only: the device memory families are absent rather than zero.
     assert "dinov3_device_memory_allocated_bytes" not in text
@@ -92,30 +96,43 @@ def test_counters_count_exactly_what_was_sent(model, tmp_path):
     def delta(key):
         return after.get(key, 0) - before.get(key, 0)
 
-    assert delta('dinov3_requests_total{code="OK",method="Embed"}') == 4
-    assert delta('dinov3_requests_total{code="INVALID_ARGUMENT",method="Embed"}') == 2
-    assert delta('dinov3_requests_total{code="OK",method="StreamEmbed"}') == 1
-    assert delta('dinov3_requests_total{code="INVALID_ARGUMENT",method="StreamEmbed"}') == 1
-    assert delta('dinov3_requests_total{code="OK",method="EmbedDense"}') == 1
-    assert delta('dinov3_requests_total{code="OK",method="GetModelInfo"}') == 2
-    assert delta('dinov3_request_duration_seconds_count{method="Embed"}') == 6
-    assert delta('dinov3_rejected_total{reason="invalid_image"}') == 2
-    assert delta('dinov3_rejected_total{reason="too_large"}') == 1
+    def requests(code, method):
+        return f'dinov3_requests_total{{code="{code}",method="{method}",model="{MODEL}"}}'
+
+    assert delta(requests("OK", "Embed")) == 4
+    assert delta(requests("INVALID_ARGUMENT", "Embed")) == 2
+    assert delta(requests("OK", "StreamEmbed")) == 1
+    assert delta(requests("INVALID_ARGUMENT", "StreamEmbed")) == 1
+    assert delta(requests("OK", "EmbedDense")) == 1
+    assert delta(requests("OK", "GetModelInfo")) == 2
+    assert delta(f'dinov3_request_duration_seconds_count{{method="Embed",model="{MODEL}"}}') == 6
+    assert delta(f'dinov3_rejected_total{{model="{MODEL}",reason="invalid_image"}}') == 2
+    assert delta(f'dinov3_rejected_total{{model="{MODEL}",reason="too_large"}}') == 1
+    # Every call named no model, so all counted under the served (default) one.
+    moved = {key for key in after if key.startswith(("dinov3_requests_total{",
+                                                      "dinov3_rejected_total{"))
+             and delta(key)}
+    assert moved and all(f'model="{MODEL}"' in key for key in moved), moved
     images = 3 + 2 + 1 + 1  # Embed OK, the stream's good request, EmbedDense
-    assert delta("dinov3_images_total") == images
-    assert delta("dinov3_batch_size_count") == images  # max_batch_size 1
-    assert delta("dinov3_batch_size_sum") == images
-    assert delta('dinov3_inference_duration_seconds_count{device="cpu"}') == images
-    assert delta("dinov3_queue_duration_seconds_count") == images
-    assert delta("dinov3_preprocess_duration_seconds_count") == images  # bad ones never decode
+    of_model = f'{{model="{MODEL}"}}'
+    assert delta(f"dinov3_images_total{of_model}") == images
+    assert delta(f"dinov3_batch_size_count{of_model}") == images  # max_batch_size 1
+    assert delta(f"dinov3_batch_size_sum{of_model}") == images
+    assert delta(f'dinov3_inference_duration_seconds_count{{device="cpu",model="{MODEL}"}}') \
+        == images
+    assert delta(f"dinov3_queue_duration_seconds_count{of_model}") == images
+    # bad ones never decode
+    assert delta(f"dinov3_preprocess_duration_seconds_count{of_model}") == images
     assert after["dinov3_inflight_requests"] == 0
-    assert after["dinov3_queue_images"] == 0
-    assert after['dinov3_request_duration_seconds_bucket{method="Embed",le="+Inf"}'] == \
-        after['dinov3_request_duration_seconds_count{method="Embed"}']
+    assert after[f"dinov3_queue_images{of_model}"] == 0
+    embed = f'method="Embed",model="{MODEL}"'
+    assert after[f'dinov3_request_duration_seconds_bucket{{{embed},le="+Inf"}}'] == \
+        after[f"dinov3_request_duration_seconds_count{{{embed}}}"]
 
     log = log_path.read_text()
     access = [line for line in log.splitlines() if "[access]" in line]
     assert len(access) == 4 + 2 + 2 + 1 + 2  # one per request, stream messages each
+    assert all(f'model="{MODEL}"' in line for line in access), access
     warnings = [line for line in access if "[warning]" in line]
     assert len(warnings) == 3
     assert any('reason="too_large"' in w and "max_images_per_request" in w for w in warnings)
@@ -134,6 +151,7 @@ def test_json_log_lines(model, tmp_path):
     rpcs = [line for line in lines if line["logger"] == "access"]
     assert [r["method"] for r in rpcs] == ["Embed", "StreamEmbed"]
     assert rpcs[0]["code"] == "OK" and rpcs[0]["images"] == 1 and rpcs[0]["seconds"] > 0
+    assert [r["model"] for r in rpcs] == [MODEL, MODEL]
     assert rpcs[1]["request_id"] == 'line"1\nline2'  # escaped, one line, read back intact
     banner = next(line["msg"] for line in lines if "starting" in line["msg"])
     assert "batching.max_batch_size=" in banner
@@ -160,10 +178,11 @@ def test_real_prometheus_scrapes_the_server(model, tmp_path):
         while time.monotonic() < deadline and not (rate and quantile):
             time.sleep(1)
             try:
-                rate = prometheus_query(prometheus_port, "rate(dinov3_images_total[10s])")
+                rate = prometheus_query(prometheus_port,
+                                        f'rate(dinov3_images_total{{model="{MODEL}"}}[10s])')
                 quantile = prometheus_query(
                     prometheus_port, "histogram_quantile(0.99, sum by (le) "
-                    "(rate(dinov3_request_duration_seconds_bucket[10s])))")
+                    f'(rate(dinov3_request_duration_seconds_bucket{{model="{MODEL}"}}[10s])))')
             except OSError:
                 continue  # Prometheus not up yet
             rate = [v for v in rate if v > 0]

@@ -6,8 +6,9 @@
   without a restart (tls.reload_seconds).
 - Mutual TLS: no client certificate, or one from another CA, is refused; a signed one is served.
 - API keys: missing, malformed or wrong keys get UNAUTHENTICATED on every service but an exempt
-  health service, are counted in dinov3_rejected_total{reason="unauthenticated"}, never reach the
-  embedding service's counters, and the key is never logged; health can be made to need a key.
+  health service, are counted in dinov3_rejected_total{model="",reason="unauthenticated"} (no
+  model's), never reach the embedding service's counters (of any model), and the key is never
+  logged; health can be made to need a key.
 - /metrics behind basic auth.
 - Start-up refusals: plaintext or API keys on a non-loopback address, bad TLS files, short keys.
 - Keepalive: an idle connection whose client pings at the permitted rate stays up and usable.
@@ -178,10 +179,21 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(model, pki, tmp_pa
 
 
 def rejected_unauthenticated(port):
-    return samples(scrape(port))['dinov3_rejected_total{reason="unauthenticated"}']
+    """{model label: count} of dinov3_rejected_total{reason="unauthenticated"}. A refused key
+    reaches no model: the server counts it under model="" (the served models' own
+    unauthenticated series stay 0)."""
+    pattern = re.compile(r'dinov3_rejected_total\{model="([^"]*)",reason="unauthenticated"\}')
+    out = {}
+    for key, value in samples(scrape(port)).items():
+        match = pattern.fullmatch(key)
+        if match:
+            out[match.group(1)] = value
+    assert "" in out, out
+    return out
 
 
 def embed_requests(port):
+    """Embed calls finished, of every model and code."""
     return sum(value for key, value in samples(scrape(port)).items()
                if key.startswith("dinov3_requests_total{") and 'method="Embed"' in key)
 
@@ -231,7 +243,11 @@ def test_api_keys_guard_every_service_but_exempt_health(model, tmp_path):
         code, out = cli(target, "info", env={"DINOV3_API_KEY": "not-the-key-0123456789"})
         assert code == 1 and "UNAUTHENTICATED" in out, out
         # 2 calls per bad key, the Basic one, the reflection one and the CLI's wrong key
-        assert rejected_unauthenticated(port) - refused_before == 2 * len(bad_keys) + 3
+        refused_after = rejected_unauthenticated(port)
+        assert refused_after[""] - refused_before[""] == 2 * len(bad_keys) + 3
+        # Refused before any model: no served model's (nor "(unknown)"'s) series moved.
+        assert {model: n for model, n in refused_after.items() if model} == \
+            {model: n for model, n in refused_before.items() if model}
         assert embed_requests(port) - embeds_before == 1  # refused calls never reached it
     text = tail(log, 10**6)
     assert "UNAUTHENTICATED" in text

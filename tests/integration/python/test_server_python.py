@@ -188,7 +188,9 @@ def test_health_and_reflection(server):
     service = descriptor_pool.DescriptorPool(database).FindServiceByName(
         "dinov3.v1.EmbeddingService")
     assert {m.name for m in service.methods} == {"Embed", "StreamEmbed", "EmbedDense",
-                                                 "GetModelInfo"}
+                                                 "GetModelInfo", "ListModels"}
+    # Without admin keys the ModelAdmin service is not served.
+    assert "dinov3.v1.ModelAdmin" not in database.get_services()
 
 
 def png_chunk(kind, data):

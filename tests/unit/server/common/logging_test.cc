@@ -18,12 +18,13 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 AccessRecord Ok() {
-  return {.method = "Embed", .code = "OK", .images = 2, .seconds = 0.0125,
+  return {.method = "Embed", .model = "small", .code = "OK", .images = 2, .seconds = 0.0125,
           .peer = "ipv4:127.0.0.1:5000", .request_id = "r1", .reason = "", .error = ""};
 }
 
 AccessRecord Rejected() {
-  return {.method = "Embed", .code = "RESOURCE_EXHAUSTED", .images = 1, .seconds = 0.001,
+  return {.method = "Embed", .model = "small", .code = "RESOURCE_EXHAUSTED", .images = 1,
+          .seconds = 0.001,
           .peer = "ipv4:127.0.0.1:5001", .request_id = "r2", .reason = "queue_full",
           .error = "queue full: 256 images waiting"};
 }
@@ -86,7 +87,8 @@ TEST(LoggingTest, TextAccessLinesQuoteAndEscapeClientStrings) {
   record.request_id = "evil\n2026-01-01 [error] forged";
   const std::string out = Captured([&] { LogAccess(record); });
   ASSERT_EQ(Lines(out).size(), 1u) << out;  // the newline did not start a forged line
-  EXPECT_THAT(out, HasSubstr("[info] [access] rpc method=\"Embed\" code=\"OK\" images=2 "
+  EXPECT_THAT(out, HasSubstr("[info] [access] rpc method=\"Embed\" model=\"small\" "
+                             "code=\"OK\" images=2 "
                              "seconds=0.012500 peer=\"ipv4:127.0.0.1:5000\" "
                              "request_id=\"evil\\n2026-01-01 [error] forged\""));
 }
@@ -110,6 +112,7 @@ TEST(LoggingTest, JsonLinesCarryTheFieldsAsKeys) {
   EXPECT_EQ(ok["logger"], "access");
   EXPECT_EQ(ok["msg"], "rpc");
   EXPECT_EQ(ok["images"], 2);
+  EXPECT_EQ(ok["model"], "small");
   EXPECT_DOUBLE_EQ(ok["seconds"].get<double>(), 0.0125);
   EXPECT_EQ(ok["request_id"], "r1");
   EXPECT_FALSE(ok.contains("reason"));

@@ -54,7 +54,7 @@ std::string Exchange(int port, const std::string& request) {
 
 TEST(MetricsEndpointTest, ServesTheScrapeOnGetMetrics) {
   ServerMetrics metrics("9.9.9");
-  metrics.RecordBatch("cpu", 4, 0.1);
+  metrics.RecordBatch("m", "cpu", 4, 0.1);
   auto endpoint = MetricsEndpoint::Start("127.0.0.1:0", metrics);
   ASSERT_TRUE(endpoint.ok()) << endpoint.status();
   ASSERT_GT((*endpoint)->port(), 0);
@@ -63,7 +63,7 @@ TEST(MetricsEndpointTest, ServesTheScrapeOnGetMetrics) {
   EXPECT_THAT(reply, StartsWith("HTTP/1.1 200 OK\r\n"));
   EXPECT_THAT(reply, HasSubstr("Content-Type: text/plain; version=0.0.4"));
   EXPECT_THAT(reply, HasSubstr("\r\n\r\n# HELP "));
-  EXPECT_THAT(reply, HasSubstr("dinov3_images_total 4\n"));
+  EXPECT_THAT(reply, HasSubstr("dinov3_images_total{model=\"m\"} 4\n"));
   EXPECT_THAT(reply, HasSubstr("dinov3_build_info{version=\"9.9.9\"} 1\n"));
   const size_t body = reply.find("\r\n\r\n") + 4;
   EXPECT_THAT(reply, HasSubstr("Content-Length: " + std::to_string(reply.size() - body)));

@@ -1,0 +1,135 @@
+#include "server/service/served_model.h"
+
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "server/common/status_macros.h"
+
+namespace dinov3::service {
+namespace {
+
+// One synthetic request at the model's default size, run through the whole pipeline.
+absl::Status RunWarmUpRequest(EmbedPipeline& pipeline, const model::ModelMetadata& m) {
+  auto request = std::make_shared<v1::EmbedRequest>();
+  v1::RawImage* raw = request->add_images()->mutable_raw();
+  raw->set_width(m.default_width);
+  raw->set_height(m.default_height);
+  raw->set_format(v1::GRAY8);
+  raw->set_data(std::string(static_cast<size_t>(m.default_width) * m.default_height, '\x80'));
+  for (v1::Output o : {v1::CLS, v1::POOLED, v1::PATCH_TOKENS, v1::REGISTERS}) {
+    request->add_outputs(o);
+  }
+  absl::StatusOr<EmbedPipeline::Admission> admission = pipeline.Admit(*request);
+  if (!admission.ok()) return admission.status();
+  absl::Notification finished;
+  absl::Status result;
+  pipeline.Run(request, std::move(admission->settings), absl::InfiniteFuture(), nullptr,
+               [&](absl::Status status, v1::EmbedResponse) {
+                 result = std::move(status);
+                 finished.Notify();
+               });
+  finished.WaitForNotification();
+  return result;
+}
+
+absl::Status Named(const std::string& name, const absl::Status& status) {
+  return absl::Status(status.code(), absl::StrCat("model '", name, "': ", status.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(
+    const ServedModelOptions& options, metrics::ServerMetrics* metrics,
+    std::function<void(bool healthy)> on_health_change) {
+  if (absl::Status s = batching::ValidateBatchingOptions(options.batching); !s.ok()) {
+    return Named(options.name, s);
+  }
+  engine::EngineOptions engine_options = options.engine;
+  engine_options.warmup_max_batch_size = options.batching.max_batch_size;
+  engine_options.on_batch = [metrics, name = options.name](const std::string& device, int images,
+                                                           double seconds) {
+    metrics->RecordBatch(name, device, images, seconds);
+  };
+  auto in_service = std::make_shared<std::atomic<bool>>(true);
+  if (on_health_change) {
+    engine_options.on_health_change = [in_service,
+                                       report = std::move(on_health_change)](bool healthy) {
+      if (in_service->load()) report(healthy);
+    };
+  }
+  absl::StatusOr<std::unique_ptr<engine::ModelEngine>> engine =
+      engine::ModelEngine::Load(options.path, engine_options);
+  if (!engine.ok()) return Named(options.name, engine.status());
+  std::unique_ptr<ServedModel> model(
+      new ServedModel(options, *std::move(engine), std::move(in_service)));
+  model->batcher_ =
+      std::make_unique<batching::Batcher>(options.batching, model->engine_->runners());
+  // Every instance loaded and warm.
+  if (absl::Status s = model->batcher_->WaitUntilPrepared(); !s.ok()) {
+    return Named(options.name, s);
+  }
+  const model::ModelMetadata& m = model->metadata();
+  spdlog::info("model '{}' ({}): {}", options.name, options.path, model::DescribeModel(m));
+  if (m.untrained) {
+    spdlog::warn("model '{}' has RANDOM weights: its embeddings are meaningless", options.name);
+  }
+  return model;
+}
+
+ServedModel::ServedModel(ServedModelOptions options, std::unique_ptr<engine::ModelEngine> engine,
+                         std::shared_ptr<std::atomic<bool>> in_service)
+    : options_(std::move(options)),
+      engine_(std::move(engine)),
+      in_service_(std::move(in_service)) {}
+
+void ServedModel::PublishMetrics(metrics::ServerMetrics& metrics) const {
+  const model::ModelMetadata& m = metadata();
+  for (const std::string& device : engine_->DeviceNames()) {
+    metrics.SetModelInfo(options_.name, m.variant, m.compute_dtype, device);
+  }
+  batching::Batcher* batcher = batcher_.get();
+  metrics.SetQueueDepthSource(options_.name, [batcher] { return batcher->queued(); });
+  metrics.SetQueueCapacity(options_.name, options_.batching.max_queue_size);
+}
+
+ServedModel::~ServedModel() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status ServedModel::Start(const SharedParts& shared) {
+  const model::ModelMetadata& m = metadata();
+  RequestLimits limits = shared.limits;
+  limits.model = {.embed_dim = m.embed_dim, .num_registers = m.num_registers};
+  limits.geometry.patch_size = m.patch_size;
+  limits.geometry.default_height = m.default_height;
+  limits.geometry.default_width = m.default_width;
+  engine::ModelEngine* engine = engine_.get();
+  pipeline_ = std::make_unique<EmbedPipeline>(
+      limits, options_.name, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)),
+      shared.pool, batcher_.get(), shared.budget, shared.decode_budget, shared.metrics,
+      engine->PreparesInputOnHost() ? batching::PrepareInputFn([engine](batching::EmbedTask& task) {
+        return engine->PrepareInput(task);
+      })
+                                    : batching::PrepareInputFn());
+  // One request through the whole path (decode pool, batcher, an instance) before serving.
+  if (absl::Status s = RunWarmUpRequest(*pipeline_, m); !s.ok()) {
+    return Named(options_.name,
+                 absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message())));
+  }
+  info_ = MakeModelInfo(m, limits, engine->Describe(), options_.engine.cpu);
+  info_.set_name(options_.name);
+  return absl::OkStatus();
+}
+
+void ServedModel::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (batcher_ == nullptr) return;
+  batcher_->Shutdown(grace);
+  const batching::BatcherStats stats = batcher_->stats();
+  spdlog::info("model '{}' ran {} batches, {} images (largest batch {})", options_.name,
+               stats.batches, stats.images, stats.max_batch_size_seen);
+}
+
+}  // namespace dinov3::service
