@@ -54,9 +54,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 # Python gRPC stubs of the API for client/python/dinov3_client (git-ignored), regenerated only when
-# the proto or the pinned packages (grpcio-tools) are newer than them. protoc writes
-# _generated/dinov3/v1/embedding_pb2{,_grpc}.py; the one import of embedding_pb2_grpc.py is made
-# package-relative, so the stubs never collide with another top-level "dinov3" package.
+# the proto or the pinned packages (grpcio-tools) are newer than them, by the generator the
+# package build uses too (client/python/generate_stubs.py).
 proto=proto/dinov3/v1/embedding.proto
 gen=client/python/dinov3_client/_generated
 stale=0
@@ -65,13 +64,6 @@ for f in "$gen/dinov3/v1/embedding_pb2.py" "$gen/dinov3/v1/embedding_pb2_grpc.py
 done
 if [ "$stale" = 1 ]; then
   echo "setup: generating Python gRPC stubs in $gen"
-  rm -rf "$gen.tmp" && mkdir -p "$gen.tmp"
-  .venv/bin/python -m grpc_tools.protoc -I proto --python_out="$gen.tmp" --pyi_out="$gen.tmp" \
-    --grpc_python_out="$gen.tmp" "$proto"
-  sed -i 's/^from dinov3\.v1 import embedding_pb2 /from . import embedding_pb2 /' \
-    "$gen.tmp/dinov3/v1/embedding_pb2_grpc.py"
-  grep -q '^from \. import embedding_pb2 ' "$gen.tmp/dinov3/v1/embedding_pb2_grpc.py"
-  touch "$gen.tmp/__init__.py" "$gen.tmp/dinov3/__init__.py" "$gen.tmp/dinov3/v1/__init__.py"
-  rm -rf "$gen" && mv "$gen.tmp" "$gen"
+  .venv/bin/python client/python/generate_stubs.py proto "$gen"
 fi
 echo "setup: ok"

@@ -37,6 +37,9 @@ ABSL_FLAG(std::string, resize, "", "Preprocess height/width as WIDTHxHEIGHT ('' 
 ABSL_FLAG(int, images_per_request, 1, "images in each Embed/StreamEmbed request");
 ABSL_FLAG(std::string, outputs, "", "outputs: cls,pooled,patch_tokens,registers ('' = cls,pooled)");
 ABSL_FLAG(std::string, dtype, "float32", "output dtype: float32, float16 or bfloat16");
+ABSL_FLAG(std::string, model, "",
+          "served model(s): NAME, or a weighted mix NAME:W,NAME:W (e.g. small:1,large:1) sent "
+          "in exactly those shares ('' = the server's default)");
 ABSL_FLAG(double, warmup_seconds, 2, "unmeasured load before each point's windows");
 ABSL_FLAG(double, window_seconds, 5, "shortest measurement window");
 ABSL_FLAG(int64_t, min_window_calls, 8, "a window also lasts until this many calls ended");
@@ -140,6 +143,11 @@ absl::StatusOr<Plan> ParseFlags() {
   absl::StatusOr<v1::DType> dtype = client::ParseDType(absl::GetFlag(FLAGS_dtype));
   if (!dtype.ok()) return dtype.status();
   spec.dtype = *dtype;
+  absl::StatusOr<std::vector<std::pair<std::string, int>>> models =
+      ParseModelMix(absl::GetFlag(FLAGS_model));
+  if (!models.ok()) return models.status();
+  spec.models = *std::move(models);
+  d.model = absl::GetFlag(FLAGS_model);
   d.images_per_request = spec.images_per_request;
   d.image = spec.image_files.empty()
                 ? absl::StrCat(spec.width, "x", spec.height, " raw")

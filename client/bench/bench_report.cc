@@ -61,11 +61,17 @@ nlohmann::json PointJson(const PointResult& point) {
 
 std::string ToJsonText(const RunDescription& run, const std::vector<PointResult>& points) {
   nlohmann::json json = {
-      {"tool", "dinov3-bench"},    {"target", run.target},
-      {"protocol", run.protocol},  {"method", run.method},
-      {"mode", run.mode},          {"images_per_request", run.images_per_request},
-      {"image", run.image},        {"outputs", run.outputs},
-      {"dtype", run.dtype},        {"points", nlohmann::json::array()},
+      {"tool", "dinov3-bench"},
+      {"target", run.target},
+      {"protocol", run.protocol},
+      {"method", run.method},
+      {"mode", run.mode},
+      {"images_per_request", run.images_per_request},
+      {"image", run.image},
+      {"outputs", run.outputs},
+      {"dtype", run.dtype},
+      {"model", run.model},
+      {"points", nlohmann::json::array()},
   };
   for (const PointResult& point : points) json["points"].push_back(PointJson(point));
   return json.dump(2) + "\n";

@@ -25,6 +25,7 @@ struct RunDescription {
   int images_per_request = 1;
   std::vector<std::string> outputs;
   std::string dtype;
+  std::string model;  // --model: "" (the default model), a name, or a weighted list
 };
 
 std::string ToJsonText(const RunDescription& run, const std::vector<PointResult>& points);

@@ -86,15 +86,30 @@ absl::StatusOr<std::vector<v1::Image>> LoadImages(const RequestSpec& spec) {
   return images;
 }
 
+namespace {
+
+// The model of each request made for one image, in order (spec.models expanded by weight).
+std::vector<std::string> ModelSequence(const RequestSpec& spec) {
+  if (spec.models.empty()) return {""};
+  std::vector<std::string> names;
+  for (const auto& [name, weight] : spec.models) names.insert(names.end(), weight, name);
+  return names;
+}
+
+}  // namespace
+
 std::vector<v1::EmbedRequest> MakeEmbedRequests(const RequestSpec& spec,
                                                 const std::vector<v1::Image>& images) {
   std::vector<v1::EmbedRequest> requests;
   for (const v1::Image& image : images) {
-    v1::EmbedRequest& request = requests.emplace_back();
-    for (int i = 0; i < spec.images_per_request; ++i) *request.add_images() = image;
-    for (const v1::Output output : spec.outputs) request.add_outputs(output);
-    request.set_dtype(spec.dtype);
-    SetPreprocess(spec, request.mutable_preprocess());
+    for (const std::string& model : ModelSequence(spec)) {
+      v1::EmbedRequest& request = requests.emplace_back();
+      for (int i = 0; i < spec.images_per_request; ++i) *request.add_images() = image;
+      for (const v1::Output output : spec.outputs) request.add_outputs(output);
+      request.set_dtype(spec.dtype);
+      SetPreprocess(spec, request.mutable_preprocess());
+      request.set_model(model);
+    }
   }
   return requests;
 }
@@ -103,12 +118,31 @@ std::vector<v1::EmbedDenseRequest> MakeDenseRequests(const RequestSpec& spec,
                                                      const std::vector<v1::Image>& images) {
   std::vector<v1::EmbedDenseRequest> requests;
   for (const v1::Image& image : images) {
-    v1::EmbedDenseRequest& request = requests.emplace_back();
-    *request.mutable_image() = image;
-    request.set_dtype(spec.dtype);
-    SetPreprocess(spec, request.mutable_preprocess());
+    for (const std::string& model : ModelSequence(spec)) {
+      v1::EmbedDenseRequest& request = requests.emplace_back();
+      *request.mutable_image() = image;
+      request.set_dtype(spec.dtype);
+      SetPreprocess(spec, request.mutable_preprocess());
+      request.set_model(model);
+    }
   }
   return requests;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, int>>> ParseModelMix(const std::string& text) {
+  std::vector<std::pair<std::string, int>> models;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipEmpty())) {
+    std::pair<absl::string_view, absl::string_view> name_weight = absl::StrSplit(part, ':');
+    int weight = 1;
+    if (name_weight.first.empty() ||
+        (part.find(':') != absl::string_view::npos &&
+         (!absl::SimpleAtoi(name_weight.second, &weight) || weight < 1 || weight > 100))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--model: '", part, "' is not NAME or NAME:WEIGHT with a weight of 1 to 100"));
+    }
+    models.emplace_back(std::string(name_weight.first), weight);
+  }
+  return models;
 }
 
 absl::StatusOr<std::vector<std::string>> MakeHttpBodies(const RequestSpec& spec,

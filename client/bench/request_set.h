@@ -26,6 +26,10 @@ struct RequestSpec {
   int resize_height = 0;  // Preprocess height/width; 0 = the model's default
   int resize_width = 0;
   uint64_t seed = 1;
+  // The served models the requests name, each with its weight: the request set repeats each
+  // image's request `weight` times per model, so a round-robin over it sends each model its
+  // share exactly. Empty = one request per image for the server's default model.
+  std::vector<std::pair<std::string, int>> models = {};
 };
 
 absl::StatusOr<std::vector<v1::Image>> LoadImages(const RequestSpec& spec);
@@ -40,6 +44,10 @@ std::vector<v1::EmbedDenseRequest> MakeDenseRequests(const RequestSpec& spec,
 // InvalidArgument unless images_per_request is 1.
 absl::StatusOr<std::vector<std::string>> MakeHttpBodies(const RequestSpec& spec,
                                                         const std::vector<v1::Image>& images);
+
+// "small" or "small:3,plus:1" (weights 1..100; a name alone weighs 1) -> {name, weight}s;
+// "" -> {}. InvalidArgument naming the bad part otherwise.
+absl::StatusOr<std::vector<std::pair<std::string, int>>> ParseModelMix(const std::string& text);
 
 // "224x224" -> {224, 224} as {width, height}; InvalidArgument otherwise.
 absl::StatusOr<std::pair<int, int>> ParseSize(const std::string& text);

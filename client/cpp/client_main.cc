@@ -33,6 +33,9 @@ ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
 ABSL_FLAG(std::string, api_key_file, "",
           "File whose first key line is the API key ('#' comments are skipped; default: "
           "$DINOV3_API_KEY, if set).");
+ABSL_FLAG(std::string, model, "",
+          "The served model to use (dinov3-client models lists them; \"\" = the server's "
+          "default). health: that model's health entry.");
 ABSL_FLAG(std::string, outputs, "cls,pooled",
           "embed: comma-separated outputs among cls, pooled, patch_tokens, registers.");
 ABSL_FLAG(std::string, dtype, "float32",
@@ -67,9 +70,13 @@ constexpr int kExitUsage = 2;
 constexpr char kUsage[] = R"(command line client of the DINOv3 embedding service.
 
 Usage:
-  dinov3-client info                  print the served model (GetModelInfo)
-  dinov3-client health                grpc.health.v1 Check of service ""; prints the status,
-                                      exits 0 only when SERVING
+  dinov3-client models                list the served models: name, state, default, variant
+  dinov3-client load NAME             ModelAdmin.LoadModel: serve <repository>/NAME.pt as NAME
+                                      (replaces a served NAME); needs an admin key
+  dinov3-client unload NAME           ModelAdmin.UnloadModel; needs an admin key
+  dinov3-client info                  print a served model (GetModelInfo)
+  dinov3-client health                grpc.health.v1 Check of service "" (with --model: of that
+                                      model); prints the status, exits 0 only when SERVING
   dinov3-client embed IMG... [--outputs=cls,pooled,patch_tokens,registers]
       [--dtype=float32|float16|bfloat16] [--l2_normalize] [--preprocess=fixed|crop|keep_aspect]
       [--height=H --width=W --max_patches=N] [--decode=exact|fast]
@@ -85,8 +92,10 @@ Usage:
                                       EmbedDense; writes the [grid_h, grid_w, dim] patch grid.
 
 Common flags: --server=host:port (default localhost:50051), --timeout=SECONDS (default 30),
+  --model=NAME (the served model; default: the server's default model),
   --tls_ca_file=CA.pem [--tls_cert_file=C.pem --tls_key_file=K.pem] (TLS, mutual TLS),
-  --api_key_file=FILE or $DINOV3_API_KEY (sent as "authorization: Bearer <key>").
+  --api_key_file=FILE or $DINOV3_API_KEY (sent as "authorization: Bearer <key>"; an admin
+  key for load and unload).
 Exit status: 0 success, 1 error ("error: <grpc code name>: <message>" on stderr), 2 usage error.)";
 
 // The TLS and API-key flags (and $DINOV3_API_KEY) into `connection`.
@@ -258,7 +267,9 @@ int Main(int argc, char** argv) {
     return UsageError(error);
   }
   const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() < 2) return UsageError("missing command (info, health, embed or dense)");
+  if (positional.size() < 2) {
+    return UsageError("missing command (models, load, unload, info, health, embed or dense)");
+  }
   const std::string command = positional[1];
   const std::vector<std::string> args(positional.begin() + 2, positional.end());
 
@@ -267,16 +278,27 @@ int Main(int argc, char** argv) {
   connection.timeout_seconds = absl::GetFlag(FLAGS_timeout);
   if (!(connection.timeout_seconds > 0)) return UsageError("--timeout must be > 0");
   if (absl::Status s = SetSecurity(connection); !s.ok()) return UsageError(s.message());
+  connection.model = absl::GetFlag(FLAGS_model);
 
-  if (command == "info" || command == "health") {
+  if (command == "info" || command == "health" || command == "models") {
     if (!args.empty()) return UsageError(absl::StrCat(command, " takes no arguments"));
+  }
+  if (command == "models") {
+    const absl::Status status = RunListModels(connection, std::cout);
+    return status.ok() ? 0 : Fail(status);
+  }
+  if (command == "load" || command == "unload") {
+    if (args.size() != 1) return UsageError(absl::StrCat(command, " takes one model name"));
+    const absl::Status status = command == "load" ? RunLoadModel(connection, args[0], std::cout)
+                                                  : RunUnloadModel(connection, args[0], std::cout);
+    return status.ok() ? 0 : Fail(status);
   }
   if (command == "info") {
     const absl::Status status = RunInfo(connection, std::cout);
     return status.ok() ? 0 : Fail(status);
   }
   if (command == "health") {
-    const auto serving = RunHealth(connection, "", std::cout);
+    const auto serving = RunHealth(connection, connection.model, std::cout);
     if (!serving.ok()) return Fail(serving.status());
     return *serving == grpc::health::v1::HealthCheckResponse::SERVING ? 0 : kExitError;
   }

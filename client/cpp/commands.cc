@@ -246,11 +246,67 @@ absl::Status RunInfo(const ConnectionOptions& connection, std::ostream& out) {
   auto stub = v1::EmbeddingService::NewStub(channel);
   grpc::ClientContext context;
   SetUpContext(connection, context);
+  v1::GetModelInfoRequest request;
+  request.set_model(connection.model);
   v1::ModelInfo info;
-  RETURN_IF_ERROR(ToAbsl(stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info)));
+  RETURN_IF_ERROR(ToAbsl(stub->GetModelInfo(&context, request, &info)));
   std::string text;
   google::protobuf::TextFormat::PrintToString(info, &text);
   out << text;
+  return absl::OkStatus();
+}
+
+absl::Status RunListModels(const ConnectionOptions& connection, std::ostream& out) {
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
+  auto stub = v1::EmbeddingService::NewStub(channel);
+  grpc::ClientContext context;
+  SetUpContext(connection, context);
+  v1::ListModelsResponse response;
+  RETURN_IF_ERROR(ToAbsl(stub->ListModels(&context, v1::ListModelsRequest(), &response)));
+  for (const v1::ModelStatus& model : response.models()) {
+    out << model.name() << " " << v1::ModelStatus::State_Name(model.state())
+        << (model.is_default() ? " default" : "");
+    if (model.has_info()) {
+      const v1::ModelInfo& info = model.info();
+      out << " " << info.variant() << " dim=" << info.embed_dim() << " " << info.model_dtype()
+          << " on " << info.device();
+    }
+    if (!model.message().empty()) out << ": " << model.message();
+    out << "\n";
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunLoadModel(const ConnectionOptions& connection, const std::string& name,
+                          std::ostream& out) {
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
+  auto stub = v1::ModelAdmin::NewStub(channel);
+  grpc::ClientContext context;
+  SetUpContext(connection, context);
+  v1::LoadModelRequest request;
+  request.set_name(name);
+  v1::LoadModelResponse response;
+  RETURN_IF_ERROR(ToAbsl(stub->LoadModel(&context, request, &response)));
+  const v1::ModelInfo& info = response.model().info();
+  out << name << (response.replaced() ? " replaced by " : " loaded: ") << info.variant() << "@"
+      << info.weights_sha256().substr(0, 12) << " after " << response.switch_seconds() << " s";
+  if (response.replaced())
+    out << "; the old export freed after " << response.retire_seconds() << " s more";
+  out << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunUnloadModel(const ConnectionOptions& connection, const std::string& name,
+                            std::ostream& out) {
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
+  auto stub = v1::ModelAdmin::NewStub(channel);
+  grpc::ClientContext context;
+  SetUpContext(connection, context);
+  v1::UnloadModelRequest request;
+  request.set_name(name);
+  v1::UnloadModelResponse response;
+  RETURN_IF_ERROR(ToAbsl(stub->UnloadModel(&context, request, &response)));
+  out << name << " unloaded and freed after " << response.seconds() << " s\n";
   return absl::OkStatus();
 }
 
@@ -282,6 +338,7 @@ absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& o
   request.set_l2_normalize(options.l2_normalize);
   *request.mutable_preprocess() = options.preprocess;
   request.set_request_id("dinov3-client");
+  request.set_model(connection.model);
 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
   auto stub = v1::EmbeddingService::NewStub(channel);
@@ -315,6 +372,7 @@ absl::Status RunDense(const ConnectionOptions& connection, const DenseOptions& o
   *request.mutable_preprocess() = options.preprocess;
   request.set_request_id("dinov3-client");
   request.set_rows_per_chunk(options.rows_per_chunk);
+  request.set_model(connection.model);
 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
   auto stub = v1::EmbeddingService::NewStub(channel);

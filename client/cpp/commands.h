@@ -30,6 +30,9 @@ struct ConnectionOptions {
   std::string tls_cert_file = "";  // PEM client certificate (mutual TLS), with tls_key_file
   std::string tls_key_file = "";
   std::string api_key = "";  // sent as "authorization: Bearer <key>"; "" = none
+  // The served model every command addresses (EmbedRequest.model, GetModelInfo, the health
+  // entry of `health`); "" = the server's default model.
+  std::string model = "";
 };
 
 enum class OutputFormat { kJson, kNpy };
@@ -60,6 +63,17 @@ absl::StatusOr<v1::ResizeMode> ParseResizeMode(absl::string_view name);
 
 // GetModelInfo, printed as protobuf text format.
 absl::Status RunInfo(const ConnectionOptions& connection, std::ostream& out);
+
+// ListModels; one line per model: name, state, "default" for the default model, variant,
+// embedding dim, compute dtype and devices (or the failure message).
+absl::Status RunListModels(const ConnectionOptions& connection, std::ostream& out);
+
+// ModelAdmin.LoadModel / UnloadModel of `name` (connection.api_key must be an admin key);
+// prints what happened and how long it took.
+absl::Status RunLoadModel(const ConnectionOptions& connection, const std::string& name,
+                          std::ostream& out);
+absl::Status RunUnloadModel(const ConnectionOptions& connection, const std::string& name,
+                            std::ostream& out);
 
 // grpc.health.v1 Check for `service` ("" = the whole server); prints the status name.
 absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> RunHealth(

@@ -40,9 +40,9 @@ def bench(target, *flags):
 def served(metrics_port, method, code="OK"):
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
         text = r.read().decode()
-    key = f'dinov3_requests_total{{code="{code}",method="{method}"}} '
-    lines = [line for line in text.splitlines() if line.startswith(key)]
-    return float(lines[0].split()[-1]) if lines else 0.0
+    # Summed over the model label (the served model, or "(unknown)").
+    key = f'dinov3_requests_total{{code="{code}",method="{method}",model='
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(key))
 
 
 @pytest.mark.parametrize("method,server_method,flags", [
@@ -89,6 +89,18 @@ def test_request_errors_are_counted_by_code(server):
     assert point["requests"] == 0
     assert point["errors"]["INVALID_ARGUMENT"] > 0
     assert served(metrics_port, "Embed", "INVALID_ARGUMENT") - before == point["calls"]
+
+
+def test_model_flag_names_the_served_model(server):
+    target, metrics_port = server
+    before = served(metrics_port, "Embed", "NOT_FOUND")
+    assert bench(target, "--concurrency=1", "--model=model:2")["model"] == "model:2"
+    result = bench(target, "--concurrency=1", "--model=model:1,nope:1")
+    point = result["points"][0]
+    assert point["requests"] > 0 and point["errors"]["NOT_FOUND"] > 0
+    # The requests alternate exactly (one caller): every second call names no served model.
+    not_found = served(metrics_port, "Embed", "NOT_FOUND") - before
+    assert abs(2 * not_found - point["calls"]) <= 1, (not_found, point["calls"])
 
 
 def test_files_are_sent_encoded(server, tmp_path):

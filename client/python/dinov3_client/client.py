@@ -181,20 +181,25 @@ class EmbeddingClient:
     `api_key`: sent as 'authorization: Bearer <key>' with every call (servers started with
     auth.api_keys_file). `options`: extra gRPC channel arguments, e.g.
     [("grpc.keepalive_time_ms", 30000)] or [("grpc.ssl_target_name_override", "name")].
+    `model`: the served model the calls use unless a call names another (list_models() lists
+    them); "" = the server's default model.
     """
 
     def __init__(self, target: str = "localhost:50051", timeout: Optional[float] = 30.0,
                  credentials: Optional[grpc.ChannelCredentials] = None,
                  max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-                 api_key: Optional[str] = None, options: Sequence[tuple] = ()):
+                 api_key: Optional[str] = None, options: Sequence[tuple] = (),
+                 model: str = ""):
         options = [("grpc.max_receive_message_length", max_message_bytes),
                    ("grpc.max_send_message_length", max_message_bytes), *options]
         self.timeout = timeout
+        self.model = model
         self.channel = (grpc.secure_channel(target, credentials, options) if credentials
                         else grpc.insecure_channel(target, options))
         if api_key is not None:
             self.channel = grpc.intercept_channel(self.channel, _ApiKeyInterceptor(api_key))
         self.stub = pb2_grpc.EmbeddingServiceStub(self.channel)  # the raw API, for anything else
+        self.admin_stub = pb2_grpc.ModelAdminStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     def __enter__(self) -> "EmbeddingClient":
@@ -209,8 +214,9 @@ class EmbeddingClient:
     def build_request(self, images: Sequence[ImageLike], outputs=("cls", "pooled"),
                       dtype: Union[str, int] = "float32", l2_normalize: bool = False,
                       preprocess: PreprocessLike = None, ids: Optional[Sequence[str]] = None,
-                      request_id: str = "") -> "pb2.EmbedRequest":
-        """The EmbedRequest that embed() sends (for StreamEmbed, or to adjust by hand)."""
+                      request_id: str = "", model: Optional[str] = None) -> "pb2.EmbedRequest":
+        """The EmbedRequest that embed() sends (for StreamEmbed, or to adjust by hand).
+        `model` None = the client's model."""
         ids = list(ids) if ids is not None else [""] * len(images)
         if len(ids) != len(images):
             raise ValueError(f"{len(ids)} ids for {len(images)} images")
@@ -218,14 +224,17 @@ class EmbeddingClient:
             images=[make_image(im, i) for im, i in zip(images, ids)],
             outputs=[_output_value(o) for o in outputs], dtype=dtype_value(dtype),
             l2_normalize=l2_normalize, preprocess=make_preprocess(preprocess),
-            request_id=request_id)
+            request_id=request_id, model=self.model if model is None else model)
 
     def embed(self, images: Sequence[ImageLike], outputs=("cls", "pooled"),
               dtype: Union[str, int] = "float32", l2_normalize: bool = False,
               preprocess: PreprocessLike = None,
-              ids: Optional[Sequence[str]] = None) -> list[EmbeddingResult]:
-        """Embeds `images` in one Embed call; results are in the order of `images`."""
-        request = self.build_request(images, outputs, dtype, l2_normalize, preprocess, ids)
+              ids: Optional[Sequence[str]] = None,
+              model: Optional[str] = None) -> list[EmbeddingResult]:
+        """Embeds `images` in one Embed call; results are in the order of `images`.
+        `model` None = the client's model."""
+        request = self.build_request(images, outputs, dtype, l2_normalize, preprocess, ids,
+                                     model=model)
         try:
             response = self.stub.Embed(request, timeout=self.timeout)
         except grpc.RpcError as e:
@@ -253,7 +262,7 @@ class EmbeddingClient:
 
     def embed_dense(self, image: ImageLike, dtype: Union[str, int] = "float32",
                     l2_normalize: bool = False, preprocess: PreprocessLike = None,
-                    rows_per_chunk: int = 0) -> np.ndarray:
+                    rows_per_chunk: int = 0, model: Optional[str] = None) -> np.ndarray:
         """Dense patch features [grid_height, grid_width, dim] of one image via EmbedDense.
 
         preprocess None is the server default (RESIZE_FIXED); {"mode": "keep_aspect"} keeps
@@ -261,18 +270,49 @@ class EmbeddingClient:
         """
         request = pb2.EmbedDenseRequest(
             image=make_image(image), dtype=dtype_value(dtype), l2_normalize=l2_normalize,
-            preprocess=make_preprocess(preprocess), rows_per_chunk=rows_per_chunk)
+            preprocess=make_preprocess(preprocess), rows_per_chunk=rows_per_chunk,
+            model=self.model if model is None else model)
         try:
             return assemble_dense(self.stub.EmbedDense(request, timeout=self.timeout))
         except grpc.RpcError as e:
             raise EmbeddingError("EmbedDense", e.code(), e.details()) from None
 
-    def model_info(self) -> "pb2.ModelInfo":
-        """The served model and the server's limits (the ModelInfo proto message)."""
+    def model_info(self, model: Optional[str] = None) -> "pb2.ModelInfo":
+        """A served model and the server's limits (the ModelInfo proto message); `model` None =
+        the client's model."""
+        request = pb2.GetModelInfoRequest(model=self.model if model is None else model)
         try:
-            return self.stub.GetModelInfo(pb2.GetModelInfoRequest(), timeout=self.timeout)
+            return self.stub.GetModelInfo(request, timeout=self.timeout)
         except grpc.RpcError as e:
             raise EmbeddingError("GetModelInfo", e.code(), e.details()) from None
+
+    def list_models(self) -> list["pb2.ModelStatus"]:
+        """Every served model (ModelStatus: name, state name via
+        pb2.ModelStatus.State.Name(m.state), is_default, message, info)."""
+        try:
+            return list(self.stub.ListModels(pb2.ListModelsRequest(),
+                                             timeout=self.timeout).models)
+        except grpc.RpcError as e:
+            raise EmbeddingError("ListModels", e.code(), e.details()) from None
+
+    def load_model(self, name: str, timeout: Optional[float] = None) -> "pb2.LoadModelResponse":
+        """ModelAdmin.LoadModel: serves <the server's model repository>/<name>.pt as `name`,
+        replacing the export it served under that name. Needs a client made with an admin key
+        (api_key=); `timeout` None = the client's (a load includes the warm-up)."""
+        try:
+            return self.admin_stub.LoadModel(pb2.LoadModelRequest(name=name),
+                                             timeout=timeout or self.timeout)
+        except grpc.RpcError as e:
+            raise EmbeddingError("LoadModel", e.code(), e.details()) from None
+
+    def unload_model(self, name: str, timeout: Optional[float] = None
+                     ) -> "pb2.UnloadModelResponse":
+        """ModelAdmin.UnloadModel (admin key needed); returns once the model is freed."""
+        try:
+            return self.admin_stub.UnloadModel(pb2.UnloadModelRequest(name=name),
+                                               timeout=timeout or self.timeout)
+        except grpc.RpcError as e:
+            raise EmbeddingError("UnloadModel", e.code(), e.details()) from None
 
     def health(self, service: str = "") -> str:
         """Standard gRPC health status name: "SERVING", "NOT_SERVING", "UNKNOWN", ..."""
