@@ -26,7 +26,7 @@ KUBERNETES_VERSION = "1.30.0"  # the schemas every object is validated against
 GRPC_SERVICE = "dinov3.v1.EmbeddingService"
 HPA_METRIC = "dinov3_inflight_requests"
 
-TREES = ("base", "overlays/cpu", "overlays/gpu")
+TREES = ("base", "overlays/cpu", "overlays/gpu", "overlays/two-models")
 EXPECTED_OBJECTS = {
     ("ConfigMap", "dinov3-config"),  # name before kustomize's hash suffix
     ("Deployment", "dinov3"),
@@ -320,7 +320,8 @@ def test_server_accepts_the_config_file(rendered, tmp_path):
     code, config, stderr = print_config([f"--config={path}"], clean_env())  # no MODEL_PATH
     assert code == 0, f"{tree}: dinov3-server --config=server.yaml --print_config:\n{stderr}"
     file_keys = yaml.safe_load(content)
-    assert file_keys["model"]["path"], "model.path must be set in the file"
+    assert file_keys["model"].get("path") or file_keys.get("models"), \
+        "model.path or a models list must be set in the file"
     server = file_keys["server"]
     for key in ("drain_seconds", "max_connection_age_seconds",
                 "max_connection_age_grace_seconds"):
@@ -334,11 +335,18 @@ def test_effective_config(rendered, effective):
     assert effective["metrics"]["enabled"] is True
     assert effective["logging"]["format"] == "json"
     assert effective["server"]["drain_seconds"] == 20.0
-    assert effective["model"]["path"] == "/models/dinov3.pt", \
-        f"{tree}: the pod would load {effective['model']['path']}"
     container = server_container(objects)
     [models] = [m for m in container["volumeMounts"] if m["name"] == "models"]
-    assert effective["model"]["path"].startswith(models["mountPath"].rstrip("/") + "/")
+    if tree == "overlays/two-models":
+        served = effective["models"]
+        assert [m["name"] for m in served] == ["small", "large"] and not effective["model"]["path"]
+        paths = [m["path"] for m in served]
+    else:
+        assert effective["model"]["path"] == "/models/dinov3.pt", \
+            f"{tree}: the pod would load {effective['model']['path']}"
+        paths = [effective["model"]["path"]]
+    for path in paths:  # every export on the models volume
+        assert path.startswith(models["mountPath"].rstrip("/") + "/"), (tree, path)
 
 
 def test_grpc_port_and_probes(rendered, effective, server_defaults):
@@ -488,7 +496,7 @@ def test_resources_devices_and_threads(rendered, effective):
     else:
         assert gpus is None and "nvidia.com/gpu" not in resources["requests"], tree
         assert devices == ["cpu"], devices
-        if tree == "overlays/cpu":
+        if tree in ("overlays/cpu", "overlays/two-models"):
             assert image == "dinov3-server:cpu"
     # Thread counts of 0 follow the container's CPU limit (server/common/usable_cpus.h: the
     # cgroup CPU quota and the affinity mask); counts set explicitly must fit within it, and
