@@ -36,6 +36,7 @@ WORKDIR /app
 COPY scripts/setup.sh scripts/debian-packages.txt scripts/
 COPY requirements.txt .
 COPY proto/ proto/
+COPY client/python/generate_stubs.py client/python/
 RUN scripts/setup.sh --build-only && rm -rf /var/lib/apt/lists/* /root/.cache/pip
 COPY . .
 RUN CMAKE_ARGS="-DDINOV3_BUILD_TESTS=OFF -DDINOV3_TORCH_CUDA=$([ "$TORCH" = cuda ] && echo ON || echo OFF)" \

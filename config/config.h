@@ -86,6 +86,9 @@ struct ModelConfig {
 std::vector<ModelConfig> ResolveModels(const ServerConfig& config);
 std::string DefaultModel(const ServerConfig& config);
 
+// A valid served-model name: 1 to 64 letters, digits, '-', '_' or '.', and not "." or "..".
+bool IsValidModelName(absl::string_view name);
+
 // The name of an export whose model.name is "": its file name without the extension, each
 // character that a name may not hold replaced by '_' ("/m/vits16 v2.pt" -> "vits16_v2").
 std::string DefaultModelName(absl::string_view path);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "config/config.h"
 
 namespace dinov3::config::internal {
 namespace {
@@ -101,13 +102,7 @@ absl::Status Check(absl::string_view key, const std::string& value, const Requir
 }
 
 absl::Status Check(absl::string_view key, const std::string& value, const ModelName& name) {
-  if (value.empty() && name.allow_empty) return absl::OkStatus();
-  const bool valid_chars = std::all_of(value.begin(), value.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  });
-  if (!value.empty() && value.size() <= 64 && valid_chars && value != "." && value != "..") {
-    return absl::OkStatus();
-  }
+  if ((value.empty() && name.allow_empty) || IsValidModelName(value)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       key, " must be 1 to 64 letters, digits, '-', '_' or '.' (not . or ..), got '", value, "'"));
 }

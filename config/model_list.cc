@@ -73,6 +73,13 @@ std::string EntryLabel(const std::vector<ModelEntry>& models, size_t i) {
 
 }  // namespace
 
+bool IsValidModelName(absl::string_view name) {
+  const bool valid_chars = std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+  return !name.empty() && name.size() <= 64 && valid_chars && name != "." && name != "..";
+}
+
 std::string DefaultModelName(absl::string_view path) {
   absl::string_view file = path.substr(path.rfind('/') + 1);
   if (const size_t dot = file.rfind('.'); dot != absl::string_view::npos && dot > 0) {

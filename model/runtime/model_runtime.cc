@@ -177,6 +177,10 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::stri
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, *device);
+  } catch (const c10::OutOfMemoryError& e) {
+    return absl::ResourceExhaustedError(absl::StrCat("'", path,
+                                                     "' does not fit in the free memory of device ",
+                                                     device_name, ": ", FirstLine(e)));
   } catch (const std::exception& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", path, "' is not a loadable TorchScript archive: ", FirstLine(e)));

@@ -6,25 +6,28 @@
 namespace dinov3 {
 
 MemoryBudget::Reservation::Reservation(Reservation&& other) noexcept
-    : budget_(std::exchange(other.budget_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+    : budget_(std::exchange(other.budget_, nullptr)),
+      bytes_(std::exchange(other.bytes_, 0)),
+      held_(other.held_) {}
 
 MemoryBudget::Reservation& MemoryBudget::Reservation::operator=(Reservation&& other) noexcept {
   if (this != &other) {
     Release();
     budget_ = std::exchange(other.budget_, nullptr);
     bytes_ = std::exchange(other.bytes_, 0);
+    held_ = other.held_;
   }
   return *this;
 }
 
 void MemoryBudget::Reservation::Release() {
-  if (budget_ != nullptr) std::exchange(budget_, nullptr)->Return(bytes_);
+  if (budget_ != nullptr) std::exchange(budget_, nullptr)->Return(bytes_, held_);
   bytes_ = 0;
 }
 
 void MemoryBudget::Reservation::ShrinkTo(int64_t bytes) {
   if (budget_ == nullptr || bytes >= bytes_) return;
-  budget_->Return(bytes_ - std::max<int64_t>(bytes, 0));
+  budget_->Return(bytes_ - std::max<int64_t>(bytes, 0), held_);
   bytes_ = std::max<int64_t>(bytes, 0);
 }
 
@@ -59,6 +62,16 @@ bool MemoryBudget::ReservePermanently(int64_t bytes) {
   return true;
 }
 
+std::optional<MemoryBudget::Reservation> MemoryBudget::TryReserveHeld(int64_t bytes) {
+  bytes = std::max<int64_t>(bytes, 0);
+  absl::MutexLock lock(&mu_);
+  if (bytes > capacity_ - used_) return std::nullopt;
+  used_ += bytes;
+  permanent_ += bytes;
+  peak_ = std::max(peak_, used_);
+  return Reservation(this, bytes, /*held=*/true);
+}
+
 int64_t MemoryBudget::request_capacity() const {
   absl::MutexLock lock(&mu_);
   return capacity_ - permanent_;
@@ -74,9 +87,10 @@ int64_t MemoryBudget::peak() const {
   return peak_;
 }
 
-void MemoryBudget::Return(int64_t bytes) {
+void MemoryBudget::Return(int64_t bytes, bool held) {
   absl::MutexLock lock(&mu_);
   used_ -= bytes;
+  if (held) permanent_ -= bytes;
 }
 
 }  // namespace dinov3

@@ -8,7 +8,9 @@
 // must not outlive the budget. Besides the non-blocking TryReserve for requests, Reserve waits
 // for room (for worker threads sharing a small budget of transients, e.g. decoding), and
 // ReservePermanently takes bytes for the budget's whole life (what does not grow with the number
-// of requests), lowering request_capacity(). Thread-safe (one mutex); gRPC- and torch-free.
+// of requests), lowering request_capacity(); TryReserveHeld takes them for as long as its
+// Reservation lives (a served model's fixed transients), lowering request_capacity() meanwhile.
+// Thread-safe (one mutex); gRPC- and torch-free.
 #ifndef DINOV3_SERVER_COMMON_MEMORY_BUDGET_H_
 #define DINOV3_SERVER_COMMON_MEMORY_BUDGET_H_
 
@@ -39,9 +41,11 @@ class MemoryBudget {
 
    private:
     friend class MemoryBudget;
-    Reservation(MemoryBudget* budget, int64_t bytes) : budget_(budget), bytes_(bytes) {}
+    Reservation(MemoryBudget* budget, int64_t bytes, bool held = false)
+        : budget_(budget), bytes_(bytes), held_(held) {}
     MemoryBudget* budget_ = nullptr;
     int64_t bytes_ = 0;
+    bool held_ = false;  // TryReserveHeld: counted in request_capacity() too
   };
 
   explicit MemoryBudget(int64_t capacity_bytes) : capacity_(capacity_bytes) {}
@@ -54,6 +58,8 @@ class MemoryBudget {
   Reservation Reserve(int64_t bytes);
   // Holds `bytes` for the budget's life; false (and nothing held) when they do not fit.
   bool ReservePermanently(int64_t bytes);
+  // As TryReserve, and request_capacity() is lower by `bytes` until the reservation is gone.
+  std::optional<Reservation> TryReserveHeld(int64_t bytes);
 
   int64_t capacity() const { return capacity_; }
   // capacity() less what is held permanently: the most one reservation can ever get.
@@ -63,7 +69,7 @@ class MemoryBudget {
   int64_t peak() const;
 
  private:
-  void Return(int64_t bytes);
+  void Return(int64_t bytes, bool held);
 
   const int64_t capacity_;
   mutable absl::Mutex mu_;

@@ -4,6 +4,7 @@
 
 #if DINOV3_WITH_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -49,6 +50,15 @@ std::optional<DeviceMemory> DeviceMemoryOf(const c10::Device& device) {
 #endif
   (void)device;
   return std::nullopt;
+}
+
+void EmptyDeviceCaches() {
+#if DINOV3_WITH_CUDA
+  try {
+    if (c10::cuda::device_count() > 0) c10::cuda::CUDACachingAllocator::emptyCache();
+  } catch (const std::exception&) {  // nothing was cached: nothing to give back
+  }
+#endif
 }
 
 }  // namespace dinov3::engine

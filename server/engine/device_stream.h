@@ -36,6 +36,9 @@ int64_t OutOfMemoryCount(const c10::Device& device);
 // its index); nullopt for CPU devices and in a build without CUDA.
 std::optional<DeviceMemory> DeviceMemoryOf(const c10::Device& device);
 
+// Returns the CUDA caching allocator's unused blocks to the devices (nothing without CUDA).
+void EmptyDeviceCaches();
+
 }  // namespace dinov3::engine
 
 #endif  // DINOV3_SERVER_ENGINE_DEVICE_STREAM_H_

@@ -1,5 +1,7 @@
 #include "server/engine/model_engine.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <set>
 #include <utility>
@@ -104,6 +106,11 @@ absl::Status ValidateOptions(const EngineOptions& options) {
 }
 
 }  // namespace
+
+void ReleaseCachedMemory() {
+  EmptyDeviceCaches();
+  malloc_trim(0);
+}
 
 absl::StatusOr<std::unique_ptr<ModelEngine>> ModelEngine::Load(const std::string& path,
                                                                const EngineOptions& options) {

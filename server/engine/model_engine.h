@@ -43,6 +43,10 @@ struct EngineOptions {
   std::function<void(const std::string& device, int images, double seconds)> on_batch;
 };
 
+// Gives memory that freed models left cached back: the CUDA caching allocator's unused blocks
+// (when CUDA is in use) and the C library's free heap pages. Call after freeing a model.
+void ReleaseCachedMemory();
+
 class ModelEngine {
  public:
   // Loads `path` once per device; that device's instances share the module and its weights

@@ -30,7 +30,8 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
 
   void Start(const v1::EmbedDenseRequest& request, std::shared_ptr<ServedModel> model,
              const CallEnvironment& env) {
-    model_ = std::move(model);  // held until the call is done
+    model_ = std::move(model);  // held until the pipeline answers (OnEmbedded)
+    model_name_ = model_->name();
     if (!request.has_image()) {
       FinishCall(absl::InvalidArgumentError("image: no image in the request"));
       return;
@@ -71,6 +72,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   }
 
   void OnEmbedded(absl::Status status, v1::EmbedResponse response) {
+    model_.reset();  // never the last holder: the registry or the retiring lifecycle is
     if (!status.ok()) {
       FinishCall(status);
       return;
@@ -106,7 +108,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     chunk_.set_dtype(tokens.dtype());
     chunk_.set_row_start(next_row_);
     chunk_.set_request_id(request_id_);
-    chunk_.set_model_name(model_->name());
+    chunk_.set_model_name(model_name_);
     if (next_row_ == 0) *chunk_.mutable_timing() = response_.timing();
     v1::Tensor* out = chunk_.mutable_rows();
     out->set_dtype(tokens.dtype());
@@ -126,6 +128,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   v1::EmbedResponse response_;
   v1::DenseChunk chunk_;
   std::shared_ptr<ServedModel> model_;
+  std::string model_name_;
   uint32_t grid_h_ = 0;
   uint32_t grid_w_ = 0;
   int64_t dim_ = 0;

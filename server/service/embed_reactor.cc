@@ -20,12 +20,13 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
   void Refuse(const absl::Status& status) { FinishCall(status); }
 
   void Start(std::shared_ptr<ServedModel> model, const CallEnvironment& env) {
-    model_ = std::move(model);  // held until the call is done
+    model_ = std::move(model);  // held until the pipeline answers
     // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
     std::shared_ptr<const v1::EmbedRequest> borrowed(request_, [](const v1::EmbedRequest*) {});
     absl::Status admitted = AdmitAndRun(
         model_->pipeline(), std::move(borrowed), context_, env, "Embed", hold_,
         [this](absl::Status status, v1::EmbedResponse result) {
+          model_.reset();  // never the last holder: the registry or the retiring lifecycle is
           // From now on the call holds the request and the answer (twice while gRPC
           // serializes it), no longer pixels or tensors.
           hold_.memory.ShrinkTo(static_cast<int64_t>(request_->ByteSizeLong()) +

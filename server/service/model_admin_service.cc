@@ -65,8 +65,12 @@ grpc::ServerUnaryReactor* ModelAdminService::Run(grpc::CallbackServerContext* co
     reactor->Finish(ToGrpcStatus(denied));
     return reactor;
   }
-  ThreadPool::Job job = [reactor, recorder, work = std::move(work)]() mutable {
-    const absl::Status status = std::move(work)();
+  ThreadPool::Job job = [context, reactor, recorder, work = std::move(work)]() mutable {
+    // A call whose client gave up while it waited its turn is not run.
+    const absl::Status status =
+        context->IsCancelled()
+            ? absl::CancelledError("the client cancelled before the call's turn came")
+            : std::move(work)();
     recorder->Finish(status);
     reactor->Finish(ToGrpcStatus(status));
   };

@@ -1,33 +1,21 @@
 #include "server/service/model_lifecycle.h"
 
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "config/config.h"
-#include "server/service/request_footprint.h"
 
 namespace dinov3::service {
 namespace {
 
 // How often a retiring model is checked for calls that still hold it.
 constexpr absl::Duration kRetirePoll = absl::Milliseconds(5);
-
-// The memory budget a model's instances hold for their input transients.
-int64_t InstanceBytes(const ServedModel& model, const RequestLimits& limits) {
-  const bool host_input = model.engine().PreparesInputOnHost();
-  int64_t bytes = 0;
-  for (const std::string& device : model.options().engine.devices) {
-    bytes += model.options().engine.instances_per_device *
-             InstanceTransientBytes(device.rfind("cuda", 0) == 0, host_input,
-                                    limits.image.max_pixels, limits.geometry.max_resize_pixels);
-  }
-  return bytes;
-}
 
 }  // namespace
 
@@ -42,16 +30,31 @@ void ModelLifecycle::Enable(const SharedParts& shared, bool host_input_budget) {
 }
 
 absl::Status ModelLifecycle::CheckName(const std::string& name) {
-  if (name.find('/') != std::string::npos || name.find("..") != std::string::npos) {
+  if (config::IsValidModelName(name)) return absl::OkStatus();
+  const std::string shown = absl::StrCat("'", absl::CHexEscape(name.substr(0, 64)), "'");
+  if (name.find('/') != std::string::npos || name == "..") {
     return absl::InvalidArgumentError(
-        absl::StrCat("name: a model name is not a path ('/' and '..' are refused), got '",
-                     name.substr(0, 64), "'"));
+        absl::StrCat("name: a model name is not a path ('/' and '..' are refused), got ", shown));
   }
-  const std::string valid = config::DefaultModelName(name);
-  if (name.empty() || name.size() > 64 || valid != name) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("name: a model name has 1 to 64 letters, digits, '-', '_' or '.', got '",
-                     name.substr(0, 64), "'"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "name: a model name has 1 to 64 letters, digits, '-', '_' or '.' (not . or ..), got ",
+      shown));
+}
+
+void ModelLifecycle::Stop(absl::Time deadline) {
+  absl::MutexLock lock(&stop_mu_);
+  stop_deadline_ = std::min(stop_deadline_, deadline);
+}
+
+absl::Time ModelLifecycle::StopDeadline() const {
+  absl::MutexLock lock(&stop_mu_);
+  return stop_deadline_;
+}
+
+absl::Status ModelLifecycle::CheckRunning(const char* method) const {
+  if (!shared_) return absl::UnavailableError(absl::StrCat(method, ": the server is starting"));
+  if (StopDeadline() != absl::InfiniteFuture()) {
+    return absl::UnavailableError(absl::StrCat(method, ": the server is shutting down"));
   }
   return absl::OkStatus();
 }
@@ -60,7 +63,9 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelLifecycle::LoadAndStart(const 
   const std::string path = absl::StrCat(options_.repository, "/", name, ".pt");
   absl::StatusOr<std::unique_ptr<ServedModel>> loaded = ServedModel::Load(
       options_.options_for(name, path), metrics_,
-      [report = options_.on_instance_health, name](bool healthy) { report(name, healthy); });
+      [report = options_.on_instance_health, name](bool healthy, const auto& in_service) {
+        report(name, healthy, in_service);
+      });
   if (!loaded.ok()) {
     return absl::Status(loaded.status().code(),
                         absl::StrCat(path, ": ", loaded.status().message()));
@@ -72,8 +77,8 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelLifecycle::LoadAndStart(const 
         "' runs on the CPU, and this server's preprocessing budget was "
         "sized for GPU models only; configure a CPU model at start-up to load CPU models"));
   }
-  const int64_t bytes = InstanceBytes(*model, shared_->limits);
-  std::optional<MemoryBudget::Reservation> memory = shared_->budget->TryReserve(bytes);
+  const int64_t bytes = model->InstanceTransientBytes(shared_->limits);
+  std::optional<MemoryBudget::Reservation> memory = shared_->budget->TryReserveHeld(bytes);
   if (!memory) {
     return absl::ResourceExhaustedError(
         absl::StrCat(path, ": model '", name, "' needs ", bytes,
@@ -94,15 +99,19 @@ absl::StatusOr<ModelLifecycle::Loaded> ModelLifecycle::Load(const std::string& n
         "LoadModel: no model repository (admin.model_repository) is configured");
   }
   absl::MutexLock lock(&mu_);
-  if (!shared_) return absl::UnavailableError("LoadModel: the server is still starting");
+  if (absl::Status s = CheckRunning("LoadModel"); !s.ok()) return s;
   const absl::Time start = absl::Now();
   const std::optional<ModelRegistry::State> state = registry_->StateOf(name);
   const bool replacing = state == ModelRegistry::State::kReady;
+  if (state == ModelRegistry::State::kLoading || state == ModelRegistry::State::kUnloading) {
+    return absl::UnavailableError(
+        absl::StrCat("LoadModel: model '", name, "' is still loading or unloading; retry"));
+  }
   spdlog::info("model '{}': {} from {}", name, replacing ? "replacing" : "loading",
                options_.repository);
   if (!replacing) {
     registry_->SetLoading(name);
-    options_.set_serving(name, false);
+    options_.set_serving(name, false, nullptr);
   }
   absl::StatusOr<std::shared_ptr<ServedModel>> model = LoadAndStart(name);
   if (!model.ok()) {
@@ -113,7 +122,7 @@ absl::StatusOr<ModelLifecycle::Loaded> ModelLifecycle::Load(const std::string& n
   if (replacing) metrics_->RemoveModel(name);
   std::shared_ptr<ServedModel> old = registry_->SetReady(name, *model);
   (*model)->PublishMetrics(*metrics_);
-  options_.set_serving(name, true);
+  options_.set_serving(name, true, old.get());  // the old export's health no longer counts
   Loaded loaded{.replaced = old != nullptr,
                 .switch_seconds = absl::ToDoubleSeconds(absl::Now() - start)};
   spdlog::info("model '{}': {} serves it after {:.2f} s ({})", name,
@@ -132,8 +141,14 @@ absl::StatusOr<ModelLifecycle::Loaded> ModelLifecycle::Load(const std::string& n
 absl::StatusOr<double> ModelLifecycle::Unload(const std::string& name) {
   if (absl::Status s = CheckName(name); !s.ok()) return s;
   absl::MutexLock lock(&mu_);
-  if (!shared_) return absl::UnavailableError("UnloadModel: the server is still starting");
-  if (registry_->StateOf(name) != ModelRegistry::State::kReady) {
+  if (absl::Status s = CheckRunning("UnloadModel"); !s.ok()) return s;
+  const std::optional<ModelRegistry::State> state = registry_->StateOf(name);
+  if (state == ModelRegistry::State::kFailed) {  // a failed load: forget it
+    registry_->Remove(name);
+    spdlog::info("model '{}': its failed load was forgotten", name);
+    return 0.0;
+  }
+  if (state != ModelRegistry::State::kReady) {
     return absl::NotFoundError(absl::StrCat("UnloadModel: no model '", name, "' is served"));
   }
   if (name == registry_->default_name()) {
@@ -144,7 +159,7 @@ absl::StatusOr<double> ModelLifecycle::Unload(const std::string& name) {
   }
   const absl::Time start = absl::Now();
   std::shared_ptr<ServedModel> model = registry_->SetUnloading(name);
-  options_.set_serving(name, false);
+  options_.set_serving(name, false, model.get());
   metrics_->RemoveModel(name);
   spdlog::info("model '{}': unloading; new requests for it get NOT_FOUND", name);
   Retire(std::move(model));
@@ -156,17 +171,17 @@ absl::StatusOr<double> ModelLifecycle::Unload(const std::string& name) {
 
 void ModelLifecycle::Retire(std::shared_ptr<ServedModel> model) {
   model->LeaveService();
-  const absl::Time deadline = absl::Now() + options_.grace;
-  // The registry no longer hands it out: every other holder is a call it accepted.
+  // The registry no longer hands it out: every other holder is a call it accepted. They get
+  // the grace, cut short when the server shuts down.
+  const absl::Time deadline = std::min(absl::Now() + options_.grace, StopDeadline());
   while (model.use_count() > 1 && absl::Now() < deadline) absl::SleepFor(kRetirePoll);
   if (model.use_count() > 1) {
-    spdlog::warn("model '{}': calls still running after the {:.0f} s grace get UNAVAILABLE",
-                 model->name(), absl::ToDoubleSeconds(options_.grace));
+    spdlog::warn("model '{}': calls still running after the grace get UNAVAILABLE", model->name());
   }
   model->Shutdown(absl::ZeroDuration());  // what is still queued now gets UNAVAILABLE
   while (model.use_count() > 1) absl::SleepFor(kRetirePoll);
   model.reset();
-  malloc_trim(0);  // give the freed weights back to the system now
+  engine::ReleaseCachedMemory();  // the freed weights go back to the system (and the GPU) now
 }
 
 }  // namespace dinov3::service

@@ -14,6 +14,7 @@
 #ifndef DINOV3_SERVER_SERVICE_MODEL_LIFECYCLE_H_
 #define DINOV3_SERVER_SERVICE_MODEL_LIFECYCLE_H_
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -32,10 +33,13 @@ struct ModelLifecycleOptions {
   absl::Duration grace = absl::Seconds(30);  // for a retiring model's accepted work
   // The settings of a model loaded as `name` from `path` (its configured ones, or defaults).
   std::function<ServedModelOptions(const std::string& name, const std::string& path)> options_for;
-  // Sets the health entry of `name` (and the whole service's when it is the default).
-  std::function<void(const std::string& name, bool serving)> set_serving;
-  // The instance health callback of a loaded model (EngineOptions::on_health_change).
-  std::function<void(const std::string& name, bool healthy)> on_instance_health;
+  // Sets the health entry of `name` (and the whole service's when it is the default); with
+  // `leaving` (not null), first makes that model LeaveService, in the same step, so that none
+  // of its late health reports can override this one.
+  std::function<void(const std::string& name, bool serving, ServedModel* leaving)> set_serving;
+  // The instance health callback of a loaded model (ServedModel::HealthCallback).
+  std::function<void(const std::string& name, bool healthy, const std::atomic<bool>& in_service)>
+      on_instance_health;
 };
 
 class ModelLifecycle {
@@ -47,6 +51,10 @@ class ModelLifecycle {
   // `host_input_budget`: whether the preprocessing budget is sized for models whose inputs
   // are built on the host (CPU models); without it such a model cannot be loaded.
   void Enable(const SharedParts& shared, bool host_input_budget);
+  // The server is shutting down: Load and Unload answer Unavailable from now on, and a model
+  // being retired gives its calls until `deadline` at most. Does not wait for the operation
+  // in progress. Thread-safe.
+  void Stop(absl::Time deadline);
 
   struct Loaded {
     bool replaced = false;
@@ -66,6 +74,8 @@ class ModelLifecycle {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Waits for the calls holding `model` (up to the grace), shuts it down and frees it.
   void Retire(std::shared_ptr<ServedModel> model) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status CheckRunning(const char* method) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Time StopDeadline() const;
 
   const ModelLifecycleOptions options_;
   ModelRegistry* const registry_;
@@ -73,6 +83,8 @@ class ModelLifecycle {
   absl::Mutex mu_;  // one operation at a time
   std::optional<SharedParts> shared_ ABSL_GUARDED_BY(mu_);
   bool host_input_budget_ ABSL_GUARDED_BY(mu_) = false;
+  mutable absl::Mutex stop_mu_;  // not mu_: Stop must not wait for an operation
+  absl::Time stop_deadline_ ABSL_GUARDED_BY(stop_mu_) = absl::InfiniteFuture();
 };
 
 }  // namespace dinov3::service

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "server/common/status_macros.h"
+#include "server/service/request_footprint.h"
 
 namespace dinov3::service {
 namespace {
@@ -41,9 +42,9 @@ absl::Status Named(const std::string& name, const absl::Status& status) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(
-    const ServedModelOptions& options, metrics::ServerMetrics* metrics,
-    std::function<void(bool healthy)> on_health_change) {
+absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(const ServedModelOptions& options,
+                                                               metrics::ServerMetrics* metrics,
+                                                               HealthCallback on_health_change) {
   if (absl::Status s = batching::ValidateBatchingOptions(options.batching); !s.ok()) {
     return Named(options.name, s);
   }
@@ -55,10 +56,8 @@ absl::StatusOr<std::unique_ptr<ServedModel>> ServedModel::Load(
   };
   auto in_service = std::make_shared<std::atomic<bool>>(true);
   if (on_health_change) {
-    engine_options.on_health_change = [in_service,
-                                       report = std::move(on_health_change)](bool healthy) {
-      if (in_service->load()) report(healthy);
-    };
+    engine_options.on_health_change = [in_service, report = std::move(on_health_change)](
+                                          bool healthy) { report(healthy, *in_service); };
   }
   absl::StatusOr<std::unique_ptr<engine::ModelEngine>> engine =
       engine::ModelEngine::Load(options.path, engine_options);
@@ -84,6 +83,18 @@ ServedModel::ServedModel(ServedModelOptions options, std::unique_ptr<engine::Mod
     : options_(std::move(options)),
       engine_(std::move(engine)),
       in_service_(std::move(in_service)) {}
+
+int64_t ServedModel::InstanceTransientBytes(const RequestLimits& limits) const {
+  const bool host_input = engine_->PreparesInputOnHost();
+  int64_t bytes = 0;
+  for (const std::string& device : options_.engine.devices) {
+    bytes +=
+        options_.engine.instances_per_device *
+        service::InstanceTransientBytes(device.rfind("cuda", 0) == 0, host_input,
+                                        limits.image.max_pixels, limits.geometry.max_resize_pixels);
+  }
+  return bytes;
+}
 
 void ServedModel::PublishMetrics(metrics::ServerMetrics& metrics) const {
   const model::ModelMetadata& m = metadata();

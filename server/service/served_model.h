@@ -45,11 +45,13 @@ struct SharedParts {
 class ServedModel {
  public:
   // Loads the export and warms every instance up. `on_health_change` (may be empty) is called
-  // as EngineOptions::on_health_change of this model, until LeaveService. Errors name the
-  // model.
-  static absl::StatusOr<std::unique_ptr<ServedModel>> Load(
-      const ServedModelOptions& options, metrics::ServerMetrics* metrics,
-      std::function<void(bool healthy)> on_health_change);
+  // as EngineOptions::on_health_change of this model, with the model's in-service flag: a
+  // report made when it is false (after LeaveService) must be ignored, and the caller reads it
+  // under the same lock as the one it holds around LeaveService. Errors name the model.
+  using HealthCallback = std::function<void(bool healthy, const std::atomic<bool>& in_service)>;
+  static absl::StatusOr<std::unique_ptr<ServedModel>> Load(const ServedModelOptions& options,
+                                                           metrics::ServerMetrics* metrics,
+                                                           HealthCallback on_health_change);
   ~ServedModel();  // Shutdown(absl::ZeroDuration())
 
   // Creates the pipeline and runs one warm-up request through it; `shared` must outlive this.
@@ -69,7 +71,9 @@ class ServedModel {
   void PublishMetrics(metrics::ServerMetrics& metrics) const;
   // From now on its health changes are not reported (another export serves the name, or none).
   void LeaveService() { in_service_->store(false); }
-  // Memory budget this model holds while it lives (its instances' transients).
+  // The memory budget its instances' input transients need (request_footprint.h), and the
+  // reservation of it that the model holds while it lives.
+  int64_t InstanceTransientBytes(const RequestLimits& limits) const;
   void HoldMemory(MemoryBudget::Reservation memory) { memory_ = std::move(memory); }
   void Shutdown(absl::Duration grace);
 

@@ -95,12 +95,14 @@ absl::Status EmbeddingServer::AddAdminService(grpc::ServerBuilder& builder) {
   lifecycle.repository = options_.model_repository;
   lifecycle.grace = options_.unload_grace;
   lifecycle.options_for = options_.options_for_load;
-  lifecycle.set_serving = [this](const std::string& name, bool serving) {
-    absl::MutexLock lock(&health_mu_);
+  lifecycle.set_serving = [this](const std::string& name, bool serving, ServedModel* leaving) {
+    absl::MutexLock lock(&health_mu_);  // orders this against the leaving model's reports
+    if (leaving != nullptr) leaving->LeaveService();
     if (!draining_) SetModelServing(name, serving);
   };
-  lifecycle.on_instance_health = [this](const std::string& name, bool healthy) {
-    InstanceHealthChanged(name, healthy);
+  lifecycle.on_instance_health = [this](const std::string& name, bool healthy,
+                                        const std::atomic<bool>& in_service) {
+    InstanceHealthChanged(name, healthy, in_service);
   };
   lifecycle_ = std::make_unique<ModelLifecycle>(std::move(lifecycle), &registry_, metrics_.get());
   if (options_.admin_keys_file.empty()) return absl::OkStatus();
@@ -151,9 +153,10 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   for (const ServedModelOptions& model_options : options_.models) {
     const std::string name = model_options.name;
     ASSIGN_OR_RETURN(std::unique_ptr<ServedModel> model,
-                     ServedModel::Load(model_options, metrics_.get(), [this, name](bool healthy) {
-                       InstanceHealthChanged(name, healthy);
-                     }));
+                     ServedModel::Load(model_options, metrics_.get(),
+                                       [this, name](bool healthy, const auto& in_service) {
+                                         InstanceHealthChanged(name, healthy, in_service);
+                                       }));
     spdlog::info("model '{}': CPU {}; model.compute_dtype={} computes in {}", name, cpu.Describe(),
                  model_options.engine.compute_dtype, model->metadata().compute_dtype);
     any_host_input = any_host_input || model->engine().PreparesInputOnHost();
@@ -182,7 +185,6 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
              .metrics = metrics_.get()};
   // One request through each model's whole path (decode pool, batcher, an instance) first.
   for (const auto& model : models) RETURN_IF_ERROR(model->Start(shared_));
-  lifecycle_->Enable(shared_, any_host_input);
   if (options_.before_accepting) options_.before_accepting();
   for (auto& model : models) {
     const std::string name = model->name();
@@ -191,6 +193,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
     registry_.SetReady(name, std::move(model));
     SetModelServing(name, true);
   }
+  lifecycle_->Enable(shared_, any_host_input);  // admin calls once the models above serve
   spdlog::info("{} model(s) loaded and warm in {:.2f} s; default model '{}'", models.size(),
                absl::ToDoubleSeconds(absl::Now() - start), registry_.default_name());
   return absl::OkStatus();
@@ -203,20 +206,24 @@ absl::Status EmbeddingServer::ReserveFixedTransients(
   bool any_host_input = false;
   int64_t instances = 0;
   for (const auto& model : models) {
-    const bool host_input = model->engine().PreparesInputOnHost();
-    any_host_input = any_host_input || host_input;
-    const engine::EngineOptions& engine = model->options().engine;
-    for (const std::string& device : engine.devices) {
-      instances += engine.instances_per_device *
-                   InstanceTransientBytes(device.rfind("cuda", 0) == 0, host_input, max_pixels,
-                                          max_resize_pixels);
-    }
+    any_host_input = any_host_input || model->engine().PreparesInputOnHost();
+    instances += model->InstanceTransientBytes(options_.limits);
   }
   const int64_t decode = DecodeBudgetBytes(
       decode_threads, PreprocessTransientBytes(any_host_input, max_pixels, max_resize_pixels),
       memory_budget_.capacity());
   const int64_t bytes = decode + instances;
-  if (!memory_budget_.ReservePermanently(bytes) || memory_budget_.request_capacity() <= 0) {
+  // Each model holds its instances' share while it lives (given back when it is unloaded or
+  // replaced); the decode budget is the server's.
+  bool fits = memory_budget_.ReservePermanently(decode);
+  for (const auto& model : models) {
+    if (!fits) break;
+    std::optional<MemoryBudget::Reservation> held =
+        memory_budget_.TryReserveHeld(model->InstanceTransientBytes(options_.limits));
+    fits = held.has_value();
+    if (fits) model->HoldMemory(*std::move(held));
+  }
+  if (!fits || memory_budget_.request_capacity() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the memory budget of ", memory_budget_.capacity(),
         " bytes (limits.memory_budget_bytes) leaves no room for requests: preprocessing (",
@@ -232,11 +239,13 @@ absl::Status EmbeddingServer::ReserveFixedTransients(
   return absl::OkStatus();
 }
 
-void EmbeddingServer::InstanceHealthChanged(const std::string& name, bool healthy) {
+void EmbeddingServer::InstanceHealthChanged(const std::string& name, bool healthy,
+                                            const std::atomic<bool>& in_service) {
+  absl::MutexLock lock(&health_mu_);  // LeaveService happens under it too (set_serving)
+  if (!in_service.load()) return;     // another export serves the name now, or none
   if (!healthy) {
     spdlog::error("model '{}': a model instance keeps failing: its health NOT_SERVING", name);
   }
-  absl::MutexLock lock(&health_mu_);
   if (!draining_) SetModelServing(name, healthy);
 }
 
@@ -263,6 +272,7 @@ void EmbeddingServer::Shutdown() {
     draining_ = true;
     if (grpc_server_ != nullptr) SetServing(false);
   }
+  if (lifecycle_ != nullptr) lifecycle_->Stop(deadline);  // no more loads; retirements end
   if (grpc_server_ != nullptr) {
     service_.StartDraining();
     spdlog::info("draining: waiting up to {:.1f} s for accepted calls",

@@ -14,6 +14,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -110,7 +111,8 @@ class EmbeddingServer {
   void SetModelServing(const std::string& name, bool serving);
   // A model's instances became unhealthy (or healthy again): logs it and sets its health,
   // unless the server is draining.
-  void InstanceHealthChanged(const std::string& name, bool healthy);
+  void InstanceHealthChanged(const std::string& name, bool healthy,
+                             const std::atomic<bool>& in_service);
   void SetServing(bool serving);
 
   const ServerOptions options_;

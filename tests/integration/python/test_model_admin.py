@@ -181,6 +181,8 @@ def test_bad_names_and_files_leave_the_served_models_untouched(admin_server, rep
     assert "corrupt.pt" in listed["corrupt"].message
     assert embedding_pb2.ModelStatus.State.Name(listed["small"].state) == "READY"
     assert code_of(lambda: client.embed([image(1)], model="corrupt")) == "NOT_FOUND"
+    assert admin.unload_model("corrupt").seconds == 0  # a failed load is forgotten
+    assert "corrupt" not in [m.name for m in client.list_models()]
     np.testing.assert_array_equal(client.embed([image(1)])[0].cls, before)
     with pytest.raises(EmbeddingError) as e:
         admin.unload_model("small")

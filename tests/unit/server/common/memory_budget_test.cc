@@ -98,6 +98,24 @@ TEST(MemoryBudgetTest, PermanentBytesLowerTheRequestCapacity) {
   EXPECT_TRUE(budget.TryReserve(60).has_value());
 }
 
+TEST(MemoryBudgetTest, HeldBytesLowerTheRequestCapacityUntilReleased) {
+  MemoryBudget budget(100);
+  EXPECT_FALSE(budget.TryReserveHeld(101).has_value());
+  std::optional<MemoryBudget::Reservation> held = budget.TryReserveHeld(30);
+  ASSERT_TRUE(held.has_value());
+  EXPECT_EQ(budget.request_capacity(), 70);
+  EXPECT_EQ(budget.used(), 30);
+  MemoryBudget::Reservation moved = *std::move(held);  // a move keeps it held
+  held.reset();
+  EXPECT_EQ(budget.request_capacity(), 70);
+  moved.ShrinkTo(10);
+  EXPECT_EQ(budget.request_capacity(), 90);
+  EXPECT_EQ(budget.used(), 10);
+  moved.Release();
+  EXPECT_EQ(budget.request_capacity(), 100);
+  EXPECT_EQ(budget.used(), 0);
+}
+
 TEST(MemoryBudgetTest, ReserveWaitsUntilTheBytesAreReturned) {
   MemoryBudget budget(100);
   std::optional<MemoryBudget::Reservation> held = budget.TryReserve(70);
