@@ -32,11 +32,14 @@ std::string PerModelKey(absl::string_view leaf) {
   return "";
 }
 
-std::string EntryKeys() {
+// The keys an entry may have: name, path and the last parts of kPerModelKeys.
+std::vector<std::string> EntryKeyList() {
   std::vector<std::string> keys = {"name", "path"};
   for (absl::string_view key : kPerModelKeys) keys.emplace_back(Leaf(key));
-  return absl::StrJoin(keys, ", ");
+  return keys;
 }
+
+std::string EntryKeys() { return absl::StrJoin(EntryKeyList(), ", "); }
 
 // A config holding only an entry's own values, so WithField can reach them by key.
 ServerConfig EntryConfig(const ModelEntry& entry) {
@@ -148,9 +151,7 @@ absl::Status ParseModelList(const YAML::Node& node, const std::string& prefix, S
         WithField(own, key, [&](auto& field) { status = ParseYaml(display, pair.second, field); });
         entry.keys_set.push_back(key);
       } else {
-        std::vector<std::string> leaves = {"name", "path"};
-        for (absl::string_view k : kPerModelKeys) leaves.emplace_back(Leaf(k));
-        const std::string nearest = Nearest(leaf, leaves);
+        const std::string nearest = Nearest(leaf, EntryKeyList());
         return error(
             pair.first,
             nearest.empty()

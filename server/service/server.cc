@@ -176,7 +176,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   });
   const int threads =
       options_.preprocess_threads > 0 ? options_.preprocess_threads : usable_cpus.count;
-  RETURN_IF_ERROR(ReserveFixedTransients(threads, models));
+  RETURN_IF_ERROR(ReserveFixedTransients(threads, any_host_input, models));
   pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
   shared_ = {.limits = options_.limits,
              .pool = pool_.get(),
@@ -200,29 +200,25 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
 }
 
 absl::Status EmbeddingServer::ReserveFixedTransients(
-    int decode_threads, const std::vector<std::shared_ptr<ServedModel>>& models) {
+    int decode_threads, bool host_input, const std::vector<std::shared_ptr<ServedModel>>& models) {
   const int64_t max_pixels = options_.limits.image.max_pixels;
   const int64_t max_resize_pixels = options_.limits.geometry.max_resize_pixels;
-  bool any_host_input = false;
-  int64_t instances = 0;
-  for (const auto& model : models) {
-    any_host_input = any_host_input || model->engine().PreparesInputOnHost();
-    instances += model->InstanceTransientBytes(options_.limits);
-  }
   const int64_t decode = DecodeBudgetBytes(
-      decode_threads, PreprocessTransientBytes(any_host_input, max_pixels, max_resize_pixels),
+      decode_threads, PreprocessTransientBytes(host_input, max_pixels, max_resize_pixels),
       memory_budget_.capacity());
-  const int64_t bytes = decode + instances;
   // Each model holds its instances' share while it lives (given back when it is unloaded or
   // replaced); the decode budget is the server's.
   bool fits = memory_budget_.ReservePermanently(decode);
+  int64_t instances = 0;
   for (const auto& model : models) {
-    if (!fits) break;
-    std::optional<MemoryBudget::Reservation> held =
-        memory_budget_.TryReserveHeld(model->InstanceTransientBytes(options_.limits));
+    const int64_t model_bytes = model->InstanceTransientBytes(options_.limits);
+    instances += model_bytes;
+    if (!fits) continue;
+    std::optional<MemoryBudget::Reservation> held = memory_budget_.TryReserveHeld(model_bytes);
     fits = held.has_value();
     if (fits) model->HoldMemory(*std::move(held));
   }
+  const int64_t bytes = decode + instances;
   if (!fits || memory_budget_.request_capacity() <= 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "the memory budget of ", memory_budget_.capacity(),

@@ -103,9 +103,10 @@ class EmbeddingServer {
   // Creates the model lifecycle and, with admin keys, registers the ModelAdmin service.
   absl::Status AddAdminService(grpc::ServerBuilder& builder);
   absl::Status LoadAndWarmUp();
-  // Holds the decode budget and the model instances' transients (request_footprint.h) in the
-  // memory budget for the server's life; InvalidArgument when that leaves no room for requests.
-  absl::Status ReserveFixedTransients(int decode_threads,
+  // Holds the decode budget (for the server's life; sized for host-built inputs with
+  // `host_input`) and each model's instance transients (request_footprint.h; the model holds
+  // them) in the memory budget; InvalidArgument when that leaves no room for requests.
+  absl::Status ReserveFixedTransients(int decode_threads, bool host_input,
                                       const std::vector<std::shared_ptr<ServedModel>>& models);
   // The health of one model's entry (and of the whole service for the default model).
   void SetModelServing(const std::string& name, bool serving);
