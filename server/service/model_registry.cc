@@ -119,6 +119,14 @@ std::vector<ModelRegistry::Entry> ModelRegistry::List() const {
   return entries_;
 }
 
+bool ModelRegistry::AnyModelHeld() const {
+  absl::MutexLock lock(&mu_);
+  for (const Entry& entry : entries_) {
+    if (entry.model != nullptr && entry.model.use_count() > 1) return true;
+  }
+  return false;
+}
+
 std::vector<std::shared_ptr<ServedModel>> ModelRegistry::TakeAll() {
   absl::MutexLock lock(&mu_);
   std::vector<std::shared_ptr<ServedModel>> models;

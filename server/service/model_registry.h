@@ -57,6 +57,9 @@ class ModelRegistry {
   // Every entry, in the order they were first added.
   std::vector<Entry> List() const;
   const std::string& default_name() const { return default_name_; }
+  // True while something besides the registry holds a served model: a call that was accepted
+  // and is not answered yet (each holds its model until then).
+  bool AnyModelHeld() const;
   // Removes every entry and returns the models they held (server shutdown).
   std::vector<std::shared_ptr<ServedModel>> TakeAll();
 

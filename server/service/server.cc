@@ -15,6 +15,11 @@
 #include "server/service/request_footprint.h"
 
 namespace dinov3::service {
+namespace {
+
+constexpr absl::Duration kDrainPoll = absl::Milliseconds(5);
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<EmbeddingServer>> EmbeddingServer::Start(
     const ServerOptions& options) {
@@ -273,6 +278,10 @@ void EmbeddingServer::Shutdown() {
     service_.StartDraining();
     spdlog::info("draining: waiting up to {:.1f} s for accepted calls",
                  absl::ToDoubleSeconds(options_.drain_timeout));
+    // gRPC keeps taking calls (the service refuses them with UNAVAILABLE, which clients retry
+    // elsewhere) until the accepted ones are answered; a call that reaches a gRPC server that is
+    // shutting down may be CANCELLED instead, which clients do not retry.
+    while (registry_.AnyModelHeld() && absl::Now() < deadline) absl::SleepFor(kDrainPoll);
     grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
   admin_service_.reset();  // after the admin call in progress, if any
