@@ -1,6 +1,6 @@
 // dinov3-server: flags and wiring only. Loads the configuration (built-in defaults < --config
 // file < DINOV3_* environment < command-line flags; config/config.h), sets up logging, then
-// serves dinov3.v1.EmbeddingService until SIGTERM or SIGINT and drains (server/service/server.h).
+// serves dinov3.v1.EmbeddingService until SIGTERM or SIGINT and drains (server/app/server.h).
 // Exit codes: 0 after a clean shutdown, a stop signal during start-up (nothing accepted yet)
 // or --print_config, 1 when the server cannot start,
 // 2 for a bad command line or configuration (the error on stderr).
@@ -36,7 +36,7 @@
 #include "server/common/memory_limit.h"
 #include "server/common/stop_signals.h"
 #include "server/preprocess/opencv_limits.h"
-#include "server/service/server.h"
+#include "server/app/server.h"
 
 #ifndef DINOV3_VERSION
 #define DINOV3_VERSION "unknown"

@@ -9,8 +9,8 @@
 // Shutdown drains: NOT_SERVING, new calls refused with UNAVAILABLE, accepted calls and their
 // queued images finish (up to drain_timeout; then calls are cancelled and images still waiting
 // are answered UNAVAILABLE), then the batcher and pool stop.
-#ifndef DINOV3_SERVER_SERVICE_SERVER_H_
-#define DINOV3_SERVER_SERVICE_SERVER_H_
+#ifndef DINOV3_SERVER_APP_SERVER_H_
+#define DINOV3_SERVER_APP_SERVER_H_
 
 #include <grpcpp/grpcpp.h>
 
@@ -136,4 +136,4 @@ class EmbeddingServer {
 
 }  // namespace dinov3::service
 
-#endif  // DINOV3_SERVER_SERVICE_SERVER_H_
+#endif  // DINOV3_SERVER_APP_SERVER_H_
