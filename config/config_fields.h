@@ -127,8 +127,9 @@ void VisitFields(Config& c, Visitor&& v) {
   v("tls.reload_seconds", c.tls.reload_seconds, DoubleRange{1, 86400},
     "how often the TLS files are re-read, so rotated certificates apply without a restart");
   v("tls.allow_plaintext", c.tls.allow_plaintext, AnyValue{},
-    "serve plaintext gRPC on a non-loopback server.listen (behind a TLS-terminating proxy or "
-    "mesh, or for development); loopback and unix: addresses never need it");
+    "serve plaintext gRPC and HTTP on a non-loopback server.listen / http.listen (behind a "
+    "TLS-terminating proxy or mesh, or for development); loopback and unix: addresses never "
+    "need it");
   // auth
   v("auth.api_keys_file", c.auth.api_keys_file, AnyValue{},
     "file of API keys, one per line (# comments); set: every call needs the metadata "
@@ -144,6 +145,23 @@ void VisitFields(Config& c, Visitor&& v) {
   v("admin.unload_grace_seconds", c.admin.unload_grace_seconds, DoubleRange{0, 3600},
     "how long requests an unloaded or replaced model accepted may take to finish; then they "
     "get UNAVAILABLE");
+  // http
+  v("http.enabled", c.http.enabled, AnyValue{},
+    "serve the HTTP front doors (OpenAI /v1/embeddings, Open Inference Protocol /v2) on "
+    "http.listen");
+  v("http.listen", c.http.listen, Address{false},
+    "HTTP address (port 0 = any free port); TLS, API keys and the body limit "
+    "(server.max_receive_message_bytes) are those of gRPC");
+  v("http.max_connections", c.http.max_connections, IntRange{1, 1'000'000},
+    "connections open at once; at the cap a new one closes the one idle longest");
+  v("http.max_header_bytes", c.http.max_header_bytes, IntRange{1024, 1 << 20},
+    "largest request line and headers, bytes; beyond: 431");
+  v("http.request_timeout_seconds", c.http.request_timeout_seconds, DoubleRange{0.1, 3600},
+    "a request must arrive whole within this time of its first byte (slow clients are closed)");
+  v("http.idle_timeout_seconds", c.http.idle_timeout_seconds, DoubleRange{0.1, 86400},
+    "a keep-alive connection waiting this long for its next request is closed");
+  v("http.max_json_depth", c.http.max_json_depth, IntRange{2, 1000},
+    "deepest nesting of arrays and objects a JSON body may have; beyond: 400");
   // model
   v("model.path", c.model.path, Required{"export one with python -m model.export"},
     "TorchScript file written by python -m model.export (required unless models lists them)");

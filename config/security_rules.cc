@@ -1,4 +1,5 @@
-// The cross-key rules of the transport security settings (tls.*, auth.*, server.listen) and
+// The cross-key rules of the transport security settings (tls.*, auth.*, server.listen,
+// http.listen) and
 // IsLoopbackAddress. Part of Validate().
 #include <string>
 #include <vector>
@@ -39,26 +40,29 @@ std::vector<std::string> SecurityRuleErrors(const ServerConfig& config) {
         "admin.model_repository needs admin.api_keys_file: without admin keys the ModelAdmin "
         "RPCs that load from it are off");
   }
-  const std::string& listen = config.server.listen;
-  if (tls_on || IsLoopbackAddress(listen)) return errors;
-  if (!tls.allow_plaintext) {
-    errors.push_back(absl::StrCat(
-        "server.listen ", listen,
-        " is not a loopback address and TLS is off: set tls.cert_file and tls.key_file, or "
-        "tls.allow_plaintext: true to serve plaintext there (behind a TLS-terminating proxy or "
-        "mesh)"));
-  }
-  if (!config.auth.api_keys_file.empty()) {
-    errors.push_back(absl::StrCat(
-        "auth.api_keys_file: API keys would cross the network in clear text on server.listen ",
-        listen, ": set tls.cert_file and tls.key_file, or listen on a loopback address"));
-  }
-  if (!config.admin.api_keys_file.empty()) {
-    errors.push_back(absl::StrCat(
-        "admin.api_keys_file: admin keys would cross the network in clear text on "
-        "server.listen ",
-        listen, ": set tls.cert_file and tls.key_file, or listen on a loopback address"));
-  }
+  if (tls_on) return errors;
+  const auto plaintext_errors = [&](const char* key, const std::string& listen) {
+    if (IsLoopbackAddress(listen)) return;
+    if (!tls.allow_plaintext) {
+      errors.push_back(absl::StrCat(
+          key, " ", listen,
+          " is not a loopback address and TLS is off: set tls.cert_file and tls.key_file, or "
+          "tls.allow_plaintext: true to serve plaintext there (behind a TLS-terminating proxy "
+          "or mesh)"));
+    }
+    if (!config.auth.api_keys_file.empty()) {
+      errors.push_back(absl::StrCat(
+          "auth.api_keys_file: API keys would cross the network in clear text on ", key, " ",
+          listen, ": set tls.cert_file and tls.key_file, or listen on a loopback address"));
+    }
+    if (!config.admin.api_keys_file.empty() && key == std::string("server.listen")) {
+      errors.push_back(absl::StrCat(
+          "admin.api_keys_file: admin keys would cross the network in clear text on ", key, " ",
+          listen, ": set tls.cert_file and tls.key_file, or listen on a loopback address"));
+    }
+  };
+  plaintext_errors("server.listen", config.server.listen);
+  if (config.http.enabled) plaintext_errors("http.listen", config.http.listen);
   return errors;
 }
 

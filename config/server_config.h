@@ -51,6 +51,19 @@ struct AdminSection {
   bool operator==(const AdminSection&) const = default;
 };
 
+// The HTTP front doors (OpenAI embeddings, Open Inference Protocol REST). TLS, API keys and the
+// body limit (server.max_receive_message_bytes) are shared with gRPC.
+struct HttpSection {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:8080";  // loopback: plaintext needs no opt-in here
+  int max_connections = 1024;
+  int64_t max_header_bytes = 16 << 10;
+  double request_timeout_seconds = 30;  // a whole request must arrive within this
+  double idle_timeout_seconds = 60;     // a keep-alive connection without a request is closed
+  int max_json_depth = 32;
+  bool operator==(const HttpSection&) const = default;
+};
+
 struct ModelSection {
   std::string path;  // required unless the models list is used
   std::vector<std::string> devices = {"cpu"};
@@ -113,6 +126,7 @@ struct ServerConfig {
   TlsSection tls;
   AuthSection auth;
   AdminSection admin;
+  HttpSection http;
   ModelSection model;
   LimitsSection limits;
   BatchingSection batching;

@@ -139,6 +139,10 @@ ABSL_FLAG(std::optional<std::string>, model_repository, std::nullopt,
           "[admin.model_repository] folder that LoadModel(name) loads <name>.pt from");
 ABSL_FLAG(std::optional<bool>, exempt_health, std::nullopt,
           "[auth.exempt_health] health checks need no API key");
+ABSL_FLAG(std::optional<bool>, http_enabled, std::nullopt,
+          "[http.enabled] serve the HTTP front doors (OpenAI, Open Inference Protocol REST)");
+ABSL_FLAG(std::optional<std::string>, http_listen, std::nullopt,
+          "[http.listen] HTTP address, host:port (port 0 = any free port)");
 ABSL_FLAG(std::optional<std::string>, metrics_basic_auth_file, std::nullopt,
           "[metrics.basic_auth_file] file of user:password lines: /metrics needs basic auth");
 ABSL_FLAG(std::optional<double>, drain_seconds, std::nullopt,
@@ -217,6 +221,8 @@ ConfigSources SourcesFromCommandLine() {
   AddOverride(FLAGS_log_level, "logging.level", o);
   AddOverride(FLAGS_log_format, "logging.format", o);
   AddOverride(FLAGS_access_log_level, "logging.access_log_level", o);
+  AddOverride(FLAGS_http_enabled, "http.enabled", o);
+  AddOverride(FLAGS_http_listen, "http.listen", o);
   AddOverride(FLAGS_metrics_enabled, "metrics.enabled", o);
   AddOverride(FLAGS_metrics_listen, "metrics.listen", o);
   AddOverride(FLAGS_metrics_basic_auth_file, "metrics.basic_auth_file", o);
@@ -252,6 +258,13 @@ dinov3::service::ServerOptions ToServerOptions(const dinov3::config::ServerConfi
                 .exempt_health = c.auth.exempt_health};
   o.metrics_listen = c.metrics.enabled ? c.metrics.listen : "";
   o.metrics_basic_auth_file = c.metrics.basic_auth_file;
+  o.http_enabled = c.http.enabled;
+  o.http.listen = c.http.listen;
+  o.http.max_connections = c.http.max_connections;
+  o.http.max_header_bytes = c.http.max_header_bytes;
+  o.http.request_timeout = absl::Seconds(c.http.request_timeout_seconds);
+  o.http.idle_timeout = absl::Seconds(c.http.idle_timeout_seconds);
+  o.max_json_depth = c.http.max_json_depth;
   const dinov3::CpuFeatures cpu = dinov3::ReadCpuFeatures();
   const std::vector<dinov3::config::ModelConfig> models = dinov3::config::ResolveModels(c);
   for (const dinov3::config::ModelConfig& m : models) o.models.push_back(ToModelOptions(m, cpu));

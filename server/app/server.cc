@@ -17,6 +17,7 @@
 namespace dinov3::service {
 namespace {
 
+constexpr char kDrainingMessage[] = "server is draining (shutting down); retry on another replica";
 constexpr absl::Duration kDrainPoll = absl::Milliseconds(5);
 
 }  // namespace
@@ -40,7 +41,8 @@ EmbeddingServer::EmbeddingServer(const ServerOptions& options)
       registry_(options.default_model.empty() && !options.models.empty()
                     ? options.models.front().name
                     : options.default_model),
-      service_(metrics_.get(), &registry_, options.max_call, options.max_stream_buffered_bytes) {
+      service_(metrics_.get(), &registry_, options.max_call, options.max_stream_buffered_bytes),
+      kserve_service_(metrics_.get(), &registry_, options.max_call) {
   metrics_->SetMemoryBudget(memory_budget_.capacity(),
                             [budget = &memory_budget_] { return budget->used(); });
 }
@@ -62,12 +64,14 @@ absl::Status EmbeddingServer::Listen() {
   builder.SetResourceQuota(quota);
   AddConnectionArguments(builder);
   builder.RegisterService(&service_);
+  builder.RegisterService(&kserve_service_);
   RETURN_IF_ERROR(AddAdminService(builder));
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(absl::StrCat("could not listen on ", options_.listen));
   }
   SetServing(false);
+  if (options_.http_enabled) RETURN_IF_ERROR(StartHttpFrontDoors());
   spdlog::info("listening on {} (port {}); health NOT_SERVING until the model is warm",
                options_.listen, port_);
   spdlog::info("gRPC transport: {}", transport.description);
@@ -87,11 +91,91 @@ absl::Status EmbeddingServer::StartMetricsEndpoint() {
       }
     }
   }
-  ASSIGN_OR_RETURN(metrics_endpoint_,
-                   metrics::MetricsEndpoint::Start(options_.metrics_listen, *metrics_, basic_auth));
+  http::HttpServerOptions http;
+  http.name = "metrics";
+  http.listen = options_.metrics_listen;
+  http.max_connections = 64;
+  http.max_header_bytes = 8 << 10;
+  http.max_body_bytes = 1 << 10;
+  http.request_timeout = absl::Seconds(2);  // a scraper sends its request at once
+  http.idle_timeout = absl::Seconds(2);
+  http.write_timeout = absl::Seconds(5);
+  auto router = std::make_shared<http::HttpRouter>([](int status, absl::string_view message) {
+    http::HttpResponse response;
+    response.status = status;
+    response.content_type = "text/plain; charset=utf-8";
+    response.body = absl::StrCat(message, status == 404 ? "; metrics are at /metrics\n" : "\n");
+    return response;
+  });
+  router->Add("GET", "/metrics", [metrics = metrics_.get()](http::HttpExchange exchange) {
+    http::HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = metrics->Scrape();
+    std::move(exchange.respond)(std::move(response));
+  });
+  http::HttpHandler handler = [router](http::HttpExchange exchange) {
+    router->Handle(std::move(exchange));
+  };
+  if (!basic_auth.empty()) {
+    handler = http::RequireBasicAuth(basic_auth, "dinov3 metrics", std::move(handler));
+  }
+  ASSIGN_OR_RETURN(metrics_http_, http::HttpServer::Start(http, std::move(handler)));
   spdlog::info("metrics on http://{}/metrics (port {}; {})", options_.metrics_listen,
-               metrics_endpoint_->port(),
-               basic_auth.empty() ? "no authentication" : "HTTP basic auth");
+               metrics_http_->port(), basic_auth.empty() ? "no authentication" : "HTTP basic auth");
+  return absl::OkStatus();
+}
+
+absl::Status EmbeddingServer::StartHttpFrontDoors() {
+  http::HttpServerOptions http = options_.http;
+  http.cert_file = options_.security.cert_file;
+  http.key_file = options_.security.key_file;
+  http.client_ca_file = options_.security.client_ca_file;
+  http.tls_reload = options_.security.reload;
+  http.max_body_bytes = options_.limits.max_receive_message_bytes;
+  http.draining_body = openai::OpenAIErrorResponse(503, kDrainingMessage).body;
+  http.draining_content_type = "application/json";
+  std::function<http::HttpHandler(http::HttpHandler)> guard;
+  if (!options_.security.api_keys_file.empty()) {
+    ASSIGN_OR_RETURN(std::vector<std::string> keys,
+                     ReadApiKeys(options_.security.api_keys_file, "auth.api_keys_file"));
+    guard = [keys, metrics = metrics_.get()](http::HttpHandler next) {
+      return http::RequireBearerKey(
+          keys,
+          [](int status, absl::string_view message) {
+            // OpenAI's error object: it has the protocol's "error" key, and clients of both
+            // read its message.
+            return openai::OpenAIErrorResponse(status, message);
+          },
+          [metrics] { metrics->RecordUnauthenticated(); }, std::move(next));
+    };
+  }
+  openai_.models = &registry_;
+  openai_.metrics = metrics_.get();
+  openai_.max_call = options_.max_call;
+  openai_.max_json_depth = options_.max_json_depth;
+  openai_.max_images = options_.limits.max_images_per_request;
+  openai_.refused = [this] {
+    return http_draining_.load() ? absl::UnavailableError(kDrainingMessage) : absl::OkStatus();
+  };
+  http_router_ = std::make_unique<http::HttpRouter>();  // {"error": ...} for unknown paths
+  openai::AddOpenAIRoutes(*http_router_, openai_, guard);
+  rest_.models = &registry_;
+  rest_.metrics = metrics_.get();
+  rest_.max_call = options_.max_call;
+  rest_.max_json_depth = options_.max_json_depth;
+  rest_.version = DINOV3_VERSION;
+  rest_.refused = openai_.refused;
+  kserve::AddRestRoutes(*http_router_, rest_, guard, !options_.security.exempt_health);
+  ASSIGN_OR_RETURN(
+      http_server_,
+      http::HttpServer::Start(http, [router = http_router_.get()](http::HttpExchange exchange) {
+        router->Handle(std::move(exchange));
+      }));
+  spdlog::info(
+      "HTTP front doors on {}://{} (port {}): OpenAI /v1/embeddings, /v1/models; Open "
+      "Inference Protocol /v2{}",
+      http_server_->scheme(), http.listen, http_server_->port(),
+      guard ? "; API keys required" : "");
   return absl::OkStatus();
 }
 
@@ -276,6 +360,9 @@ void EmbeddingServer::Shutdown() {
   if (lifecycle_ != nullptr) lifecycle_->Stop(deadline);  // no more loads; retirements end
   if (grpc_server_ != nullptr) {
     service_.StartDraining();
+    kserve_service_.StartDraining();
+    http_draining_.store(true);
+    if (http_server_ != nullptr) http_server_->StartDraining();
     spdlog::info("draining: waiting up to {:.1f} s for accepted calls",
                  absl::ToDoubleSeconds(options_.drain_timeout));
     // gRPC keeps taking calls (the service refuses them with UNAVAILABLE, which clients retry
@@ -284,6 +371,7 @@ void EmbeddingServer::Shutdown() {
     while (registry_.AnyModelHeld() && absl::Now() < deadline) absl::SleepFor(kDrainPoll);
     grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
+  if (http_server_ != nullptr) http_server_->Stop(deadline);
   admin_service_.reset();  // after the admin call in progress, if any
   for (const ModelRegistry::Entry& entry : registry_.List()) {
     if (entry.model != nullptr) {

@@ -5,7 +5,8 @@
 // dinov3.v1.EmbeddingService) follows the default model; each model also has its own entry
 // under its name.
 // Metrics (server/metrics) are served on their own HTTP address from Listen on, so start-up can
-// be watched, until the server is destroyed.
+// be watched, until the server is destroyed. The HTTP front doors (OpenAI embeddings) listen
+// from Listen on too; until a model is ready they answer 503.
 // Shutdown drains: NOT_SERVING, new calls refused with UNAVAILABLE, accepted calls and their
 // queued images finish (up to drain_timeout; then calls are cancelled and images still waiting
 // are answered UNAVAILABLE), then the batcher and pool stop.
@@ -25,8 +26,12 @@
 #include "absl/time/time.h"
 #include "server/batching/batcher.h"
 #include "server/common/memory_budget.h"
-#include "server/metrics/metrics_endpoint.h"
+#include "server/http/http_router.h"
+#include "server/http/http_server.h"
+#include "server/kserve/grpc_inference_service.h"
+#include "server/kserve/rest_front_door.h"
 #include "server/metrics/server_metrics.h"
+#include "server/openai/openai_front_door.h"
 #include "server/service/embed_pipeline.h"
 #include "server/service/embedding_service.h"
 #include "server/service/model_admin_service.h"
@@ -54,6 +59,12 @@ struct ServerOptions {
   TransportSecurityOptions security;       // TLS, mutual TLS, API keys (transport_security.h)
   std::string metrics_listen;  // "" = no metrics endpoint; port 0 picks one (metrics_port())
   std::string metrics_basic_auth_file;  // "user:password" lines; "" = /metrics is open
+  // The HTTP front doors (OpenAI embeddings): served when http_enabled, on http.listen (port 0
+  // picks one, http_port()). TLS files and API keys come from `security`, the body limit from
+  // limits.max_receive_message_bytes.
+  bool http_enabled = false;
+  http::HttpServerOptions http;
+  int max_json_depth = 32;
   RequestLimits limits;
   int preprocess_threads = 0;  // 0 = the usable CPUs (affinity mask, cgroup CPU quota)
   int preprocess_backlog = 1024;
@@ -91,7 +102,8 @@ class EmbeddingServer {
   ~EmbeddingServer();  // Shutdown()
 
   int port() const { return port_; }
-  int metrics_port() const { return metrics_endpoint_ ? metrics_endpoint_->port() : 0; }
+  int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
+  int http_port() const { return http_server_ ? http_server_->port() : 0; }
   const metrics::ServerMetrics& metrics() const { return *metrics_; }
   void Shutdown();
 
@@ -99,6 +111,8 @@ class EmbeddingServer {
   explicit EmbeddingServer(const ServerOptions& options);
   absl::Status Listen();
   absl::Status StartMetricsEndpoint();
+  // The HTTP server of the front doors, with their routes (after the gRPC server listens).
+  absl::Status StartHttpFrontDoors();
   void AddConnectionArguments(grpc::ServerBuilder& builder) const;
   // Creates the model lifecycle and, with admin keys, registers the ModelAdmin service.
   absl::Status AddAdminService(grpc::ServerBuilder& builder);
@@ -118,14 +132,20 @@ class EmbeddingServer {
 
   const ServerOptions options_;
   std::unique_ptr<metrics::ServerMetrics> metrics_;
-  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint_;
+  std::unique_ptr<http::HttpServer> metrics_http_;  // /metrics
   MemoryBudget memory_budget_;
   std::unique_ptr<MemoryBudget> decode_budget_;  // decoder transients, within memory_budget_
   ModelRegistry registry_;
   EmbeddingService service_;
+  kserve::GrpcInferenceService kserve_service_;  // the Open Inference Protocol
   std::unique_ptr<ModelLifecycle> lifecycle_;
   std::unique_ptr<ModelAdminService> admin_service_;  // null without admin keys
   std::unique_ptr<grpc::Server> grpc_server_;
+  openai::OpenAIEnvironment openai_;
+  kserve::RestEnvironment rest_;
+  std::atomic<bool> http_draining_{false};
+  std::unique_ptr<http::HttpRouter> http_router_;
+  std::unique_ptr<http::HttpServer> http_server_;  // null unless http_enabled
   int port_ = 0;
   std::unique_ptr<ThreadPool> pool_;
   SharedParts shared_;

@@ -1,6 +1,7 @@
 #include "server/service/api_key_auth.h"
 
 #include <algorithm>
+#include <iterator>
 #include <string_view>
 #include <utility>
 
@@ -18,6 +19,10 @@ namespace dinov3::service {
 namespace {
 
 constexpr absl::string_view kHealthPrefix = "/grpc.health.v1.Health/";
+// The Open Inference Protocol's probes (server/kserve): like health, they tell only whether the
+// server is up, and Kubernetes / KServe probes carry no key.
+constexpr absl::string_view kInferenceProbes[] = {"/inference.GRPCInferenceService/ServerLive",
+                                                  "/inference.GRPCInferenceService/ServerReady"};
 constexpr absl::string_view kBearer = "Bearer ";
 
 absl::string_view View(grpc::string_ref s) { return absl::string_view(s.data(), s.size()); }
@@ -33,6 +38,10 @@ grpc::Status ApiKeyAuthProcessor::Process(const InputMetadata& auth_metadata, gr
   absl::string_view path;
   if (auto it = auth_metadata.find(":path"); it != auth_metadata.end()) path = View(it->second);
   if (exempt_health_ && absl::StartsWith(path, kHealthPrefix)) return grpc::Status::OK;
+  if (exempt_health_ && std::find(std::begin(kInferenceProbes), std::end(kInferenceProbes), path) !=
+                            std::end(kInferenceProbes)) {
+    return grpc::Status::OK;
+  }
   // The admin service checks its own keys (model_admin_service.h): its key stays in place.
   if (absl::StartsWith(path, kModelAdminPathPrefix)) return grpc::Status::OK;
 

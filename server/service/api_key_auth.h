@@ -1,8 +1,9 @@
 // API-key authentication of every gRPC call: the metadata "authorization: Bearer <key>" must
 // carry one of the configured keys (compared in constant time, server/common/secret_file.h).
 // A call without it, or with another key, ends UNAUTHENTICATED before it reaches any service
-// (the embedding service, reflection; and health unless exempt; the ModelAdmin service checks
-// its own admin keys, model_admin_service.h), and is counted by
+// (the embedding service, the Open Inference Protocol, reflection; and health unless exempt,
+// and with it the Open Inference Protocol's ServerLive and ServerReady probes; the ModelAdmin
+// service checks its own admin keys, model_admin_service.h), and is counted by
 // ServerMetrics::RecordUnauthenticated. The key is removed from the metadata the services see.
 //
 // gRPC runs the processor only for secure server credentials (TLS, or local credentials on a

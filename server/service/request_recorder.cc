@@ -14,12 +14,20 @@ namespace dinov3::service {
 RequestRecorder::RequestRecorder(metrics::ServerMetrics* metrics, const char* method,
                                  std::string model, const grpc::CallbackServerContext& context,
                                  std::string request_id, int images)
+    : RequestRecorder(metrics, method, std::move(model),
+                      CallFacts{DeadlineOf(context), context.peer(),
+                                [context = &context] { return context->IsCancelled(); }},
+                      std::move(request_id), images) {}
+
+RequestRecorder::RequestRecorder(metrics::ServerMetrics* metrics, const char* method,
+                                 std::string model, CallFacts call, std::string request_id,
+                                 int images)
     : metrics_(metrics),
       method_(method),
       model_(std::move(model)),
-      context_(&context),
-      deadline_(DeadlineOf(context)),
-      peer_(context.peer()),
+      is_cancelled_(std::move(call.is_cancelled)),
+      deadline_(call.deadline),
+      peer_(std::move(call.peer)),
       request_id_(std::move(request_id).substr(0, kMaxIdBytes)),
       images_(images),
       start_(absl::Now()) {
@@ -30,7 +38,7 @@ RequestRecorder::RequestRecorder(RequestRecorder&& other) noexcept
     : metrics_(std::exchange(other.metrics_, nullptr)),
       method_(other.method_),
       model_(std::move(other.model_)),
-      context_(other.context_),
+      is_cancelled_(std::move(other.is_cancelled_)),
       deadline_(other.deadline_),
       peer_(std::move(other.peer_)),
       request_id_(std::move(other.request_id_)),
@@ -46,7 +54,8 @@ absl::Status RequestRecorder::AsDelivered(const absl::Status& status) const {
   // measured from the send), and the client then resets the call: near the deadline, a
   // cancellation is the deadline's.
   constexpr absl::Duration kDeadlineSlack = absl::Milliseconds(100);
-  if (!context_->IsCancelled() && !absl::IsCancelled(status)) return status;
+  const bool cancelled = is_cancelled_ && is_cancelled_();
+  if (!cancelled && !absl::IsCancelled(status)) return status;
   const std::string was = status.ok() ? "the answer" : absl::StrCat("'", status.message(), "'");
   if (absl::Now() + kDeadlineSlack >= deadline_) {
     if (absl::IsDeadlineExceeded(status)) return status;

@@ -10,12 +10,14 @@
 // Finish never reaches the client, and CANCELLED or DEADLINE_EXCEEDED is recorded instead; a
 // cancellation within 100 ms of the deadline counts as the deadline's (the client's copy of
 // the deadline expires first).
-// Movable, not copyable; not thread-safe (one owner at a time). The context must outlive it.
+// Movable, not copyable; not thread-safe (one owner at a time). The context (or what
+// CallFacts::is_cancelled reads) must outlive it.
 #ifndef DINOV3_SERVER_SERVICE_REQUEST_RECORDER_H_
 #define DINOV3_SERVER_SERVICE_REQUEST_RECORDER_H_
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -24,10 +26,20 @@
 
 namespace dinov3::service {
 
+// What the recorder needs to know of a call, whatever its protocol.
+struct CallFacts {
+  absl::Time deadline = absl::InfiniteFuture();  // the client's
+  std::string peer;
+  std::function<bool()> is_cancelled;  // true once the client is gone; thread-safe
+};
+
 class RequestRecorder {
  public:
-  // `metrics` must outlive the recorder; `method` is a string literal (the RPC name), `model`
-  // the model label (ModelRegistry::Label).
+  // `metrics` must outlive the recorder; `method` is a string literal (the RPC or endpoint
+  // name), `model` the model label (ModelRegistry::Label).
+  RequestRecorder(metrics::ServerMetrics* metrics, const char* method, std::string model,
+                  CallFacts call, std::string request_id, int images);
+  // A gRPC call's facts from its context.
   RequestRecorder(metrics::ServerMetrics* metrics, const char* method, std::string model,
                   const grpc::CallbackServerContext& context, std::string request_id, int images);
   RequestRecorder(RequestRecorder&& other) noexcept;
@@ -44,7 +56,7 @@ class RequestRecorder {
   metrics::ServerMetrics* metrics_;  // null once finished or moved from
   const char* method_;
   std::string model_;
-  const grpc::CallbackServerContext* context_;
+  std::function<bool()> is_cancelled_;
   absl::Time deadline_;
   std::string peer_;
   std::string request_id_;

@@ -188,7 +188,8 @@ def start_ours(name, model, device, flags, log_path):
     """Our dinov3-server on a free loopback port, waited for until health says SERVING."""
     target = f"127.0.0.1:{free_port()}"
     command = [binary("dinov3-server"), f"--model={model}", f"--listen={target}",
-               "--metrics_listen=127.0.0.1:0", f"--device={device}", *flags]
+               "--metrics_listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
+               f"--device={device}", *flags]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)

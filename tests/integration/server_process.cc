@@ -96,7 +96,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   std::vector<std::string> args = {options.binary, absl::StrCat("--model=", options.model),
                                    absl::StrCat("--listen=", address), "--device=cpu",
                                    // any free port: tests run in parallel (a later flag wins)
-                                   "--metrics_listen=127.0.0.1:0"};
+                                   "--metrics_listen=127.0.0.1:0", "--http_listen=127.0.0.1:0"};
   args.insert(args.end(), options.extra_flags.begin(), options.extra_flags.end());
 
   const int log_fd =

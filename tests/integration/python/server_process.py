@@ -76,6 +76,14 @@ def metrics_port(log_path):
     return int(match.group(1))
 
 
+def http_port(log_path):
+    """The HTTP front doors' port a server wrote to its log at start-up."""
+    match = re.search(r"HTTP front doors on https?://\S+ \(port (\d+)", tail(log_path, 10**6))
+    if match is None:
+        pytest.fail(f"no HTTP port in the server log:\n{tail(log_path)}", pytrace=False)
+    return int(match.group(1))
+
+
 def start_server(model_path, log_path, *extra_flags, server=SERVER, **client_kwargs):
     """Starts the `server` binary and waits for SERVING; returns (process, target, client).
     `model_path` None: no --model (the models come from a --config file in `extra_flags`).
@@ -85,10 +93,11 @@ def start_server(model_path, log_path, *extra_flags, server=SERVER, **client_kwa
         pytest.fail(f"{server} is missing: build it first (scripts/build.sh)", pytrace=False)
     target = f"127.0.0.1:{free_port()}"
     with open(log_path, "w") as log:
-        # Metrics on any free port unless the test names one: tests run in parallel.
+        # Metrics and HTTP on any free port unless the test names one: tests run in parallel.
         model_flag = [f"--model={model_path}"] if model_path is not None else []
         proc = subprocess.Popen([server, *model_flag, f"--listen={target}",
-                                 "--device=cpu", "--metrics_listen=127.0.0.1:0", *extra_flags],
+                                 "--device=cpu", "--metrics_listen=127.0.0.1:0",
+                                 "--http_listen=127.0.0.1:0", *extra_flags],
                                 stdout=log, stderr=subprocess.STDOUT)
     client_kwargs.setdefault("timeout", CALL_SECONDS)
     client = EmbeddingClient(target, **client_kwargs)

@@ -323,7 +323,8 @@ def test_sigterm_during_warm_up_exits_at_once(model, tmp_path):
     log = tmp_path / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([SERVER, f"--model={path}", f"--listen=127.0.0.1:{free_port()}",
-                                 "--device=cpu", "--metrics_listen=127.0.0.1:0"],
+                                 "--device=cpu", "--metrics_listen=127.0.0.1:0",
+                                 "--http_listen=127.0.0.1:0"],
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_until(lambda: "health NOT_SERVING until the model is warm" in tail(str(log)),

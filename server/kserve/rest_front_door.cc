@@ -1,0 +1,197 @@
+#include "server/kserve/rest_front_door.h"
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "dinov3/v1/embedding.pb.h"
+#include "server/common/status_macros.h"
+#include "server/kserve/inference_tensors.h"
+#include "server/kserve/rest_json.h"
+#include "server/service/request_recorder.h"
+#include "server/service/served_model.h"
+
+namespace dinov3::kserve {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kModelsPrefix[] = "/v2/models/";
+
+http::HttpResponse JsonAnswer(int status, json body) {
+  http::HttpResponse response;
+  response.status = status;
+  response.body = body.dump();
+  return response;
+}
+
+http::HttpResponse ErrorAnswer(const absl::Status& status) {
+  return http::JsonErrorResponse(http::HttpStatusOf(status.code()), status.message());
+}
+
+// {name}[/versions/{v}][/ready|/infer] after /v2/models/.
+struct ModelPath {
+  std::string name;
+  std::string version;
+  std::string action;  // "", "ready" or "infer"
+};
+
+absl::StatusOr<ModelPath> ParseModelPath(absl::string_view path) {
+  path.remove_prefix(sizeof(kModelsPrefix) - 1);
+  std::vector<std::string> parts = absl::StrSplit(path, '/');
+  ModelPath out;
+  size_t next = 1;
+  if (!parts.empty()) out.name = parts[0];
+  if (parts.size() >= 3 && parts[1] == "versions") {
+    out.version = parts[2];
+    next = 3;
+  }
+  if (parts.size() == next + 1 && (parts[next] == "ready" || parts[next] == "infer")) {
+    out.action = parts[next];
+  } else if (parts.size() != next) {
+    out.name.clear();
+  }
+  if (out.name.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("no such path: /v2/models/", path,
+                     " (the model paths are /v2/models/{name}[/versions/{v}][/ready|/infer])"));
+  }
+  return out;
+}
+
+json MetadataJson(const ModelMetadata& metadata) {
+  const auto tensors = [](const std::vector<TensorMetadata>& list) {
+    json out = json::array();
+    for (const TensorMetadata& t : list) {
+      out.push_back({{"name", t.name}, {"datatype", t.datatype}, {"shape", t.shape}});
+    }
+    return out;
+  };
+  return {{"name", metadata.name},
+          {"versions", metadata.versions},
+          {"platform", metadata.platform},
+          {"inputs", tensors(metadata.inputs)},
+          {"outputs", tensors(metadata.outputs)}};
+}
+
+bool ServerReady(const RestEnvironment& env) {
+  if (env.refused && !env.refused().ok()) return false;
+  return env.models->StateOf(env.models->default_name()) == service::ModelRegistry::State::kReady;
+}
+
+void Infer(const RestEnvironment& env, const ModelPath& path, http::HttpExchange exchange) {
+  http::HttpRequest& http_request = exchange.request;
+  service::RequestRecorder recorder(
+      env.metrics, "RestModelInfer", env.models->Label(path.name),
+      service::CallFacts{absl::InfiniteFuture(), http_request.peer, exchange.is_cancelled}, "", 0);
+  const auto fail = [&](const absl::Status& status) {
+    recorder.Finish(status);
+    std::move(exchange.respond)(ErrorAnswer(status));
+  };
+  if (absl::Status refused = env.refused ? env.refused() : absl::OkStatus(); !refused.ok()) {
+    return fail(refused);
+  }
+  absl::StatusOr<std::shared_ptr<service::ServedModel>> model = env.models->Find(path.name);
+  if (!model.ok()) return fail(model.status());
+  if (absl::Status s = CheckModelVersion(path.name, path.version); !s.ok()) return fail(s);
+  absl::StatusOr<RestInferRequest> parsed = ParseRestInferRequest(
+      std::move(http_request.body), http_request.Header("inference-header-content-length"),
+      env.max_json_depth);
+  if (!parsed.ok()) return fail(parsed.status());
+  parsed->request.model_name = path.name;
+  parsed->request.model_version = path.version;
+  service::EmbedPipeline& pipeline = (*model)->pipeline();
+  absl::StatusOr<MappedRequest> mapped =
+      ToEmbedRequest(std::move(parsed->request), pipeline.limits().max_images_per_request);
+  if (!mapped.ok()) return fail(mapped.status());
+  auto embed = std::make_shared<const v1::EmbedRequest>(std::move(mapped->embed));
+  absl::StatusOr<service::EmbedPipeline::Admission> admission = pipeline.Admit(*embed);
+  if (!admission.ok()) return fail(admission.status());
+  const absl::Time deadline = absl::Now() + std::min(env.max_call, mapped->timeout);
+  pipeline.Run(embed, std::move(admission->settings), deadline, exchange.is_cancelled,
+               [held = *std::move(model), memory = std::move(admission->memory),
+                recorder = std::move(recorder), respond = std::move(exchange.respond),
+                plan = std::move(mapped->plan), encoding = *std::move(parsed)](
+                   absl::Status status, v1::EmbedResponse result) mutable {
+                 held.reset();
+                 absl::StatusOr<InferenceResponse> tensors =
+                     status.ok() ? ToInferenceResponse(std::move(result), plan)
+                                 : absl::StatusOr<InferenceResponse>(status);
+                 recorder.Finish(tensors.status());
+                 if (!tensors.ok()) return std::move(respond)(ErrorAnswer(tensors.status()));
+                 RestBody body = SerializeRestInferResponse(*std::move(tensors), encoding);
+                 http::HttpResponse answer;
+                 answer.body = std::move(body.body);
+                 answer.content_type = std::move(body.content_type);
+                 if (body.header_length >= 0) {
+                   answer.headers.emplace_back("Inference-Header-Content-Length",
+                                               std::to_string(body.header_length));
+                 }
+                 std::move(respond)(std::move(answer));
+                 memory = {};
+               });
+}
+
+void HandleModel(const RestEnvironment& env, http::HttpExchange exchange) {
+  absl::StatusOr<ModelPath> path = ParseModelPath(exchange.request.path);
+  if (!path.ok()) return std::move(exchange.respond)(ErrorAnswer(path.status()));
+  const bool post = exchange.request.method == "POST";
+  if (post != (path->action == "infer")) {
+    http::HttpResponse response = http::JsonErrorResponse(
+        405, absl::StrCat(exchange.request.path, post ? " takes GET" : " takes POST"));
+    response.headers.emplace_back("Allow", post ? "GET" : "POST");
+    return std::move(exchange.respond)(std::move(response));
+  }
+  if (path->action == "infer") return Infer(env, *path, std::move(exchange));
+  absl::Status version = CheckModelVersion(path->name, path->version);
+  const std::optional<service::ModelRegistry::State> state = env.models->StateOf(path->name);
+  if (path->action == "ready") {
+    if (!version.ok() || !state.has_value()) {
+      return std::move(exchange.respond)(ErrorAnswer(
+          version.ok() ? absl::NotFoundError(absl::StrCat("no model '", path->name, "'"))
+                       : version));
+    }
+    const bool ready = *state == service::ModelRegistry::State::kReady;
+    return std::move(exchange.respond)(JsonAnswer(ready ? 200 : 503, json::object()));
+  }
+  absl::StatusOr<std::shared_ptr<service::ServedModel>> model = env.models->Find(path->name);
+  if (!model.ok()) return std::move(exchange.respond)(ErrorAnswer(model.status()));
+  if (!version.ok()) return std::move(exchange.respond)(ErrorAnswer(version));
+  std::move(exchange.respond)(
+      JsonAnswer(200, MetadataJson(MakeModelMetadata((*model)->name(), (*model)->info()))));
+}
+
+}  // namespace
+
+void AddRestRoutes(http::HttpRouter& router, const RestEnvironment& environment,
+                   const std::function<http::HttpHandler(http::HttpHandler)>& guard,
+                   bool guard_health) {
+  const auto wrap = [&guard](http::HttpHandler handler) {
+    return guard ? guard(std::move(handler)) : handler;
+  };
+  const RestEnvironment* env = &environment;
+  http::HttpHandler live = [](http::HttpExchange exchange) {
+    std::move(exchange.respond)(JsonAnswer(200, json::object()));
+  };
+  http::HttpHandler ready = [env](http::HttpExchange exchange) {
+    std::move(exchange.respond)(JsonAnswer(ServerReady(*env) ? 200 : 503, json::object()));
+  };
+  router.Add("GET", "/v2/health/live", guard_health ? wrap(live) : live);
+  router.Add("GET", "/v2/health/ready", guard_health ? wrap(ready) : ready);
+  router.Add("GET", "/v2", wrap([env](http::HttpExchange exchange) {
+               std::move(exchange.respond)(
+                   JsonAnswer(200, {{"name", kServerName},
+                                    {"version", env->version},
+                                    {"extensions", json::array({"binary_tensor_data"})}}));
+             }));
+  const http::HttpHandler model =
+      wrap([env](http::HttpExchange exchange) { HandleModel(*env, std::move(exchange)); });
+  router.Add("GET", kModelsPrefix, model, /*prefix=*/true);
+  router.Add("POST", kModelsPrefix, model, /*prefix=*/true);
+}
+
+}  // namespace dinov3::kserve
