@@ -34,7 +34,7 @@ RUN if [ "$TORCH" = cuda ]; then \
 ENV PATH=/usr/local/cuda/bin:$PATH
 WORKDIR /app
 COPY scripts/setup.sh scripts/debian-packages.txt scripts/
-COPY requirements.txt .
+COPY requirements.txt requirements-nodeps.txt ./
 COPY proto/ proto/
 COPY client/python/generate_stubs.py client/python/
 RUN scripts/setup.sh --build-only && rm -rf /var/lib/apt/lists/* /root/.cache/pip
@@ -74,7 +74,7 @@ ENV LD_LIBRARY_PATH=/opt/dinov3/lib \
     HOME=/tmp \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER 10001:10001
-EXPOSE 50051 9464
+EXPOSE 50051 8080 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
   CMD ["dinov3-client", "health", "--server=127.0.0.1:50051", "--timeout=4"]
 ENTRYPOINT ["dinov3-server"]

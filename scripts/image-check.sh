@@ -261,7 +261,8 @@ compare_with_host() {
   port=$(.venv/bin/python -c \
     'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   build/bin/dinov3-server --config config/examples/container.yaml --listen "127.0.0.1:$port" \
-    --metrics_enabled=false --model "$work/model/dinov3.pt" >"$work/host-server.log" 2>&1 &
+    --metrics_enabled=false --http_listen=127.0.0.1:0 --model "$work/model/dinov3.pt" \
+    >"$work/host-server.log" 2>&1 &
   host_pid=$!
   until build/bin/dinov3-client health --server="127.0.0.1:$port" --timeout=4 >/dev/null 2>&1; do
     kill -0 "$host_pid" 2>/dev/null || { tail -20 "$work/host-server.log" >&2; return 1; }

@@ -4,7 +4,8 @@
 #   1. Debian packages listed in scripts/debian-packages.txt and, for the tests,
 #      scripts/debian-test-packages.txt (apt-get; needs root or sudo). With --build-only (the
 #      Dockerfile's build stage) only the first list.
-#   2. .venv/ with the pinned Python packages of requirements.txt (re-installed when it changes;
+#   2. .venv/ with the pinned Python packages of requirements.txt and, without their dependencies,
+#      requirements-nodeps.txt (re-installed when they change;
 #      needs about 6 GiB free disk, checked before pip starts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +40,7 @@ if [ ! -x .venv/bin/python ]; then
   $python -m venv .venv
 fi
 stamp=.venv/.requirements.sha256
-want=$(sha256sum requirements.txt | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # torch and its CUDA libraries take about 5.2 GiB in .venv/; fail before pip, not halfway.
   need_kib=$((6 * 1024 * 1024))
@@ -51,6 +52,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   fi
   echo "setup: installing Python packages from requirements.txt (torch is large: minutes)"
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
   echo "$want" > "$stamp"
 fi
 # Python gRPC stubs of the API for client/python/dinov3_client (git-ignored), regenerated only when

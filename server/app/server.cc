@@ -12,6 +12,7 @@
 #include "server/common/secret_file.h"
 #include "server/common/status_macros.h"
 #include "server/common/usable_cpus.h"
+#include "server/openapi/openapi_document.h"
 #include "server/service/request_footprint.h"
 
 namespace dinov3::service {
@@ -134,20 +135,23 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
   http.max_body_bytes = options_.limits.max_receive_message_bytes;
   http.draining_body = openai::OpenAIErrorResponse(503, kDrainingMessage).body;
   http.draining_content_type = "application/json";
-  std::function<http::HttpHandler(http::HttpHandler)> guard;
+  // The API-key check of each front door, answering in its protocol's error shape.
+  using Guard = std::function<http::HttpHandler(http::HttpHandler)>;
+  Guard openai_guard;
+  Guard rest_guard;
   if (!options_.security.api_keys_file.empty()) {
     ASSIGN_OR_RETURN(std::vector<std::string> keys,
                      ReadApiKeys(options_.security.api_keys_file, "auth.api_keys_file"));
-    guard = [keys, metrics = metrics_.get()](http::HttpHandler next) {
-      return http::RequireBearerKey(
-          keys,
-          [](int status, absl::string_view message) {
-            // OpenAI's error object: it has the protocol's "error" key, and clients of both
-            // read its message.
-            return openai::OpenAIErrorResponse(status, message);
-          },
-          [metrics] { metrics->RecordUnauthenticated(); }, std::move(next));
+    const auto guard_with = [keys, metrics = metrics_.get()](http::ErrorFormat format) -> Guard {
+      return [keys, metrics, format](http::HttpHandler next) {
+        return http::RequireBearerKey(
+            keys, format, [metrics] { metrics->RecordUnauthenticated(); }, std::move(next));
+      };
     };
+    openai_guard = guard_with([](int status, absl::string_view message) {
+      return openai::OpenAIErrorResponse(status, message);
+    });
+    rest_guard = guard_with(http::JsonErrorResponse);
   }
   openai_.models = &registry_;
   openai_.metrics = metrics_.get();
@@ -158,14 +162,15 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
     return http_draining_.load() ? absl::UnavailableError(kDrainingMessage) : absl::OkStatus();
   };
   http_router_ = std::make_unique<http::HttpRouter>();  // {"error": ...} for unknown paths
-  openai::AddOpenAIRoutes(*http_router_, openai_, guard);
+  openai::AddOpenAIRoutes(*http_router_, openai_, openai_guard);
   rest_.models = &registry_;
   rest_.metrics = metrics_.get();
   rest_.max_call = options_.max_call;
   rest_.max_json_depth = options_.max_json_depth;
   rest_.version = DINOV3_VERSION;
   rest_.refused = openai_.refused;
-  kserve::AddRestRoutes(*http_router_, rest_, guard, !options_.security.exempt_health);
+  kserve::AddRestRoutes(*http_router_, rest_, rest_guard, !options_.security.exempt_health);
+  openapi::AddOpenApiRoute(*http_router_);  // no API key: the API's public description
   ASSIGN_OR_RETURN(
       http_server_,
       http::HttpServer::Start(http, [router = http_router_.get()](http::HttpExchange exchange) {
@@ -175,7 +180,7 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
       "HTTP front doors on {}://{} (port {}): OpenAI /v1/embeddings, /v1/models; Open "
       "Inference Protocol /v2{}",
       http_server_->scheme(), http.listen, http_server_->port(),
-      guard ? "; API keys required" : "");
+      openai_guard ? "; API keys required" : "");
   return absl::OkStatus();
 }
 

@@ -43,7 +43,8 @@ int HttpStatusOf(absl::StatusCode code) {
 HttpResponse JsonErrorResponse(int status, absl::string_view message) {
   HttpResponse response;
   response.status = status;
-  response.body = nlohmann::json{{"error", std::string(message)}}.dump();
+  response.body = nlohmann::json{{"error", std::string(message)}}.dump(
+      -1, ' ', false, nlohmann::json::error_handler_t::replace);  // odd bytes: U+FFFD
   return response;
 }
 
@@ -63,7 +64,10 @@ void HttpRouter::Handle(HttpExchange exchange) const {
     const bool matches =
         route.prefix ? absl::StartsWith(request.path, route.path) : request.path == route.path;
     if (!matches || route.path.size() < best_length) continue;
-    if (route.path.size() > best_length) allowed.clear();
+    if (route.path.size() > best_length) {  // a longer match: the shorter ones lose
+      allowed.clear();
+      best = nullptr;
+    }
     best_length = route.path.size();
     allowed.push_back(route.method);
     if (route.method == method) best = &route;

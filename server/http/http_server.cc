@@ -153,6 +153,7 @@ template <class Stream>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr size_t kFirstRead = 4096;
 
   Session(HttpServer::Impl* server, tcp::socket socket, std::shared_ptr<ssl::context> tls)
       : server_(server),
@@ -182,7 +183,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void Close() override {
-    held_.reset();
+    const std::shared_ptr<Session> keep = std::move(held_);  // ends it after the return
     timer_.cancel();
     beast::error_code ignored;
     auto& socket = beast::get_lowest_layer(stream_).socket();
@@ -214,11 +215,22 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     waiting_since = std::chrono::steady_clock::now();
     SetDeadline(server_->options_.idle_timeout);
     if (buffer_.size() > 0) return ReadRequest();
-    beast::get_lowest_layer(stream_).socket().async_wait(
-        tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
-          if (ec) return self->Close();
-          self->ReadRequest();
-        });
+    if constexpr (kTls) {
+      // The TLS stream may already hold the request (it came with the handshake's last
+      // flight): read through it, not by waiting on the socket.
+      stream_.async_read_some(buffer_.prepare(kFirstRead),
+                              [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                                if (ec) return self->Close();
+                                self->buffer_.commit(n);
+                                self->ReadRequest();
+                              });
+    } else {
+      beast::get_lowest_layer(stream_).socket().async_wait(
+          tcp::socket::wait_read, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec) return self->Close();
+            self->ReadRequest();
+          });
+    }
   }
 
   void ReadRequest() {
@@ -282,10 +294,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     request.received = absl::Now();
     cancelled_ = std::make_shared<std::atomic<bool>>(false);
     exchange.is_cancelled = [cancelled = cancelled_] { return cancelled->load(); };
+    const uint64_t id = ++exchange_id_;
     exchange.respond = [mailbox = server_->mailbox_, ticket = ExchangeTicket(server_->mailbox_),
-                        weak = this->weak_from_this()](HttpResponse response) mutable {
-      mailbox->Post([weak, response = std::move(response)]() mutable {
-        if (auto self = weak.lock()) self->Write(std::move(response));
+                        weak = this->weak_from_this(), id](HttpResponse response) mutable {
+      const ExchangeTicket answered(std::move(ticket));  // closed once answered, for Stop
+      mailbox->Post([weak, id, response = std::move(response)]() mutable {
+        auto self = weak.lock();
+        if (self != nullptr && self->exchange_id_ == id && self->state == State::kHandling) {
+          self->Write(std::move(response));
+        }
       });
     };
     held_ = this->shared_from_this();  // until the answer is written
@@ -293,8 +310,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     try {
       server_->handler_(std::move(exchange));
     } catch (const std::exception& e) {
-      spdlog::error("{}: handler failed: {}", server_->options_.name, e.what());
+      HandlerFailed(e.what());
+    } catch (...) {
+      HandlerFailed("an exception that is not a std::exception");
     }
+  }
+
+  // A handler threw (a bug): the client gets 500 and the connection closes; an answer the handler
+  // may still send is dropped (its exchange is no longer the connection's).
+  void HandlerFailed(const char* what) {
+    spdlog::error("{}: handler failed: {}", server_->options_.name, what);
+    ++exchange_id_;
+    Refuse(500, "internal error\n");
   }
 
   // While the handler works: a readable socket with nothing to read is a client that hung up.
@@ -375,6 +402,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<bhttp::response<bhttp::string_body>> answer_;
   std::shared_ptr<std::atomic<bool>> cancelled_;
   std::shared_ptr<Session> held_;  // the session itself while a handler has its request
+  uint64_t exchange_id_ = 0;       // of the request being handled; answers for others are dropped
   bool keep_alive_ = true;
   bool head_ = false;  // the request was HEAD: the answer has no body
   std::list<SessionBase*>::iterator position_;
@@ -501,7 +529,7 @@ void HttpServer::Impl::Stop(absl::Time deadline) {
     const std::vector<SessionBase*> open(sessions_.begin(), sessions_.end());
     for (SessionBase* session : open) session->Close();  // a Close may end its session
   });
-  loop_.stop();
+  asio::post(loop_, [this] { loop_.stop(); });  // after the posted answers and closes
   if (thread_.joinable()) thread_.join();
 }
 

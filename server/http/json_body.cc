@@ -20,7 +20,7 @@ absl::StatusOr<nlohmann::json> ParseJsonBody(absl::string_view body, int max_dep
   } catch (const TooDeep&) {
     return absl::InvalidArgumentError(absl::StrCat("the JSON body nests deeper than ", max_depth,
                                                    " levels (http.max_json_depth)"));
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // a syntax error, a number out of range
     return absl::InvalidArgumentError(absl::StrCat("the body is not valid JSON: ", e.what()));
   }
 }

@@ -1,6 +1,7 @@
 #include "server/kserve/rest_json.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -27,6 +28,11 @@ absl::StatusOr<Parameters> ToParameters(const json& object, absl::string_view wh
   for (const auto& [key, value] : object.items()) {
     if (value.is_boolean()) {
       parameters[key] = value.get<bool>();
+    } else if (value.is_number_unsigned() &&
+               value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      // As the gRPC front door's uint64 parameters: beyond int64, refused (not wrapped).
+      return Invalid(absl::StrCat(where, ".", key),
+                     absl::StrCat(value.get<uint64_t>(), " is too large"));
     } else if (value.is_number_integer()) {
       parameters[key] = value.get<int64_t>();
     } else if (value.is_number_float()) {

@@ -110,8 +110,9 @@ ServerMetrics::ServerMetrics(const std::string& version)
   requests_ = &prometheus::BuildCounter()
                    .Name("dinov3_requests_total")
                    .Help(
-                       "Finished requests by RPC method and gRPC status code (one per "
-                       "StreamEmbed message).")
+                       "Finished requests by method (a dinov3.v1 RPC, ModelInfer / "
+                       "RestModelInfer of the Open Inference Protocol, OpenAIEmbeddings) and "
+                       "status code (one per StreamEmbed message).")
                    .Register(r);
   request_duration_ = &prometheus::BuildHistogram()
                            .Name("dinov3_request_duration_seconds")
@@ -190,7 +191,9 @@ void ServerMetrics::AddModelSeries(const std::string& model) {
     if (std::string_view(reason) == kReasonUnauthenticated) continue;  // counted under ""
     rejected_->Add({{"reason", reason}, {"model", model}});
   }
-  for (const char* method : {"Embed", "StreamEmbed", "EmbedDense", "GetModelInfo"}) {
+  // The native API's calls and those of the other front doors (server/kserve, server/openai).
+  for (const char* method : {"Embed", "StreamEmbed", "EmbedDense", "GetModelInfo", "ModelInfer",
+                             "RestModelInfer", "OpenAIEmbeddings"}) {
     requests_->Add({{"method", method}, {"code", "OK"}, {"model", model}});
     request_duration_->Add({{"method", method}, {"model", model}}, DurationBuckets());
   }

@@ -5,7 +5,8 @@
 // Histogram buckets: durations use kDurationBuckets (0.5 ms to 60 s: a small model's
 // sub-millisecond queue waits up to a large model's multi-second dense requests on CPU);
 // batch sizes use powers of two up to 1024 (the largest max_batch_size). Labels are bounded:
-// method is one of the four RPCs, code a gRPC code name, reason one of the kReason* names in
+// method is a dinov3.v1 RPC or a front door's fixed name (ModelInfer, ModelMetadata,
+// RestModelInfer, OpenAIEmbeddings), code a gRPC code name, reason one of the kReason* names in
 // server/common/status_reason.h, device one of the configured devices, model a served model's
 // name (from the configuration or the model repository, never from a request: a request for an
 // unknown model counts under kUnknownModel; an API key refused before any model, under "").

@@ -156,7 +156,7 @@ http::HttpResponse OpenAIErrorResponse(int status, absl::string_view message,
                          {"type", ErrorType(status)},
                          {"param", param.empty() ? json(nullptr) : json(std::string(param))},
                          {"code", code}}}}
-                      .dump();
+                      .dump(-1, ' ', false, json::error_handler_t::replace);  // odd bytes: U+FFFD
   return response;
 }
 

@@ -1,7 +1,8 @@
-"""Kubernetes manifests (deploy/k8s): the base and both overlays render with `kubectl kustomize`,
+"""Kubernetes manifests (deploy/k8s): the base and the overlays render with `kubectl kustomize`,
 every object validates against the Kubernetes schemas (strict, fixed version), and the manifests
-agree with the server they deploy: ports, probes, drain timing, the configuration file (checked
-by the server itself), resources per overlay, security settings, the autoscaling metric.
+agree with the server they deploy: ports (grpc 50051, http 8080 on the Deployment and the
+dinov3-http Service, metrics 9464), probes, drain timing, the configuration file (checked by the
+server itself), resources per overlay, security settings, the autoscaling metric.
 
 Tools: kubectl 1.21+ (kustomize v4+; DINOV3_TEST_KUBECTL names another binary), the Python
 package kubernetes-validate (requirements.txt), promtool (Debian's prometheus) and
@@ -24,6 +25,7 @@ SERVER = ROOT / os.environ.get("BUILD_DIR", "build") / "bin" / "dinov3-server"
 KUBECTL = os.environ.get("DINOV3_TEST_KUBECTL", "kubectl")
 KUBERNETES_VERSION = "1.30.0"  # the schemas every object is validated against
 GRPC_SERVICE = "dinov3.v1.EmbeddingService"
+HTTP_PORT = 8080  # the HTTP front doors' port (KServe's runtimes use 8080 too)
 HPA_METRIC = "dinov3_inflight_requests"
 
 TREES = ("base", "overlays/cpu", "overlays/gpu", "overlays/two-models")
@@ -32,6 +34,7 @@ EXPECTED_OBJECTS = {
     ("Deployment", "dinov3"),
     ("PersistentVolumeClaim", "dinov3-models"),
     ("Service", "dinov3-headless"),
+    ("Service", "dinov3-http"),
     ("Service", "dinov3-metrics"),
     ("HorizontalPodAutoscaler", "dinov3"),
     ("PodDisruptionBudget", "dinov3"),
@@ -332,6 +335,8 @@ def test_effective_config(rendered, effective):
     tree, objects = rendered
     assert effective["server"]["listen"] == "0.0.0.0:50051"
     assert effective["metrics"]["listen"] == "0.0.0.0:9464"
+    assert effective["http"]["enabled"] is True
+    assert effective["http"]["listen"] == f"0.0.0.0:{HTTP_PORT}"
     assert effective["metrics"]["enabled"] is True
     assert effective["logging"]["format"] == "json"
     assert effective["server"]["drain_seconds"] == 20.0
@@ -382,6 +387,34 @@ def test_grpc_port_and_probes(rendered, effective, server_defaults):
     assert port["targetPort"] in ("grpc", grpc_port)
 
 
+def test_http_port_and_service(rendered, effective):
+    """The HTTP front doors listen on the pod's addresses at 8080, which the container names
+    http and the dinov3-http Service exposes; gRPC and HTTP share one TLS setting."""
+    tree, objects = rendered
+    container = server_container(objects)
+    http_port = container_port(container, "http")
+    assert http_port == HTTP_PORT == port_of(effective["http"]["listen"]), \
+        f"{tree}: containerPort http {http_port} != http.listen {effective['http']['listen']}"
+    assert effective["http"]["listen"].rpartition(":")[0] == \
+        effective["server"]["listen"].rpartition(":")[0] == "0.0.0.0"
+    tls = effective["tls"]
+    # Both listen on every address: either TLS for both, or plaintext allowed for both.
+    assert bool(tls["cert_file"]) or tls["allow_plaintext"] is True, tree
+    ports = [(p["name"], p["containerPort"]) for p in container["ports"]]
+    assert len({name for name, _ in ports}) == len({port for _, port in ports}) == len(ports), \
+        f"{tree}: container ports {ports} repeat a name or a number"
+    service = find(objects, "Service", "dinov3-http")
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    [port] = service["spec"]["ports"]
+    assert port["name"] == "http" and port["port"] == HTTP_PORT
+    assert port["targetPort"] in ("http", http_port)
+    assert port.get("appProtocol") == ("https" if tls["cert_file"] else "http")
+    # The HTTP port stays off the gRPC and metrics Services.
+    for name in ("dinov3-headless", "dinov3-metrics"):
+        targets = {p["targetPort"] for p in find(objects, "Service", name)["spec"]["ports"]}
+        assert not targets & {"http", http_port}, f"{tree}: {name} exposes the HTTP port"
+
+
 def test_metrics_port_service_and_monitor(rendered, effective, server_defaults):
     tree, objects = rendered
     container = server_container(objects)
@@ -418,7 +451,7 @@ def test_selectors_match_the_pods(rendered):
     assert SERVER_LABELS.items() <= pod_labels.items()
     assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert "replicas" not in deployment["spec"], "the HorizontalPodAutoscaler owns replicas"
-    for name in ("dinov3-headless", "dinov3-metrics"):
+    for name in ("dinov3-headless", "dinov3-http", "dinov3-metrics"):
         selector = find(objects, "Service", name)["spec"]["selector"]
         assert selector.items() <= pod_labels.items(), f"{tree}: {name} selects no pod"
     pdb = find(objects, "PodDisruptionBudget", "dinov3")

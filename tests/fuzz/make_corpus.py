@@ -9,6 +9,8 @@ each format, zero sides, GIF and TIFF magic, garbage) and raw-path inputs (5 byt
 16-bit width, height and a format byte, then the pixels; see image_decode_fuzzer.cc).
 embed_request/: serialized dinov3.v1.EmbedRequest messages: valid encoded and raw requests,
 too many images, bad enum values, huge dimensions, no images, an image without a source.
+http_request/: OpenAI /v1/embeddings and Open Inference Protocol REST infer bodies (JSON and the
+binary extension), valid and hostile (see http_request_files).
 Every file stays a few KiB at most. The outputs are committed; rerun after changing this script.
 Needs numpy, Pillow and grpcio-tools (all in requirements.txt).
 """
@@ -233,6 +235,52 @@ def request_files(images):
     return files
 
 
+def http_request_files(images):
+    """Seeds of http_request_fuzzer: byte 0 even = an OpenAI /v1/embeddings body follows; odd =
+    an Open Inference Protocol REST infer body follows byte 1, the Inference-Header-Content-Length
+    (255 = none)."""
+    import base64
+    import json
+
+    png = next(data for name, data in sorted(images.items()) if name.endswith(".png"))
+    b64 = base64.b64encode(png).decode()
+
+    def openai(body):
+        return b"\x00" + (body if isinstance(body, bytes) else json.dumps(body).encode())
+
+    def rest(body, binary=b""):
+        header = json.dumps(body, separators=(",", ":")).encode()
+        if not binary:
+            return b"\x01\xff" + header
+        assert len(header) < 255, len(header)
+        return b"\x01" + bytes([len(header)]) + header + binary
+
+    pixels = {"name": "PIXELS", "datatype": "UINT8", "shape": [1, 8, 8, 3], "data": [7] * 192}
+    return {
+        "openai_data_url": openai({"model": "", "input": [f"data:image/png;base64,{b64}"]}),
+        "openai_bare_base64": openai({"input": b64, "encoding_format": "base64",
+                                      "output": "pooled", "normalize": False}),
+        "openai_http_url": openai({"input": ["http://example.com/a.jpg"]}),
+        "openai_tokens": openai({"input": [[1, 2, 3]]}),
+        "openai_dimensions": openai({"input": [b64], "dimensions": 8}),
+        "openai_too_deep": openai(b'{"input": ' + b"[" * 20 + b"]" * 20 + b"}"),
+        "openai_not_json": openai(b'{"input": [}'),
+        "rest_pixels_json": rest({"inputs": [pixels], "outputs": [{"name": "CLS"}],
+                                  "parameters": {"datatype": "FP16"}}),
+        "rest_image_binary": rest({"inputs": [{"name": "IMAGE", "datatype": "BYTES",
+                                               "shape": [1],
+                                               "parameters": {"binary_data_size": len(png) + 4}}]},
+                                  len(png).to_bytes(4, "little") + png),
+        "rest_image_json_base64": rest({"inputs": [{"name": "IMAGE", "datatype": "BYTES",
+                                                    "shape": [1], "data": [b64]}]}),
+        "rest_past_the_end": rest({"inputs": [{"name": "IMAGE", "datatype": "BYTES",
+                                               "shape": [1],
+                                               "parameters": {"binary_data_size": 99}}]},
+                                  b"\x05\x00\x00\x00abcde"),
+        "rest_shape_mismatch": rest({"inputs": [dict(pixels, shape=[2, 8, 8, 3])]}),
+    }
+
+
 def write(directory, files):
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.iterdir():
@@ -249,6 +297,7 @@ def main():
     images = image_files()
     write(CORPUS / "image_decode", images)
     write(CORPUS / "embed_request", request_files(images))
+    write(CORPUS / "http_request", http_request_files(images))
 
 
 if __name__ == "__main__":

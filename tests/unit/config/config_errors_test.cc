@@ -92,7 +92,7 @@ TEST(ConfigErrorsTest, UnknownKeysAreErrorsWithSuggestions) {
             "enabled, listen, basic_auth_file (line 2)");
   EXPECT_EQ(FileError("model:\n  path: /m.pt\ntracing:\n  endpoint: /c.pem\n"),
             "config file $FILE: unknown section 'tracing'; known sections: server, tls, auth, "
-            "admin, model, limits, batching, logging, metrics (line 3)");
+            "admin, http, model, limits, batching, logging, metrics (line 3)");
   EXPECT_EQ(FileError("max_batch_size: 4\n"),
             "config file $FILE: unknown key 'max_batch_size'; did you mean "
             "'batching.max_batch_size'? (line 1)");

@@ -27,6 +27,7 @@ ServerConfig ConfigA() {
   c.tls = {"/tls/a.crt", "/tls/a.key", "/tls/a-ca.pem", 30, true};
   c.auth = {"/keys/a", false};
   c.admin = {"/admin/a", "/repository/a", 5};
+  c.http = {false, "127.0.0.1:8100", 10, 2048, 5.5, 15, 8};
   // model.name is not the file stem ("a"), so a name taken from model.path would show;
   // model.default_model, with no models list, must be the one model's name.
   c.model = {"/models/a.pt", {"cuda:0", "cuda:1"}, 2, 4, "export", "alpha", "alpha"};
@@ -44,6 +45,7 @@ ServerConfig ConfigB() {
   c.tls = {"/tls/b.crt", "/tls/b.key", "/tls/b-ca.pem", 120, false};
   c.auth = {"/keys/b", true};
   c.admin = {"/admin/b", "/repository/b", 0};
+  c.http = {true, "[::1]:8200", 20, 4096, 10, 120, 16};
   c.model = {"/models/b.pt", {"cuda"}, 3, 2, "export", "beta-2", "beta-2"};
   c.limits = {32, 2 << 20, 2'000'000, 32, 2048};
   c.batching = {64, 0.125, {8}, 1 << 23, 200};
@@ -58,6 +60,7 @@ ServerConfig ConfigC() {
   c.tls = {"/tls/c.crt", "/tls/c.key", "/tls/c-ca.pem", 5, true};
   c.auth = {"/keys/c", false};
   c.admin = {"/admin/c", "/repository/c", 3600};
+  c.http = {false, "localhost:8300", 30, 65536, 0.25, 0.5, 100};
   c.model = {"/models/c.pt", {"cpu", "cuda:3"}, 4, 1, "export", "gamma_3.v1", "gamma_3.v1"};
   c.limits = {8, 4 << 20, 3'000'000, 2, 512};
   c.batching = {16, 0, {2, 4, 16}, 0, 300};

@@ -1,5 +1,6 @@
 // Validate: every kind of check (range, allowed values, list elements, the cross-field rule on
-// preferred batch sizes, devices, addresses, the required model path) and its message.
+// preferred batch sizes, devices, addresses, the required model path), the transport security
+// rules on server.listen and http.listen, and the http.* ranges, each with its message.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -176,6 +177,124 @@ TEST(ConfigValidateTest, ApiKeysNeverCrossTheNetworkInPlaintext) {
   c.tls.cert_file = "/tls/server.crt";
   c.tls.key_file = "/tls/server.key";
   EXPECT_EQ(Error(c), "OK");
+}
+
+TEST(ConfigValidateTest, HttpListenPlaintextOnlyOnLoopbackUnlessAllowed) {
+  ServerConfig c = Valid();
+  for (const char* loopback : {"127.0.0.1:8080", "localhost:0", "[::1]:8080"}) {
+    c.http.listen = loopback;
+    EXPECT_EQ(Error(c), "OK") << loopback;
+  }
+  for (const char* exposed : {"0.0.0.0:8080", "[::]:8080", "10.1.2.3:80", "api.example.com:443"}) {
+    c.http.listen = exposed;
+    EXPECT_EQ(Error(c), std::string("http.listen ") + exposed +
+                            " is not a loopback address and TLS is off: set tls.cert_file and "
+                            "tls.key_file, or tls.allow_plaintext: true to serve plaintext there "
+                            "(behind a TLS-terminating proxy or mesh)");
+  }
+  c.http.listen = "0.0.0.0:8080";
+  c.http.enabled = false;  // not served: not checked
+  EXPECT_EQ(Error(c), "OK");
+  c.http.enabled = true;
+  c.tls.allow_plaintext = true;
+  EXPECT_EQ(Error(c), "OK");
+  c.tls.allow_plaintext = false;
+  c.tls.cert_file = "/tls/server.crt";
+  c.tls.key_file = "/tls/server.key";
+  EXPECT_EQ(Error(c), "OK");
+  // Both addresses exposed: one error each, gRPC's first; its message is unchanged.
+  c = Valid();
+  c.server.listen = "0.0.0.0:50051";
+  c.http.listen = "0.0.0.0:8080";
+  EXPECT_EQ(Error(c),
+            "server.listen 0.0.0.0:50051 is not a loopback address and TLS is off: set "
+            "tls.cert_file and tls.key_file, or tls.allow_plaintext: true to serve plaintext "
+            "there (behind a TLS-terminating proxy or mesh)\n"
+            "http.listen 0.0.0.0:8080 is not a loopback address and TLS is off: set "
+            "tls.cert_file and tls.key_file, or tls.allow_plaintext: true to serve plaintext "
+            "there (behind a TLS-terminating proxy or mesh)");
+}
+
+TEST(ConfigValidateTest, ApiKeysNeverCrossTheNetworkInPlaintextOverHttp) {
+  ServerConfig c = Valid();
+  c.auth.api_keys_file = "/secrets/keys";
+  c.http.listen = "0.0.0.0:8080";
+  c.tls.allow_plaintext = true;
+  EXPECT_EQ(Error(c),
+            "auth.api_keys_file: API keys would cross the network in clear text on "
+            "http.listen 0.0.0.0:8080: set tls.cert_file and tls.key_file, or listen on a "
+            "loopback address");
+  c.http.enabled = false;
+  EXPECT_EQ(Error(c), "OK");
+  c.http.enabled = true;
+  c.http.listen = "127.0.0.1:8080";
+  EXPECT_EQ(Error(c), "OK");
+  c.http.listen = "0.0.0.0:8080";
+  c.tls.cert_file = "/tls/server.crt";
+  c.tls.key_file = "/tls/server.key";
+  EXPECT_EQ(Error(c), "OK");
+  // Admin keys are gRPC-only (ModelAdmin): an exposed plaintext http.listen does not carry them.
+  c = Valid();
+  c.admin.api_keys_file = "/secrets/admin";
+  c.http.listen = "0.0.0.0:8080";
+  c.tls.allow_plaintext = true;
+  EXPECT_EQ(Error(c), "OK");
+}
+
+TEST(ConfigValidateTest, HttpRanges) {
+  struct Case {
+    void (*set)(ServerConfig&);
+    const char* error;
+  };
+  const Case cases[] = {
+      {[](ServerConfig& c) { c.http.max_connections = 0; },
+       "http.max_connections must be between 1 and 1000000, got 0"},
+      {[](ServerConfig& c) { c.http.max_connections = 1'000'001; },
+       "http.max_connections must be between 1 and 1000000, got 1000001"},
+      {[](ServerConfig& c) { c.http.max_header_bytes = 1023; },
+       "http.max_header_bytes must be between 1024 and 1048576, got 1023"},
+      {[](ServerConfig& c) { c.http.max_header_bytes = (1 << 20) + 1; },
+       "http.max_header_bytes must be between 1024 and 1048576, got 1048577"},
+      {[](ServerConfig& c) { c.http.request_timeout_seconds = 0.05; },
+       "http.request_timeout_seconds must be between 0.1 and 3600, got 0.05"},
+      {[](ServerConfig& c) { c.http.request_timeout_seconds = 3601; },
+       "http.request_timeout_seconds must be between 0.1 and 3600, got 3601"},
+      {[](ServerConfig& c) { c.http.idle_timeout_seconds = 0; },
+       "http.idle_timeout_seconds must be between 0.1 and 86400, got 0"},
+      {[](ServerConfig& c) { c.http.idle_timeout_seconds = 86401; },
+       "http.idle_timeout_seconds must be between 0.1 and 86400, got 86401"},
+      {[](ServerConfig& c) { c.http.max_json_depth = 1; },
+       "http.max_json_depth must be between 2 and 1000, got 1"},
+      {[](ServerConfig& c) { c.http.max_json_depth = 1001; },
+       "http.max_json_depth must be between 2 and 1000, got 1001"},
+  };
+  for (const Case& test : cases) {
+    ServerConfig c = Valid();
+    test.set(c);
+    EXPECT_EQ(Error(c), test.error);
+  }
+  ServerConfig c = Valid();  // the bounds themselves are allowed
+  c.http.max_connections = 1;
+  c.http.max_header_bytes = 1024;
+  c.http.request_timeout_seconds = 0.1;
+  c.http.idle_timeout_seconds = 86400;
+  c.http.max_json_depth = 1000;
+  EXPECT_EQ(Error(c), "OK");
+  c.http.max_connections = 1'000'000;
+  c.http.max_header_bytes = 1 << 20;
+  c.http.request_timeout_seconds = 3600;
+  c.http.idle_timeout_seconds = 0.1;
+  c.http.max_json_depth = 2;
+  EXPECT_EQ(Error(c), "OK");
+}
+
+TEST(ConfigValidateTest, HttpListenIsHostAndPort) {
+  ServerConfig c = Valid();
+  for (const char* bad : {"8080", ":8080", "host:", "host:65536", "unix:/tmp/http.sock"}) {
+    c.http.listen = bad;
+    EXPECT_EQ(Error(c),
+              std::string("http.listen must be HOST:PORT with PORT 0..65535, got '") + bad + "'");
+  }
 }
 
 TEST(ConfigValidateTest, Addresses) {

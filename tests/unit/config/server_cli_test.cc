@@ -117,6 +117,21 @@ TEST(ConfigServerCliTest, InvalidFlagExitsTwoNamingTheKey) {
   }
 }
 
+TEST(ConfigServerCliTest, HttpFlagsAndThePlaintextRuleOnHttpListen) {
+  Result exposed = RunServer({}, {"--print_config", "--http_listen=0.0.0.0:8080"});
+  EXPECT_EQ(exposed.exit_code, 2);
+  EXPECT_THAT(exposed.err, HasSubstr("http.listen 0.0.0.0:8080 is not a loopback address and TLS "
+                                     "is off"));
+  EXPECT_THAT(exposed.out, IsEmpty());
+  Result off = RunServer({"DINOV3_HTTP_MAX_JSON_DEPTH=8"},
+                         {"--print_config", "--http_listen=0.0.0.0:8080", "--http_enabled=false"});
+  ASSERT_EQ(off.exit_code, 0) << off.err;
+  YAML::Node printed = YAML::Load(off.out);
+  EXPECT_FALSE(printed["http"]["enabled"].as<bool>());
+  EXPECT_EQ(printed["http"]["listen"].as<std::string>(), "0.0.0.0:8080");
+  EXPECT_EQ(printed["http"]["max_json_depth"].as<int>(), 8);
+}
+
 TEST(ConfigServerCliTest, ConfigErrorsExitTwo) {
   Result no_model = RunServer({}, {});
   EXPECT_EQ(no_model.exit_code, 2);
