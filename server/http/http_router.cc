@@ -92,7 +92,7 @@ HttpHandler RequireBearerKey(std::vector<std::string> keys, ErrorFormat error_fo
     const char* refusal = nullptr;
     if (header == nullptr) {
       refusal = "missing 'Authorization: Bearer <key>' header";
-    } else if (!absl::StartsWith(*header, "Bearer ")) {
+    } else if (!absl::StartsWithIgnoreCase(*header, "Bearer ")) {
       refusal = "the Authorization header must be 'Bearer <key>'";
     } else if (!MatchesAnySecret(keys, absl::string_view(*header).substr(7))) {
       refusal = "invalid API key";

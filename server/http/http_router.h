@@ -8,8 +8,8 @@
 // Build it before the server starts; Handle is then const and thread-safe.
 //
 // RequireBearerKey / RequireBasicAuth wrap a handler: the request needs "Authorization: Bearer
-// <one of keys>" (401 otherwise) / "Authorization: Basic <base64 of one of user:password>" (401
-// with WWW-Authenticate). Secrets are compared in constant time (server/common/secret_file.h).
+// <one of keys>" (the scheme in any case; 401 otherwise) / "Authorization: Basic <base64 of one
+// of user:password>" (401 with WWW-Authenticate). Secrets are compared in constant time (server/common/secret_file.h).
 #ifndef DINOV3_SERVER_HTTP_HTTP_ROUTER_H_
 #define DINOV3_SERVER_HTTP_HTTP_ROUTER_H_
 
@@ -26,8 +26,8 @@ namespace dinov3::http {
 // The body and type of an error answer with `status`, in a front door's shape.
 using ErrorFormat = std::function<HttpResponse(int status, absl::string_view message)>;
 
-// The HTTP status for a status of the pipeline (absl::StatusCode): 400 invalid argument,
-// 401 unauthenticated, 403 permission denied, 404 not found, 429 resource exhausted, 499
+// The HTTP status for a status of the pipeline (absl::StatusCode): 400 invalid argument, failed
+// precondition and out of range, 401 unauthenticated, 403 permission denied, 404 not found, 429 resource exhausted, 499
 // cancelled, 501 unimplemented, 503 unavailable, 504 deadline exceeded, otherwise 500.
 int HttpStatusOf(absl::StatusCode code);
 

@@ -134,6 +134,7 @@ class HttpServer::Impl {
   asio::io_context loop_{1};
   std::shared_ptr<Mailbox> mailbox_;
   tcp::acceptor acceptor_{loop_};
+  asio::steady_timer accept_pause_{loop_};
   std::shared_ptr<ssl::context> tls_;  // null: plaintext; the event loop's thread after Start
   std::chrono::steady_clock::time_point next_tls_reload_;
   std::atomic<bool> draining_{false};
@@ -239,6 +240,31 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options_.max_header_bytes));
     parser_->body_limit(static_cast<std::uint64_t>(server_->options_.max_body_bytes));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                               if (ec) return self->OnRead(ec);
+                               self->OnHeader();
+                             });
+  }
+
+  // The head has arrived (its Content-Length already checked against the body limit): a client
+  // that waits for "100 Continue" before sending its body (curl does above 1 MiB) gets it.
+  void OnHeader() {
+    const auto expect = parser_->get().find(bhttp::field::expect);
+    if (parser_->is_done() || expect == parser_->get().end() ||
+        !beast::iequals(expect->value(), "100-continue")) {
+      return ReadBody();
+    }
+    continue_.emplace(bhttp::status::continue_, 11);
+    bhttp::async_write(stream_, *continue_,
+                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                         self->continue_.reset();
+                         if (ec) return self->Close();
+                         self->ReadBody();
+                       });
+  }
+
+  void ReadBody() {
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = this->shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
@@ -400,6 +426,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   std::optional<bhttp::response<bhttp::string_body>> answer_;
+  std::optional<bhttp::response<bhttp::empty_body>> continue_;
   std::shared_ptr<std::atomic<bool>> cancelled_;
   std::shared_ptr<Session> held_;  // the session itself while a handler has its request
   uint64_t exchange_id_ = 0;       // of the request being handled; answers for others are dropped
@@ -502,6 +529,13 @@ void HttpServer::Impl::Accept() {
         }
       }
     }
+    if (ec) {  // e.g. out of file descriptors: try again shortly instead of spinning
+      spdlog::warn("{}: accept failed: {}", options_.name, ec.message());
+      accept_pause_.expires_after(std::chrono::milliseconds(100));
+      return accept_pause_.async_wait([this](boost::system::error_code e) {
+        if (!e) Accept();
+      });
+    }
     Accept();
   });
 }
@@ -516,6 +550,7 @@ void HttpServer::Impl::Stop(absl::Time deadline) {
   asio::post(loop_, [this] {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
+    accept_pause_.cancel();
     const std::vector<SessionBase*> open(sessions_.begin(), sessions_.end());
     for (SessionBase* session : open) {
       if (session->state == SessionBase::State::kWaiting) session->Close();

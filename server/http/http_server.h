@@ -16,7 +16,8 @@
 //   - write_timeout: an answer must be written within this time, or the connection is closed;
 //   - max_connections: at the cap, accepting a new connection closes the connection that has been
 //     waiting longest for a request (idle or slowloris); when none waits, the new one is closed.
-// A malformed request gets 400 and the connection is closed.
+// A malformed request gets 400 and the connection is closed. A request with "Expect:
+// 100-continue" gets "100 Continue" once its head is accepted (or 413 at once, unread).
 // While the handler works, the server watches the socket: when the client hangs up (EOF or reset
 // on a plain connection; a TLS client's close is seen once its TCP connection closes), the
 // exchange's is_cancelled() turns true, so queued work is dropped as for a cancelled gRPC call.

@@ -200,6 +200,9 @@ TEST(HttpRouterTest, RequireBearerKeyWithoutARefusedCallback) {
   const HttpHandler handler = RequireBearerKey({"k"}, JsonErrorResponse, nullptr, Named("in"));
   EXPECT_EQ(Call(handler, "GET", "/")->status, 401);
   EXPECT_EQ(Call(handler, "GET", "/", {{"authorization", "Bearer k"}})->body, "in");
+  // The scheme is case-insensitive (RFC 7235), the key is not.
+  EXPECT_EQ(Call(handler, "GET", "/", {{"authorization", "bearer k"}})->body, "in");
+  EXPECT_EQ(Call(handler, "GET", "/", {{"authorization", "BEARER K"}})->status, 401);
 }
 
 TEST(HttpRouterTest, RequireBasicAuthAdmitsOnlyTheConfiguredPairs) {

@@ -405,6 +405,29 @@ TEST(HttpServerTest, AnOversizedBodyIsAnswered413BeforeItIsSent) {
   EXPECT_EQ(fits->body, "POST /fits " + std::string(1000, 'b'));
 }
 
+TEST(HttpServerTest, Expect100ContinueGetsContinueBeforeTheBodyIsSent) {
+  auto server = StartOrDie(SmallOptions(), EchoHandler);
+  ASSERT_NE(server, nullptr);
+  Client client(server->port());
+  ASSERT_TRUE(client.Send(
+      "POST /up HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  const auto go_on = client.Read();  // nothing of the body was sent yet
+  ASSERT_TRUE(go_on.has_value());
+  EXPECT_EQ(go_on->status, 100);
+  ASSERT_TRUE(client.Send("hello"));
+  const auto reply = client.Read();
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status, 200);
+  EXPECT_EQ(reply->body, "POST /up hello");
+  // Above the body limit: 413 at once, no 100.
+  Client big(server->port());
+  ASSERT_TRUE(big.Send(
+      "POST /up HTTP/1.1\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n"));
+  const auto refused = big.Read();
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 413);
+}
+
 TEST(HttpServerTest, AMalformedRequestIsAnswered400AndClosed) {
   auto server = StartOrDie(SmallOptions(), EchoHandler);
   ASSERT_NE(server, nullptr);
