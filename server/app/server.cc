@@ -133,8 +133,10 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
   http.client_ca_file = options_.security.client_ca_file;
   http.tls_reload = options_.security.reload;
   http.max_body_bytes = options_.limits.max_receive_message_bytes;
-  http.draining_body = openai::OpenAIErrorResponse(503, kDrainingMessage).body;
-  http.draining_content_type = "application/json";
+  // While draining, the front doors refuse new work in their own error shapes (and the probes
+  // still answer: /v2/health/live 200, /v2/health/ready 503).
+  http.draining_body = "";
+  http.body_budget = &memory_budget_;
   // The API-key check of each front door, answering in its protocol's error shape.
   using Guard = std::function<http::HttpHandler(http::HttpHandler)>;
   Guard openai_guard;

@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/common/memory_budget.h"
 
 namespace dinov3::http {
 namespace {
@@ -184,6 +185,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   void Close() override {
+    body_hold_ = {};
     const std::shared_ptr<Session> keep = std::move(held_);  // ends it after the return
     timer_.cancel();
     beast::error_code ignored;
@@ -236,6 +238,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void ReadRequest() {
     state = State::kReading;
+    head_ = false;
+    keep_alive_ = true;
     SetDeadline(server_->options_.request_timeout);
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options_.max_header_bytes));
@@ -250,6 +254,19 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   // The head has arrived (its Content-Length already checked against the body limit): a client
   // that waits for "100 Continue" before sending its body (curl does above 1 MiB) gets it.
   void OnHeader() {
+    if (MemoryBudget* budget = server_->options_.body_budget; budget != nullptr) {
+      // A chunked body may grow to the limit: it reserves the limit.
+      const auto length = parser_->content_length();  // boost::optional
+      const int64_t body =
+          length ? static_cast<int64_t>(*length) : server_->options_.max_body_bytes;
+      std::optional<MemoryBudget::Reservation> hold =
+          budget->TryReserve(body * kBodyTransientFactor);
+      if (!hold.has_value()) {
+        return Refuse(429, "the server's memory budget (limits.memory_budget_bytes) has no room "
+                           "for this request's body now; retry later\n");
+      }
+      body_hold_ = *std::move(hold);
+    }
     const auto expect = parser_->get().find(bhttp::field::expect);
     if (parser_->is_done() || expect == parser_->get().end() ||
         !beast::iequals(expect->value(), "100-continue")) {
@@ -289,7 +306,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     parser_.reset();
     keep_alive_ = message.keep_alive();
     head_ = message.method() == bhttp::verb::head;
-    if (server_->draining_.load()) {
+    if (server_->draining_.load() && !server_->options_.draining_body.empty()) {
       keep_alive_ = false;
       HttpResponse response;
       response.status = 503;
@@ -321,12 +338,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     cancelled_ = std::make_shared<std::atomic<bool>>(false);
     exchange.is_cancelled = [cancelled = cancelled_] { return cancelled->load(); };
     const uint64_t id = ++exchange_id_;
+    // The ticket keeps the exchange open (for Stop) until its answer is written: it moves from
+    // the respond function into the posted write, then into the session until the write ends.
     exchange.respond = [mailbox = server_->mailbox_, ticket = ExchangeTicket(server_->mailbox_),
                         weak = this->weak_from_this(), id](HttpResponse response) mutable {
-      const ExchangeTicket answered(std::move(ticket));  // closed once answered, for Stop
-      mailbox->Post([weak, id, response = std::move(response)]() mutable {
+      mailbox->Post([weak, id, response = std::move(response),
+                     ticket = std::move(ticket)]() mutable {
         auto self = weak.lock();
         if (self != nullptr && self->exchange_id_ == id && self->state == State::kHandling) {
+          self->writing_ticket_.emplace(std::move(ticket));
           self->Write(std::move(response));
         }
       });
@@ -402,6 +422,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
                        [self = this->shared_from_this()](beast::error_code ec, std::size_t) {
                          self->answer_.reset();
                          self->cancelled_.reset();
+                         self->writing_ticket_.reset();
+                         self->body_hold_ = {};
                          if (ec || !self->keep_alive_) return self->Finish(ec);
                          self->WaitForRequest();
                        });
@@ -429,6 +451,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   std::shared_ptr<std::atomic<bool>> cancelled_;
   std::shared_ptr<Session> held_;  // the session itself while a handler has its request
+  std::optional<ExchangeTicket> writing_ticket_;  // the exchange whose answer is being written
+  MemoryBudget::Reservation body_hold_;  // the request's body and its parse, until answered
   uint64_t exchange_id_ = 0;       // of the request being handled; answers for others are dropped
   bool keep_alive_ = true;
   bool head_ = false;  // the request was HEAD: the answer has no body
@@ -518,7 +542,8 @@ void HttpServer::Impl::Accept() {
         boost::system::error_code ignored;
         socket.close(ignored);
       } else {
-        socket.set_option(tcp::no_delay(true), ec);
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
         ReloadTlsIfDue();
         if (tls_ != nullptr) {
           std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(this, std::move(socket),
@@ -585,7 +610,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Stop(absl::Now()); }
 int HttpServer::port() const { return impl_->port_; }
-const char* HttpServer::scheme() const { return impl_->tls_ != nullptr ? "https" : "http"; }
+const char* HttpServer::scheme() const { return impl_->options_.cert_file.empty() ? "http" : "https"; }
 void HttpServer::StartDraining() { impl_->draining_.store(true); }
 void HttpServer::Stop(absl::Time deadline) { impl_->Stop(deadline); }
 

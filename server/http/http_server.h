@@ -27,8 +27,10 @@
 // with a warning); with client_ca_file, clients must present a certificate it signed.
 //
 // Drain: StartDraining() makes every request read from then on answered 503 with `draining_body`
-// (Connection: close). Stop(deadline) closes the listener, waits until no exchange is open (or the
-// deadline), then closes every connection; the destructor calls Stop(now).
+// (Connection: close; with an empty draining_body the handlers answer, and connections close
+// after that answer). Stop(deadline) closes the listener, waits until no exchange is open and
+// every answer handed to `respond` is written (or the deadline), then closes every connection;
+// the destructor calls Stop(now).
 // Thread-safe; port() is constant after Start.
 #ifndef DINOV3_SERVER_HTTP_HTTP_SERVER_H_
 #define DINOV3_SERVER_HTTP_HTTP_SERVER_H_
@@ -39,6 +41,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/common/memory_budget.h"
 #include "server/http/http_exchange.h"
 
 namespace dinov3::http {
@@ -57,10 +60,19 @@ struct HttpServerOptions {
   absl::Duration request_timeout = absl::Seconds(30);
   absl::Duration idle_timeout = absl::Seconds(60);
   absl::Duration write_timeout = absl::Seconds(30);
-  // The body and content type of the 503 answer while draining.
+  // The body and content type of the 503 answer while draining; "" = no such answer: requests
+  // reach the handler (which refuses what it must), connections close after their answer.
   std::string draining_body = "server is draining\n";
   std::string draining_content_type = "text/plain; charset=utf-8";
+  // Where request bodies are accounted (may be null: not accounted; must outlive the server).
+  // Once a request's head is in, kBodyTransientFactor times its Content-Length (the limit for a
+  // chunked body) is reserved before any of the body is read, and held until its answer is
+  // written: the body, the parsed JSON's copy of its strings, the decoded images. No room: 429,
+  // and the connection closes unread.
+  MemoryBudget* body_budget = nullptr;
 };
+
+inline constexpr int64_t kBodyTransientFactor = 4;
 
 class HttpServer {
  public:

@@ -123,7 +123,13 @@ void Infer(const RestEnvironment& env, const ModelPath& path, http::HttpExchange
                                  : absl::StatusOr<InferenceResponse>(status);
                  recorder.Finish(tensors.status());
                  if (!tensors.ok()) return std::move(respond)(ErrorAnswer(tensors.status()));
-                 RestBody body = SerializeRestInferResponse(*std::move(tensors), encoding);
+                 RestBody body;
+        try {
+          body = SerializeRestInferResponse(*std::move(tensors), encoding);
+        } catch (const std::exception& e) {  // out of memory; nothing else throws there
+          return std::move(respond)(ErrorAnswer(
+              absl::InternalError(absl::StrCat("could not write the answer: ", e.what()))));
+        }
                  http::HttpResponse answer;
                  answer.body = std::move(body.body);
                  answer.content_type = std::move(body.content_type);

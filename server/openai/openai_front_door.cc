@@ -54,7 +54,7 @@ std::string EmbeddingsBody(const v1::EmbedResponse& response, const EmbeddingsRe
               {"data", std::move(data)},
               {"model", response.model_name()},
               {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}
-      .dump();
+      .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 std::shared_ptr<v1::EmbedRequest> ToEmbedRequest(EmbeddingsRequest& request,
@@ -123,7 +123,12 @@ void HandleEmbeddings(const OpenAIEnvironment& env, http::HttpExchange exchange)
         held.reset();
         if (!status.ok()) return Fail(std::move(respond), recorder, status, "input");
         http::HttpResponse answer;
-        answer.body = EmbeddingsBody(response, request);
+        try {
+          answer.body = EmbeddingsBody(response, request);
+        } catch (const std::exception& e) {  // out of memory; nothing else throws there
+          return Fail(std::move(respond), recorder,
+                      absl::InternalError(absl::StrCat("could not write the answer: ", e.what())));
+        }
         recorder.Finish(absl::OkStatus());
         std::move(respond)(std::move(answer));
         memory = {};

@@ -32,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "server/common/memory_budget.h"
 
 namespace dinov3::http {
 namespace {
@@ -686,6 +687,68 @@ TEST(HttpServerTest, AnAnswerAfterStartDrainingClosesTheConnection) {
   EXPECT_EQ(reply->body, "finished");  // accepted before the drain: answered normally
   EXPECT_EQ(absl::AsciiStrToLower(reply->Header("Connection")), "close");
   EXPECT_TRUE(client.ClosedByServer());
+}
+
+TEST(HttpServerTest, StopWaitsUntilALargeAnswerIsWrittenWhole) {
+  HeldExchanges held;
+  auto server = StartOrDie(SmallOptions(), held.Handler());
+  ASSERT_NE(server, nullptr);
+  Client client(server->port());
+  ASSERT_TRUE(client.Send("GET /large HTTP/1.1\r\n\r\n"));
+  std::optional<HttpExchange> exchange = held.Take();
+  ASSERT_TRUE(exchange.has_value());
+  // Far more than a socket buffer: the write needs the client to read while Stop runs.
+  const std::string large(8 << 20, 'x');
+  std::move(exchange->respond)(Text(200, large));
+  std::thread stopper([&server] { server->Stop(absl::Now() + absl::Seconds(kHangGuardSeconds)); });
+  const auto reply = client.Read();
+  stopper.join();
+  ASSERT_TRUE(reply.has_value()) << "the answer was cut off by Stop";
+  EXPECT_EQ(reply->body.size(), large.size());
+}
+
+TEST(HttpServerTest, ABodyIsRefused429WhenTheBudgetHasNoRoomForIt) {
+  MemoryBudget budget(4000);
+  HttpServerOptions options = SmallOptions();
+  options.body_budget = &budget;
+  HeldExchanges held;
+  auto server = StartOrDie(options, held.Handler());
+  ASSERT_NE(server, nullptr);
+  // 900 bytes reserve 4 x 900 = 3600 of the 4000 until the answer is written.
+  Client first(server->port());
+  ASSERT_TRUE(first.Send("POST /a HTTP/1.1\r\nContent-Length: 900\r\n\r\n" +
+                         std::string(900, 'a')));
+  std::optional<HttpExchange> exchange = held.Take();
+  ASSERT_TRUE(exchange.has_value());
+  EXPECT_EQ(budget.used(), 4 * 900);
+  const auto refused = Exchange(server->port(), "POST /b HTTP/1.1\r\nContent-Length: 200\r\n\r\n");
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_EQ(refused->status, 429);
+  EXPECT_THAT(refused->body, HasSubstr("memory budget"));
+  std::move(exchange->respond)(Text(200, "done"));
+  ASSERT_TRUE(first.Read().has_value());
+  // Returned once the answer is written: the next request fits again.
+  Client second(server->port());
+  ASSERT_TRUE(second.Send("POST /c HTTP/1.1\r\nContent-Length: 200\r\n\r\n" +
+                          std::string(200, 'c')));
+  std::optional<HttpExchange> next = held.Take();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(budget.used(), 4 * 200);
+  std::move(next->respond)(Text(200, "done"));
+  ASSERT_TRUE(second.Read().has_value());
+}
+
+TEST(HttpServerTest, AnErrorAfterAHeadRequestHasItsBody) {
+  auto server = StartOrDie(SmallOptions(), EchoHandler);
+  ASSERT_NE(server, nullptr);
+  Client client(server->port());
+  ASSERT_TRUE(client.Send("HEAD /h HTTP/1.1\r\n\r\n"));
+  ASSERT_TRUE(client.Read(/*head_request=*/true).has_value());
+  ASSERT_TRUE(client.Send("POST /big HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n"));
+  std::string rest;
+  EXPECT_TRUE(client.ClosedByServer(&rest));
+  EXPECT_THAT(rest, HasSubstr("413"));
+  EXPECT_THAT(rest, HasSubstr("larger than the limit"));  // the body is sent, not just its length
 }
 
 TEST(HttpServerTest, StopWaitsForAnOpenExchangeToBeAnswered) {
