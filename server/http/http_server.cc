@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/asio/ssl.hpp>
@@ -156,6 +157,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
   static constexpr size_t kFirstRead = 4096;
+  static constexpr absl::Duration kLingerTime = absl::Seconds(2);
 
   Session(HttpServer::Impl* server, tcp::socket socket, std::shared_ptr<ssl::context> tls)
       : server_(server),
@@ -393,6 +395,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void Refuse(int status, std::string body) {
     keep_alive_ = false;
+    unread_body_ = parser_.has_value() && parser_->is_header_done() && !parser_->is_done();
     HttpResponse response;
     response.status = status;
     response.content_type = "text/plain; charset=utf-8";
@@ -436,8 +439,30 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
         return stream_.async_shutdown(
             [self = this->shared_from_this()](beast::error_code) { self->Close(); });
       }
+    } else {
+      if (!ec && unread_body_) return Linger();
     }
     Close();
+  }
+
+  // After refusing a request whose body was still coming (413, 429): the answer is sent, then
+  // what the client still sends is read and dropped for a short while before the close, so the
+  // client reads the status instead of a connection reset (closing a socket with unread data
+  // resets it).
+  void Linger() {
+    beast::error_code ignored;
+    auto& socket = beast::get_lowest_layer(stream_).socket();
+    socket.shutdown(tcp::socket::shutdown_send, ignored);
+    SetDeadline(kLingerTime);
+    DropInput();
+  }
+
+  void DropInput() {
+    beast::get_lowest_layer(stream_).socket().async_read_some(
+        asio::buffer(scratch_), [self = this->shared_from_this()](beast::error_code ec, size_t) {
+          if (ec) return self->Close();  // the client's EOF, or the linger time ran out
+          self->DropInput();
+        });
   }
 
   HttpServer::Impl* const server_;
@@ -455,6 +480,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   MemoryBudget::Reservation body_hold_;  // the request's body and its parse, until answered
   uint64_t exchange_id_ = 0;       // of the request being handled; answers for others are dropped
   bool keep_alive_ = true;
+  bool unread_body_ = false;  // refused before its body was read: linger before the close
+  std::array<char, 16 << 10> scratch_{};  // where a lingering connection's input is dropped
   bool head_ = false;  // the request was HEAD: the answer has no body
   std::list<SessionBase*>::iterator position_;
 };

@@ -8,7 +8,9 @@
 // Limits, each with the status a client sees:
 //   - max_header_bytes: the request line and headers (431, connection closed);
 //   - max_body_bytes: the body (413, connection closed; checked against Content-Length before
-//     any of the body is read, and again while reading a chunked body);
+//     any of the body is read, and again while reading a chunked body; on a plaintext
+//     connection what the client still sends is read and dropped for up to 2 s before the close,
+//     so that it sees the 413 rather than a reset);
 //   - request_timeout: a request must arrive whole (head and body) within this time of its first
 //     byte, in total, not per read, so a client dripping bytes (slowloris) gains nothing; the
 //     connection is closed without an answer;

@@ -7,6 +7,7 @@
 #include "absl/strings/str_join.h"
 #include "server/kserve/float_convert.h"
 #include "server/kserve/inference_tensors.h"
+#include "server/service/proto_conversion.h"
 
 namespace dinov3::kserve {
 namespace {
@@ -41,18 +42,6 @@ v1::Tensor* TensorOf(v1::Embedding& embedding, v1::Output output) {
   return nullptr;
 }
 
-v1::DType ProtoDType(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat16:
-      return v1::FLOAT16;
-    case DType::kBFloat16:
-      return v1::BFLOAT16;
-    case DType::kFloat32:
-      break;
-  }
-  return v1::FLOAT32;
-}
-
 // Every image's tensor of one output (shape checked alike, in the run's dtype), stacked into
 // one [N, ...] tensor in the entry's dtype. Takes (and frees) each image's data.
 absl::StatusOr<OutputTensor> Stack(v1::EmbedResponse& response, const OutputPlan::Entry& entry,
@@ -65,7 +54,7 @@ absl::StatusOr<OutputTensor> Stack(v1::EmbedResponse& response, const OutputPlan
   tensors.reserve(n);
   for (v1::Embedding& embedding : *response.mutable_embeddings()) {
     v1::Tensor* tensor = TensorOf(embedding, entry.output);
-    if (tensor == nullptr || tensor->dtype() != ProtoDType(run_dtype) ||
+    if (tensor == nullptr || tensor->dtype() != service::ToProtoDType(run_dtype) ||
         (!tensors.empty() &&
          !std::equal(tensor->shape().begin(), tensor->shape().end(),
                      tensors.front()->shape().begin(), tensors.front()->shape().end()))) {

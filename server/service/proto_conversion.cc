@@ -25,18 +25,6 @@ absl::StatusOr<preprocess::RawPixelFormat> ToRawFormat(int format) {
   }
 }
 
-v1::DType ToProtoDType(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat16:
-      return v1::FLOAT16;
-    case DType::kBFloat16:
-      return v1::BFLOAT16;
-    case DType::kFloat32:
-      break;
-  }
-  return v1::FLOAT32;
-}
-
 absl::Status ValidateImage(const v1::Image& image, int index) {
   switch (image.source_case()) {
     case v1::Image::kEncoded:
@@ -174,6 +162,18 @@ absl::StatusOr<preprocess::RawPixelFormat> CheckedRawFormat(const v1::RawImage& 
 }
 
 }  // namespace
+
+v1::DType ToProtoDType(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat16:
+      return v1::FLOAT16;
+    case DType::kBFloat16:
+      return v1::BFLOAT16;
+    case DType::kFloat32:
+      break;
+  }
+  return v1::FLOAT32;
+}
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   // absl::StatusCode values are the canonical gRPC codes.

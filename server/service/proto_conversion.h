@@ -66,6 +66,7 @@ absl::StatusOr<preprocess::ReducedImage> DecodeRequestImage(
     const preprocess::PreprocessOptions& options);
 
 // Moves the bytes of `data` into `tensor` (no copy).
+v1::DType ToProtoDType(DType dtype);
 void MoveToProto(TensorData&& data, v1::Tensor* tensor);
 void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding);
 

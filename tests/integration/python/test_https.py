@@ -38,7 +38,8 @@ from PIL import Image
 
 from tests.integration.python.server_process import (SERVER, export_random_model, free_port,
                                                      http_port, running_server, tail)
-from tests.integration.python.test_security import make_ca, make_cert
+# The certificates: CAs ca and other-ca; server-1, server-2, client-1 (ca); stranger (other-ca).
+from tests.integration.python.test_security import pki  # noqa: F401 (a fixture)
 from dinov3_client import tls_credentials  # noqa: E402 (on the path through server_process)
 
 API_KEY = "https-test-key-0123456789abcdef"
@@ -57,18 +58,6 @@ def png(seed, height, width):
 ENCODED = [png(1, 64, 48), png(2, 100, 140)]
 BODY = {"model": MODEL_NAME, "encoding_format": "base64",
         "input": [f"data:image/png;base64,{base64.b64encode(e).decode()}" for e in ENCODED]}
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    """CAs ca and other-ca; server-1, server-2, client-1 (ca); stranger (other-ca)."""
-    directory = tmp_path_factory.mktemp("https_pki")
-    make_ca(directory, "ca")
-    make_ca(directory, "other-ca")
-    for name, ca in [("server-1", "ca"), ("server-2", "ca"), ("client-1", "ca"),
-                     ("stranger", "other-ca")]:
-        make_cert(directory, name, ca)
-    return lambda name: str(directory / name)
 
 
 @pytest.fixture(scope="module")

@@ -22,25 +22,21 @@
 """
 import base64
 import http.client
-import io
 import json
 
 import ml_dtypes
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from PIL import Image
 from tritonclient.utils import InferenceServerException
 
+from tests.integration.python.kserve_helpers import encoded, native_bytes, pixels
 from tests.integration.python.prometheus_process import samples, scrape
 from tests.integration.python.server_process import (export_random_model, http_port, metrics_port,
                                                      running_server)
 
 OUTPUTS = ("CLS", "POOLED", "PATCH_TOKENS", "REGISTERS")
-NATIVE_DTYPE = {"FP32": "float32", "FP16": "float16", "BF16": "bfloat16"}
 NUMPY_DTYPE = {"FP32": np.float32, "FP16": np.float16, "BF16": ml_dtypes.bfloat16}
-NATIVE_FIELD = {"CLS": "cls", "POOLED": "pooled", "PATCH_TOKENS": "patch_tokens",
-                "REGISTERS": "registers"}
 HTTP_SECONDS = 300  # hang guard of one HTTP call, not a duration
 
 
@@ -59,22 +55,7 @@ def server(tmp_path_factory):
         triton_client.close()
 
 
-def pixels(seed, height=48, width=64):
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
-
-def encoded(array, fmt):
-    out = io.BytesIO()
-    Image.fromarray(array).save(out, format=fmt)
-    return out.getvalue()
-
-
-def native_bytes(client, images, output, dtype="FP32", **options):
-    """The concatenated tensor bytes of `output` of a dinov3.v1 Embed call of `images`."""
-    request = client.build_request(images, outputs=[NATIVE_FIELD[output]],
-                                   dtype=NATIVE_DTYPE[dtype], **options)
-    response = client.stub.Embed(request, timeout=HTTP_SECONDS)
-    return b"".join(getattr(e, NATIVE_FIELD[output]).data for e in response.embeddings)
 
 
 def image_input(files, binary=True):

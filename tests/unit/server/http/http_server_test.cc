@@ -406,6 +406,19 @@ TEST(HttpServerTest, AnOversizedBodyIsAnswered413BeforeItIsSent) {
   EXPECT_EQ(fits->body, "POST /fits " + std::string(1000, 'b'));
 }
 
+TEST(HttpServerTest, AClientStillSendingAnOversizedBodyReadsThe413) {
+  auto server = StartOrDie(SmallOptions(), EchoHandler);
+  ASSERT_NE(server, nullptr);
+  Client client(server->port());
+  // The whole body goes out before the client reads: without the server's linger, closing a
+  // socket with this much unread input would reset the connection and lose the 413.
+  ASSERT_TRUE(client.Send("POST /big HTTP/1.1\r\nContent-Length: 300000\r\n\r\n" +
+                          std::string(300000, 'z')));
+  const auto reply = client.Read();
+  ASSERT_TRUE(reply.has_value()) << "no answer: the connection was reset";
+  EXPECT_EQ(reply->status, 413);
+}
+
 TEST(HttpServerTest, Expect100ContinueGetsContinueBeforeTheBodyIsSent) {
   auto server = StartOrDie(SmallOptions(), EchoHandler);
   ASSERT_NE(server, nullptr);
