@@ -27,7 +27,7 @@ done
 
 # target name -> largest input (bytes): a few KiB covers every header path and small images; a
 # request carries several images.
-declare -A max_len=([image_decode]=16384 [embed_request]=32768)
+declare -A max_len=([image_decode]=16384 [embed_request]=32768 [http_request]=16384)
 targets=(image_decode embed_request http_request)
 dir=$DINOV3_ASAN_BUILD_DIR
 
