@@ -229,9 +229,9 @@ ConfigSources SourcesFromCommandLine() {
   return sources;
 }
 
-dinov3::service::ServedModelOptions ToModelOptions(const dinov3::config::ModelConfig& m,
+dinov3::registry::ServedModelOptions ToModelOptions(const dinov3::config::ModelConfig& m,
                                                    const dinov3::CpuFeatures& cpu) {
-  dinov3::service::ServedModelOptions model;
+  dinov3::registry::ServedModelOptions model;
   model.name = m.name;
   model.path = m.model.path;
   model.engine.devices = m.model.devices;

@@ -13,7 +13,7 @@
 #include "server/common/status_macros.h"
 #include "server/common/usable_cpus.h"
 #include "server/openapi/openapi_document.h"
-#include "server/service/request_footprint.h"
+#include "server/pipeline/request_footprint.h"
 
 namespace dinov3::service {
 namespace {
@@ -187,11 +187,12 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
 }
 
 absl::Status EmbeddingServer::AddAdminService(grpc::ServerBuilder& builder) {
-  ModelLifecycleOptions lifecycle;
+  registry::ModelLifecycleOptions lifecycle;
   lifecycle.repository = options_.model_repository;
   lifecycle.grace = options_.unload_grace;
   lifecycle.options_for = options_.options_for_load;
-  lifecycle.set_serving = [this](const std::string& name, bool serving, ServedModel* leaving) {
+  lifecycle.set_serving = [this](const std::string& name, bool serving,
+                                 registry::ServedModel* leaving) {
     absl::MutexLock lock(&health_mu_);  // orders this against the leaving model's reports
     if (leaving != nullptr) leaving->LeaveService();
     if (!draining_) SetModelServing(name, serving);
@@ -200,7 +201,8 @@ absl::Status EmbeddingServer::AddAdminService(grpc::ServerBuilder& builder) {
                                         const std::atomic<bool>& in_service) {
     InstanceHealthChanged(name, healthy, in_service);
   };
-  lifecycle_ = std::make_unique<ModelLifecycle>(std::move(lifecycle), &registry_, metrics_.get());
+  lifecycle_ =
+      std::make_unique<registry::ModelLifecycle>(std::move(lifecycle), &registry_, metrics_.get());
   if (options_.admin_keys_file.empty()) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::vector<std::string> keys,
                    ReadApiKeys(options_.admin_keys_file, "admin.api_keys_file"));
@@ -240,19 +242,20 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   spdlog::info("thread defaults: {}", usable_cpus.derivation);
   const CpuFeatures& cpu = options_.models.front().engine.cpu;
   metrics_->SetCpuInfo(cpu.model, absl::StrJoin(cpu.features, ","));
-  std::vector<std::shared_ptr<ServedModel>> models;
+  std::vector<std::shared_ptr<registry::ServedModel>> models;
   bool any_host_input = false;
-  for (const ServedModelOptions& model_options : options_.models) {
+  for (const registry::ServedModelOptions& model_options : options_.models) {
     registry_.SetLoading(model_options.name);
     SetModelServing(model_options.name, false);
   }
-  for (const ServedModelOptions& model_options : options_.models) {
+  for (const registry::ServedModelOptions& model_options : options_.models) {
     const std::string name = model_options.name;
-    ASSIGN_OR_RETURN(std::unique_ptr<ServedModel> model,
-                     ServedModel::Load(model_options, metrics_.get(),
-                                       [this, name](bool healthy, const auto& in_service) {
-                                         InstanceHealthChanged(name, healthy, in_service);
-                                       }));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<registry::ServedModel> model,
+        registry::ServedModel::Load(model_options, metrics_.get(),
+                                    [this, name](bool healthy, const auto& in_service) {
+                                      InstanceHealthChanged(name, healthy, in_service);
+                                    }));
     spdlog::info("model '{}': CPU {}; model.compute_dtype={} computes in {}", name, cpu.Describe(),
                  model_options.engine.compute_dtype, model->metadata().compute_dtype);
     any_host_input = any_host_input || model->engine().PreparesInputOnHost();
@@ -260,7 +263,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   }
   metrics_->SetDeviceMemorySource([registry = &registry_] {
     std::vector<DeviceMemory> usage;
-    for (const ModelRegistry::Entry& entry : registry->List()) {
+    for (const registry::ModelRegistry::Entry& entry : registry->List()) {
       if (entry.model == nullptr) continue;
       for (DeviceMemory& d : entry.model->engine().DeviceMemoryUsage()) {
         const bool seen = std::any_of(usage.begin(), usage.end(),
@@ -273,7 +276,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   const int threads =
       options_.preprocess_threads > 0 ? options_.preprocess_threads : usable_cpus.count;
   RETURN_IF_ERROR(ReserveFixedTransients(threads, any_host_input, models));
-  pool_ = std::make_unique<ThreadPool>(threads, options_.preprocess_backlog);
+  pool_ = std::make_unique<pipeline::ThreadPool>(threads, options_.preprocess_backlog);
   shared_ = {.limits = options_.limits,
              .pool = pool_.get(),
              .budget = &memory_budget_,
@@ -296,11 +299,12 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
 }
 
 absl::Status EmbeddingServer::ReserveFixedTransients(
-    int decode_threads, bool host_input, const std::vector<std::shared_ptr<ServedModel>>& models) {
+    int decode_threads, bool host_input,
+    const std::vector<std::shared_ptr<registry::ServedModel>>& models) {
   const int64_t max_pixels = options_.limits.image.max_pixels;
   const int64_t max_resize_pixels = options_.limits.geometry.max_resize_pixels;
-  const int64_t decode = DecodeBudgetBytes(
-      decode_threads, PreprocessTransientBytes(host_input, max_pixels, max_resize_pixels),
+  const int64_t decode = pipeline::DecodeBudgetBytes(
+      decode_threads, pipeline::PreprocessTransientBytes(host_input, max_pixels, max_resize_pixels),
       memory_budget_.capacity());
   // Each model holds its instances' share while it lives (given back when it is unloaded or
   // replaced); the decode budget is the server's.
@@ -380,12 +384,12 @@ void EmbeddingServer::Shutdown() {
   }
   if (http_server_ != nullptr) http_server_->Stop(deadline);
   admin_service_.reset();  // after the admin call in progress, if any
-  for (const ModelRegistry::Entry& entry : registry_.List()) {
+  for (const registry::ModelRegistry::Entry& entry : registry_.List()) {
     if (entry.model != nullptr) {
       entry.model->Shutdown(std::max(deadline - absl::Now(), absl::ZeroDuration()));
     }
   }
-  for (const ModelRegistry::Entry& entry : registry_.List()) {
+  for (const registry::ModelRegistry::Entry& entry : registry_.List()) {
     metrics_->RemoveModel(entry.name);  // scrapes stop reading what goes
   }
   metrics_->SetMemoryBudget(memory_budget_.capacity(), nullptr);

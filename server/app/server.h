@@ -32,28 +32,28 @@
 #include "server/kserve/rest_front_door.h"
 #include "server/metrics/server_metrics.h"
 #include "server/openai/openai_front_door.h"
-#include "server/service/embed_pipeline.h"
+#include "server/pipeline/embed_pipeline.h"
+#include "server/pipeline/thread_pool.h"
+#include "server/registry/model_lifecycle.h"
+#include "server/registry/model_registry.h"
+#include "server/registry/served_model.h"
 #include "server/service/embedding_service.h"
 #include "server/service/model_admin_service.h"
-#include "server/service/model_lifecycle.h"
-#include "server/service/model_registry.h"
 #include "server/service/proto_conversion.h"
-#include "server/service/served_model.h"
-#include "server/service/thread_pool.h"
 #include "server/service/transport_security.h"
 
 namespace dinov3::service {
 
 struct ServerOptions {
   // The served models, in order; each name once (config::ResolveModels).
-  std::vector<ServedModelOptions> models;
+  std::vector<registry::ServedModelOptions> models;
   std::string default_model;  // "" = the first
   // The ModelAdmin RPCs (model_admin_service.h): served when admin_keys_file is set.
   std::string admin_keys_file;
   std::string model_repository;  // LoadModel's folder ("" = LoadModel refused)
   absl::Duration unload_grace = absl::Seconds(30);
   // The settings of a model LoadModel loads as `name` from `path` (empty: defaults).
-  std::function<ServedModelOptions(const std::string& name, const std::string& path)>
+  std::function<registry::ServedModelOptions(const std::string& name, const std::string& path)>
       options_for_load;
   std::string listen = "127.0.0.1:50051";  // port 0 picks a free port (see port())
   TransportSecurityOptions security;       // TLS, mutual TLS, API keys (transport_security.h)
@@ -65,7 +65,7 @@ struct ServerOptions {
   bool http_enabled = false;
   http::HttpServerOptions http;
   int max_json_depth = 32;
-  RequestLimits limits;
+  pipeline::RequestLimits limits;
   int preprocess_threads = 0;  // 0 = the usable CPUs (affinity mask, cgroup CPU quota)
   int preprocess_backlog = 1024;
   // What accepted requests may make the server hold (MemoryBudget; limits.memory_budget_bytes,
@@ -120,8 +120,9 @@ class EmbeddingServer {
   // Holds the decode budget (for the server's life; sized for host-built inputs with
   // `host_input`) and each model's instance transients (request_footprint.h; the model holds
   // them) in the memory budget; InvalidArgument when that leaves no room for requests.
-  absl::Status ReserveFixedTransients(int decode_threads, bool host_input,
-                                      const std::vector<std::shared_ptr<ServedModel>>& models);
+  absl::Status ReserveFixedTransients(
+      int decode_threads, bool host_input,
+      const std::vector<std::shared_ptr<registry::ServedModel>>& models);
   // The health of one model's entry (and of the whole service for the default model).
   void SetModelServing(const std::string& name, bool serving);
   // A model's instances became unhealthy (or healthy again): logs it and sets its health,
@@ -135,10 +136,10 @@ class EmbeddingServer {
   std::unique_ptr<http::HttpServer> metrics_http_;  // /metrics
   MemoryBudget memory_budget_;
   std::unique_ptr<MemoryBudget> decode_budget_;  // decoder transients, within memory_budget_
-  ModelRegistry registry_;
+  registry::ModelRegistry registry_;
   EmbeddingService service_;
   kserve::GrpcInferenceService kserve_service_;  // the Open Inference Protocol
-  std::unique_ptr<ModelLifecycle> lifecycle_;
+  std::unique_ptr<registry::ModelLifecycle> lifecycle_;
   std::unique_ptr<ModelAdminService> admin_service_;  // null without admin keys
   std::unique_ptr<grpc::Server> grpc_server_;
   openai::OpenAIEnvironment openai_;
@@ -147,8 +148,8 @@ class EmbeddingServer {
   std::unique_ptr<http::HttpRouter> http_router_;
   std::unique_ptr<http::HttpServer> http_server_;  // null unless http_enabled
   int port_ = 0;
-  std::unique_ptr<ThreadPool> pool_;
-  SharedParts shared_;
+  std::unique_ptr<pipeline::ThreadPool> pool_;
+  registry::SharedParts shared_;
   bool shut_down_ = false;
   absl::Mutex health_mu_;  // orders health changes from workers against the drain
   bool draining_ ABSL_GUARDED_BY(health_mu_) = false;

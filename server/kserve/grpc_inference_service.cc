@@ -17,9 +17,9 @@ absl::Status GrpcInferenceService::Refused() const {
 
 bool GrpcInferenceService::IsReady(absl::string_view name) const {
   if (draining_.load()) return false;
-  const service::ModelRegistry& models = *env_.models;
+  const registry::ModelRegistry& models = *env_.models;
   return models.StateOf(name.empty() ? absl::string_view(models.default_name()) : name) ==
-         service::ModelRegistry::State::kReady;
+         registry::ModelRegistry::State::kReady;
 }
 
 grpc::ServerUnaryReactor* GrpcInferenceService::ServerLive(
@@ -68,11 +68,12 @@ grpc::ServerUnaryReactor* GrpcInferenceService::ModelMetadata(
                                     env_.models->Label(request->name()), *context, "", 0);
   absl::Status status = Refused();
   if (status.ok()) {
-    absl::StatusOr<std::shared_ptr<service::ServedModel>> model =
+    absl::StatusOr<std::shared_ptr<registry::ServedModel>> model =
         env_.models->Find(request->name());
     status = model.status();
     if (status.ok()) status = CheckModelVersion(request->name(), request->version());
-    if (status.ok()) ToProto(MakeModelMetadata((*model)->name(), (*model)->info()), response);
+    if (status.ok())
+      ToProto(MakeModelMetadata((*model)->name(), (*model)->description()), response);
   }
   recorder.Finish(status);
   reactor->Finish(service::ToGrpcStatus(status));

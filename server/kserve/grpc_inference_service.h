@@ -21,16 +21,16 @@
 #include "absl/time/time.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "server/metrics/server_metrics.h"
+#include "server/registry/model_registry.h"
 #include "server/service/call_context.h"
 #include "server/service/call_watchdog.h"
-#include "server/service/model_registry.h"
 
 namespace dinov3::kserve {
 
 class GrpcInferenceService final : public inference::GRPCInferenceService::CallbackService {
  public:
   // `max_call`: server.max_call_seconds (service::WorkDeadline).
-  GrpcInferenceService(metrics::ServerMetrics* metrics, const service::ModelRegistry* models,
+  GrpcInferenceService(metrics::ServerMetrics* metrics, const registry::ModelRegistry* models,
                        absl::Duration max_call)
       : env_{.metrics = metrics, .watchdog = &watchdog_, .models = models, .max_call = max_call} {}
 

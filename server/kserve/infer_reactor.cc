@@ -8,17 +8,17 @@
 #include "server/common/status_macros.h"
 #include "server/kserve/grpc_tensors.h"
 #include "server/kserve/inference_tensors.h"
+#include "server/pipeline/request_footprint.h"
+#include "server/registry/model_registry.h"
 #include "server/service/admitted_call.h"
-#include "server/service/model_registry.h"
 #include "server/service/proto_conversion.h"
-#include "server/service/request_footprint.h"
 #include "server/service/request_recorder.h"
 
 namespace dinov3::kserve {
 namespace {
 
+using registry::ServedModel;
 using service::CallEnvironment;
-using service::ServedModel;
 
 // The first dimension of the first input: the image count the access log shows.
 int ImagesHint(const inference::ModelInferRequest& request) {
@@ -52,21 +52,21 @@ class InferReactor : public grpc::ServerUnaryReactor {
     ASSIGN_OR_RETURN(model_, env.models->Find(request.model_name()));
     RETURN_IF_ERROR(CheckModelVersion(request.model_name(), request.model_version()));
     ASSIGN_OR_RETURN(InferenceRequest tensors, TakeInferRequest(request));
-    ASSIGN_OR_RETURN(
-        MappedRequest mapped,
-        ToEmbedRequest(std::move(tensors), model_->pipeline().limits().max_images_per_request));
+    ASSIGN_OR_RETURN(MappedRequest mapped,
+                     ToEmbedJob(std::move(tensors), model_->pipeline().limits()));
     plan_ = std::move(mapped.plan);
-    embed_ = std::make_shared<const v1::EmbedRequest>(std::move(mapped.embed));
+    request_bytes_ = mapped.job.received_bytes;
     CallEnvironment call_env = env;
     call_env.max_call = std::min(env.max_call, mapped.timeout);
-    return service::AdmitAndRun(model_->pipeline(), embed_, context_, call_env, "ModelInfer", hold_,
-                                [this](absl::Status status, v1::EmbedResponse result) {
+    return service::AdmitAndRun(model_->pipeline(), std::move(mapped.job), context_, call_env,
+                                "ModelInfer", hold_,
+                                [this](absl::Status status, pipeline::EmbedResult result) {
                                   Answer(std::move(status), std::move(result));
                                 });
   }
 
   // The pipeline's answer; runs once, after every task of the request finished.
-  void Answer(absl::Status status, v1::EmbedResponse result) {
+  void Answer(absl::Status status, pipeline::EmbedResult result) {
     model_.reset();  // never the last holder: the registry or the retiring lifecycle is
     if (status.ok()) {
       absl::StatusOr<InferenceResponse> tensors = ToInferenceResponse(std::move(result), plan_);
@@ -74,9 +74,8 @@ class InferReactor : public grpc::ServerUnaryReactor {
       if (status.ok()) MoveToProto(*std::move(tensors), response_);
     }
     // From now on the call holds the request and the answer (twice while gRPC serializes it).
-    hold_.memory.ShrinkTo(static_cast<int64_t>(embed_->ByteSizeLong()) +
-                          service::kResponseCopies *
-                              static_cast<int64_t>(response_->ByteSizeLong()));
+    hold_.memory.ShrinkTo(request_bytes_ + pipeline::kResponseCopies *
+                                               static_cast<int64_t>(response_->ByteSizeLong()));
     FinishCall(status);
   }
 
@@ -89,8 +88,8 @@ class InferReactor : public grpc::ServerUnaryReactor {
   inference::ModelInferResponse* const response_;
   service::RequestRecorder recorder_;
   service::CallHold hold_;
-  std::shared_ptr<ServedModel> model_;
-  std::shared_ptr<const v1::EmbedRequest> embed_;
+  std::shared_ptr<registry::ServedModel> model_;
+  int64_t request_bytes_ = 0;  // the request's, held by the job's owner until the pipeline is done
   OutputPlan plan_;
 };
 

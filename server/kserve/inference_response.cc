@@ -1,5 +1,7 @@
-// The response half of inference_tensors.h: EmbedResponse to output tensors, ModelMetadata.
+// The response half of inference_tensors.h: the pipeline's EmbedResult to output tensors,
+// ModelMetadata.
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -7,71 +9,40 @@
 #include "absl/strings/str_join.h"
 #include "server/kserve/float_convert.h"
 #include "server/kserve/inference_tensors.h"
-#include "server/service/proto_conversion.h"
 
 namespace dinov3::kserve {
 namespace {
 
-const char* OutputName(v1::Output output) {
-  switch (output) {
-    case v1::POOLED:
-      return "POOLED";
-    case v1::PATCH_TOKENS:
-      return "PATCH_TOKENS";
-    case v1::REGISTERS:
-      return "REGISTERS";
-    default:
-      break;
-  }
-  return "CLS";
-}
-
-v1::Tensor* TensorOf(v1::Embedding& embedding, v1::Output output) {
-  switch (output) {
-    case v1::CLS:
-      return embedding.has_cls() ? embedding.mutable_cls() : nullptr;
-    case v1::POOLED:
-      return embedding.has_pooled() ? embedding.mutable_pooled() : nullptr;
-    case v1::PATCH_TOKENS:
-      return embedding.has_patch_tokens() ? embedding.mutable_patch_tokens() : nullptr;
-    case v1::REGISTERS:
-      return embedding.has_registers() ? embedding.mutable_registers() : nullptr;
-    default:
-      break;
-  }
-  return nullptr;
-}
+using pipeline::OutputKind;
 
 // Every image's tensor of one output (shape checked alike, in the run's dtype), stacked into
 // one [N, ...] tensor in the entry's dtype. Takes (and frees) each image's data.
-absl::StatusOr<OutputTensor> Stack(v1::EmbedResponse& response, const OutputPlan::Entry& entry,
+absl::StatusOr<OutputTensor> Stack(pipeline::EmbedResult& result, const OutputPlan::Entry& entry,
                                    DType run_dtype) {
   OutputTensor out;
   out.name = OutputName(entry.output);
   out.datatype = DatatypeName(entry.dtype);
-  const int n = response.embeddings_size();
-  std::vector<v1::Tensor*> tensors;
+  const int n = static_cast<int>(result.embeddings.size());
+  std::vector<TensorData*> tensors;
   tensors.reserve(n);
-  for (v1::Embedding& embedding : *response.mutable_embeddings()) {
-    v1::Tensor* tensor = TensorOf(embedding, entry.output);
-    if (tensor == nullptr || tensor->dtype() != service::ToProtoDType(run_dtype) ||
-        (!tensors.empty() &&
-         !std::equal(tensor->shape().begin(), tensor->shape().end(),
-                     tensors.front()->shape().begin(), tensors.front()->shape().end()))) {
+  for (pipeline::ImageEmbedding& embedding : result.embeddings) {
+    std::optional<TensorData>& tensor = pipeline::TensorOf(embedding.result, entry.output);
+    if (!tensor || tensor->dtype != run_dtype ||
+        (!tensors.empty() && tensor->shape != tensors.front()->shape)) {
       return absl::InternalError(absl::StrCat("output ", out.name, ": the images' tensors differ"));
     }
-    tensors.push_back(tensor);
+    tensors.push_back(&*tensor);
   }
   out.shape.push_back(n);
   int64_t elements = 1;
   if (n > 0) {
-    for (int64_t dim : tensors.front()->shape()) {
+    for (int64_t dim : tensors.front()->shape) {
       out.shape.push_back(dim);
       elements *= dim;
     }
   }
-  for (const v1::Tensor* tensor : tensors) {
-    if (static_cast<int64_t>(tensor->data().size()) != elements * DTypeSize(run_dtype)) {
+  for (const TensorData* tensor : tensors) {
+    if (static_cast<int64_t>(tensor->data.size()) != elements * DTypeSize(run_dtype)) {
       return absl::InternalError(absl::StrCat("output ", out.name, ": wrong byte count"));
     }
   }
@@ -79,22 +50,36 @@ absl::StatusOr<OutputTensor> Stack(v1::EmbedResponse& response, const OutputPlan
     return absl::InternalError(absl::StrCat("output ", out.name, ": cannot convert"));
   }
   if (n == 1 && entry.dtype == run_dtype) {
-    out.data = std::move(*tensors.front()->mutable_data());
+    out.data = std::move(tensors.front()->data);
     return out;
   }
   out.data.reserve(static_cast<size_t>(n * elements * DTypeSize(entry.dtype)));
-  for (v1::Tensor* tensor : tensors) {
+  for (TensorData* tensor : tensors) {
     if (entry.dtype == run_dtype) {
-      out.data.append(tensor->data());
+      out.data.append(tensor->data);
     } else {
-      AppendConverted(tensor->data(), entry.dtype, &out.data);
+      AppendConverted(tensor->data, entry.dtype, &out.data);
     }
-    std::string().swap(*tensor->mutable_data());
+    std::string().swap(tensor->data);
   }
   return out;
 }
 
 }  // namespace
+
+const char* OutputName(OutputKind output) {
+  switch (output) {
+    case OutputKind::kPooled:
+      return "POOLED";
+    case OutputKind::kPatchTokens:
+      return "PATCH_TOKENS";
+    case OutputKind::kRegisters:
+      return "REGISTERS";
+    case OutputKind::kCls:
+      break;
+  }
+  return "CLS";
+}
 
 const char* DatatypeName(DType dtype) {
   switch (dtype) {
@@ -108,27 +93,29 @@ const char* DatatypeName(DType dtype) {
   return "FP32";
 }
 
-absl::StatusOr<InferenceResponse> ToInferenceResponse(v1::EmbedResponse&& response,
+absl::StatusOr<InferenceResponse> ToInferenceResponse(pipeline::EmbedResult&& result,
                                                       const OutputPlan& plan) {
   InferenceResponse out;
-  out.model_name = response.model_name();
+  out.model_name = result.model_name;
   out.model_version = std::string(kModelVersion);  // (assigning the literal: GCC 12 -Wrestrict)
-  out.id = std::move(*response.mutable_request_id());
+  out.id = std::move(result.request_id);
   for (const OutputPlan::Entry& entry : plan.entries) {
-    absl::StatusOr<OutputTensor> tensor = Stack(response, entry, plan.run_dtype);
+    absl::StatusOr<OutputTensor> tensor = Stack(result, entry, plan.run_dtype);
     if (!tensor.ok()) return tensor.status();
-    if (entry.output == v1::PATCH_TOKENS && response.embeddings_size() > 0) {
-      tensor->parameters["grid_height"] = int64_t{response.embeddings(0).grid_height()};
-      tensor->parameters["grid_width"] = int64_t{response.embeddings(0).grid_width()};
+    if (entry.output == OutputKind::kPatchTokens && !result.embeddings.empty()) {
+      const EmbeddingResult& first = result.embeddings.front().result;
+      tensor->parameters["grid_height"] = int64_t{first.grid_height};
+      tensor->parameters["grid_width"] = int64_t{first.grid_width};
     }
     out.outputs.push_back(*std::move(tensor));
   }
   return out;
 }
 
-ModelMetadata MakeModelMetadata(const std::string& name, const v1::ModelInfo& info) {
-  const int64_t d = info.embed_dim();
-  const int64_t r = info.num_registers();
+ModelMetadata MakeModelMetadata(const std::string& name,
+                                const registry::ModelDescription& description) {
+  const int64_t d = description.metadata.embed_dim;
+  const int64_t r = description.metadata.num_registers;
   ModelMetadata m;
   m.name = name;
   m.versions = {kModelVersion};

@@ -1,8 +1,9 @@
 // The request half of inference_tensors.h: parameters, requested outputs and input tensors to
-// a v1::EmbedRequest.
+// a pipeline::EmbedJob.
 #include "server/kserve/inference_tensors.h"
 
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -14,37 +15,42 @@
 namespace dinov3::kserve {
 namespace {
 
+using pipeline::OutputKind;
+using preprocess::ResizeMode;
+
 struct Name {
   const char* name;
   int value;
 };
 
-constexpr Name kOutputs[] = {{"CLS", v1::CLS},
-                             {"POOLED", v1::POOLED},
-                             {"PATCH_TOKENS", v1::PATCH_TOKENS},
-                             {"REGISTERS", v1::REGISTERS}};
+constexpr Name kOutputs[] = {{"CLS", static_cast<int>(OutputKind::kCls)},
+                             {"POOLED", static_cast<int>(OutputKind::kPooled)},
+                             {"PATCH_TOKENS", static_cast<int>(OutputKind::kPatchTokens)},
+                             {"REGISTERS", static_cast<int>(OutputKind::kRegisters)}};
 constexpr Name kDatatypes[] = {{"FP32", static_cast<int>(DType::kFloat32)},
                                {"FP16", static_cast<int>(DType::kFloat16)},
                                {"BF16", static_cast<int>(DType::kBFloat16)}};
-constexpr Name kResizeModes[] = {
-    {"fixed", v1::RESIZE_FIXED},
-    {"shorter_side_center_crop", v1::RESIZE_SHORTER_SIDE_CENTER_CROP},
-    {"keep_aspect", v1::RESIZE_KEEP_ASPECT},
-    {"RESIZE_FIXED", v1::RESIZE_FIXED},
-    {"RESIZE_SHORTER_SIDE_CENTER_CROP", v1::RESIZE_SHORTER_SIDE_CENTER_CROP},
-    {"RESIZE_KEEP_ASPECT", v1::RESIZE_KEEP_ASPECT}};
-constexpr Name kDecodeModes[] = {{"server_default", v1::DECODE_SERVER_DEFAULT},
-                                 {"exact", v1::DECODE_EXACT},
-                                 {"fast", v1::DECODE_FAST},
-                                 {"DECODE_SERVER_DEFAULT", v1::DECODE_SERVER_DEFAULT},
-                                 {"DECODE_EXACT", v1::DECODE_EXACT},
-                                 {"DECODE_FAST", v1::DECODE_FAST}};
-constexpr Name kPriorities[] = {{"NORMAL", v1::PRIORITY_NORMAL},
-                                {"HIGH", v1::PRIORITY_HIGH},
-                                {"LOW", v1::PRIORITY_LOW},
-                                {"PRIORITY_NORMAL", v1::PRIORITY_NORMAL},
-                                {"PRIORITY_HIGH", v1::PRIORITY_HIGH},
-                                {"PRIORITY_LOW", v1::PRIORITY_LOW}};
+constexpr int kFixed = static_cast<int>(ResizeMode::kFixed);
+constexpr int kShorterSide = static_cast<int>(ResizeMode::kShorterSideCenterCrop);
+constexpr int kKeepAspect = static_cast<int>(ResizeMode::kKeepAspect);
+constexpr Name kResizeModes[] = {{"fixed", kFixed},
+                                 {"shorter_side_center_crop", kShorterSide},
+                                 {"keep_aspect", kKeepAspect},
+                                 {"RESIZE_FIXED", kFixed},
+                                 {"RESIZE_SHORTER_SIDE_CENTER_CROP", kShorterSide},
+                                 {"RESIZE_KEEP_ASPECT", kKeepAspect}};
+// Decode modes; the server's default is resolved against the limits.
+constexpr int kServerDefault = -1;
+constexpr int kExact = static_cast<int>(preprocess::DecodeMode::kExact);
+constexpr int kFast = static_cast<int>(preprocess::DecodeMode::kFast);
+constexpr Name kDecodeModes[] = {
+    {"server_default", kServerDefault},        {"exact", kExact},        {"fast", kFast},
+    {"DECODE_SERVER_DEFAULT", kServerDefault}, {"DECODE_EXACT", kExact}, {"DECODE_FAST", kFast}};
+// Priorities as the pipeline's task priorities (low -1, normal 0, high 1).
+constexpr Name kPriorities[] = {{"NORMAL", 0},          {"HIGH", 1},          {"LOW", -1},
+                                {"PRIORITY_NORMAL", 0}, {"PRIORITY_HIGH", 1}, {"PRIORITY_LOW", -1}};
+// The native enum's ints (Triton's uint64 priority: 0 default, 1 highest), as task priorities.
+constexpr int kPriorityOfInt[] = {0, 1, -1};
 // Parameters of the REST binary-tensor extension: its front door's business, not ours.
 constexpr absl::string_view kTransportParameters[] = {"binary_data_output", "binary_data",
                                                       "binary_data_size"};
@@ -108,39 +114,40 @@ absl::StatusOr<int> PriorityParam(absl::string_view what, const ParameterValue& 
     return Lookup(what, std::get<std::string>(value), kPriorities);
   }
   ASSIGN_OR_RETURN(const int64_t priority, IntParam(what, value, 0, 2));
-  return static_cast<int>(priority);
+  return kPriorityOfInt[priority];
 }
 
 // One request parameter into `mapped` (outputs' dtype into `dtype`).
 absl::Status ApplyParameter(const std::string& key, const ParameterValue& value,
-                            MappedRequest& mapped, DType& dtype) {
+                            const pipeline::RequestLimits& limits, MappedRequest& mapped,
+                            DType& dtype) {
   const std::string what = absl::StrCat("parameter '", key.substr(0, 64), "'");
-  v1::EmbedRequest& embed = mapped.embed;
-  v1::Preprocess& preprocess = *embed.mutable_preprocess();
+  pipeline::EmbedSettings& settings = mapped.job.settings;
+  preprocess::PreprocessOptions& preprocess = settings.preprocess;
   if (key == "datatype") {
     ASSIGN_OR_RETURN(dtype, DatatypeParam(what, value));
   } else if (key == "resize") {
     ASSIGN_OR_RETURN(const std::string name, StringParam(what, value));
     ASSIGN_OR_RETURN(const int mode, Lookup(what, name, kResizeModes));
-    preprocess.set_mode(static_cast<v1::ResizeMode>(mode));
+    preprocess.mode = static_cast<ResizeMode>(mode);
   } else if (key == "size" || key == "height" || key == "width") {
     ASSIGN_OR_RETURN(const int64_t side, IntParam(what, value, 0, kMaxSide));
-    if (key != "width") preprocess.set_height(static_cast<uint32_t>(side));
-    if (key != "height") preprocess.set_width(static_cast<uint32_t>(side));
+    if (key != "width") preprocess.height = static_cast<int>(side);
+    if (key != "height") preprocess.width = static_cast<int>(side);
   } else if (key == "max_patches") {
     ASSIGN_OR_RETURN(const int64_t patches, IntParam(what, value, 0, kMaxSide));
-    preprocess.set_max_patches(static_cast<uint32_t>(patches));
+    preprocess.max_patches = static_cast<int>(patches);
   } else if (key == "decode") {
     ASSIGN_OR_RETURN(const std::string name, StringParam(what, value));
     ASSIGN_OR_RETURN(const int mode, Lookup(what, name, kDecodeModes));
-    preprocess.set_decode(static_cast<v1::DecodeMode>(mode));
+    preprocess.decode =
+        mode == kServerDefault ? limits.default_decode : static_cast<preprocess::DecodeMode>(mode);
   } else if (key == "l2_normalize") {
     const bool* b = std::get_if<bool>(&value);
     if (b == nullptr) return Invalid(what, absl::StrCat("expected a bool, got ", TypeName(value)));
-    embed.set_l2_normalize(*b);
+    settings.l2_normalize = *b;
   } else if (key == "priority") {
-    ASSIGN_OR_RETURN(const int priority, PriorityParam(what, value));
-    embed.set_priority(static_cast<v1::Priority>(priority));
+    ASSIGN_OR_RETURN(settings.priority, PriorityParam(what, value));
   } else if (key == "timeout") {
     ASSIGN_OR_RETURN(const int64_t micros, IntParam(what, value, 0, INT64_MAX));
     mapped.timeout = micros == 0 ? absl::InfiniteDuration() : absl::Microseconds(micros);
@@ -156,12 +163,12 @@ absl::Status ApplyParameter(const std::string& key, const ParameterValue& value,
 absl::StatusOr<OutputPlan> PlanOutputs(const std::vector<RequestedOutput>& requested, DType dtype) {
   OutputPlan plan;
   if (requested.empty()) {
-    plan.entries = {{v1::CLS, dtype}, {v1::POOLED, dtype}};
+    plan.entries = {{OutputKind::kCls, dtype}, {OutputKind::kPooled, dtype}};
   }
   for (const RequestedOutput& output : requested) {
     const std::string what = absl::StrCat("output '", output.name.substr(0, 64), "'");
     ASSIGN_OR_RETURN(const int which, Lookup(what, output.name, kOutputs, /*ignore_case=*/false));
-    OutputPlan::Entry entry{static_cast<v1::Output>(which), dtype};
+    OutputPlan::Entry entry{static_cast<OutputKind>(which), dtype};
     for (const OutputPlan::Entry& seen : plan.entries) {
       if (seen.output == entry.output) return Invalid(what, "requested twice");
     }
@@ -186,8 +193,39 @@ std::string ShapeString(absl::Span<const int64_t> shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
 
-// Frees a string's buffer now.
-void Release(std::string& s) { std::string().swap(s); }
+// The settings' output set of `plan`.
+OutputSet OutputSetOf(const OutputPlan& plan) {
+  OutputSet set;
+  for (const OutputPlan::Entry& entry : plan.entries) {
+    switch (entry.output) {
+      case OutputKind::kCls:
+        set.cls = true;
+        break;
+      case OutputKind::kPooled:
+        set.pooled = true;
+        break;
+      case OutputKind::kPatchTokens:
+        set.patch_tokens = true;
+        break;
+      case OutputKind::kRegisters:
+        set.registers = true;
+        break;
+    }
+  }
+  return set;
+}
+
+// The bytes the request holds: its inputs' data and its id.
+int64_t HeldBytes(const InferenceRequest& request) {
+  int64_t bytes = static_cast<int64_t>(request.id.size());
+  for (const InputTensor& input : request.inputs) {
+    bytes += static_cast<int64_t>(input.raw.size());
+    for (const std::string& element : input.elements) {
+      bytes += static_cast<int64_t>(element.size());
+    }
+  }
+  return bytes;
+}
 
 // The images count of a tensor whose first dimension counts them, checked against the limit.
 absl::StatusOr<int> ImageCount(const InputTensor& input, int max_images) {
@@ -225,8 +263,8 @@ absl::StatusOr<int64_t> CountRawElements(absl::string_view what, absl::string_vi
   return count;
 }
 
-// IMAGE: BYTES [N], one encoded file each, into `embed`.
-absl::Status AddEncodedImages(InputTensor& input, int max_images, v1::EmbedRequest& embed) {
+// IMAGE: BYTES [N], one encoded file each, into `job` (viewing the input's buffers).
+absl::Status AddEncodedImages(const InputTensor& input, int max_images, pipeline::EmbedJob& job) {
   const std::string what = absl::StrCat("input '", input.name, "'");
   if (input.datatype != "BYTES") {
     return Invalid(what,
@@ -245,10 +283,9 @@ absl::Status AddEncodedImages(InputTensor& input, int max_images, v1::EmbedReque
                                       " elements, the data has ", count));
   }
   if (!input.has_raw) {
-    for (std::string& element : input.elements) {
-      embed.add_images()->set_encoded(std::move(element));
+    for (const std::string& element : input.elements) {
+      job.images.push_back(pipeline::EncodedJobImage(element));
     }
-    input.elements.clear();
     return absl::OkStatus();
   }
   absl::string_view raw = input.raw;
@@ -256,15 +293,14 @@ absl::Status AddEncodedImages(InputTensor& input, int max_images, v1::EmbedReque
     const uint32_t length = static_cast<uint8_t>(raw[0]) | static_cast<uint8_t>(raw[1]) << 8 |
                             static_cast<uint8_t>(raw[2]) << 16 |
                             static_cast<uint32_t>(static_cast<uint8_t>(raw[3])) << 24;
-    embed.add_images()->set_encoded(std::string(raw.substr(4, length)));
+    job.images.push_back(pipeline::EncodedJobImage(raw.substr(4, length)));
     raw.remove_prefix(4 + length);
   }
-  Release(input.raw);
   return absl::OkStatus();
 }
 
-// PIXELS: UINT8 [N, H, W, 3] RGB into `embed` as raw RGB8 images.
-absl::Status AddPixelImages(InputTensor& input, int max_images, v1::EmbedRequest& embed) {
+// PIXELS: UINT8 [N, H, W, 3] RGB into `job` as raw RGB8 images (viewing the input's buffer).
+absl::Status AddPixelImages(const InputTensor& input, int max_images, pipeline::EmbedJob& job) {
   const std::string what = absl::StrCat("input '", input.name, "'");
   if (input.datatype != "UINT8") {
     return Invalid(what,
@@ -293,31 +329,25 @@ absl::Status AddPixelImages(InputTensor& input, int max_images, v1::EmbedRequest
     return Invalid(what, absl::StrCat("shape ", ShapeString(shape), " needs ", n, " x ",
                                       image_bytes, " bytes, the data has ", input.raw.size()));
   }
+  const absl::string_view data = input.raw;
   for (int i = 0; i < n; ++i) {
-    v1::RawImage* raw = embed.add_images()->mutable_raw();
-    raw->set_height(static_cast<uint32_t>(shape[1]));
-    raw->set_width(static_cast<uint32_t>(shape[2]));
-    raw->set_format(v1::RGB8);
-    if (n == 1) {
-      raw->set_data(std::move(input.raw));
-    } else {
-      raw->set_data(
-          input.raw.substr(static_cast<size_t>(i * image_bytes), static_cast<size_t>(image_bytes)));
-    }
+    job.images.push_back(pipeline::RawJobImage(
+        data.substr(static_cast<size_t>(i * image_bytes), static_cast<size_t>(image_bytes)),
+        pipeline::RawPixels{shape[2], shape[1], preprocess::RawPixelFormat::kRgb8}));
   }
-  Release(input.raw);
   return absl::OkStatus();
 }
 
-// Exactly one of IMAGE and PIXELS, into `embed`.
-absl::Status AddImages(std::vector<InputTensor>& inputs, int max_images, v1::EmbedRequest& embed) {
-  InputTensor* image = nullptr;
-  InputTensor* pixels = nullptr;
-  for (InputTensor& input : inputs) {
+// Exactly one of IMAGE and PIXELS, into `job`.
+absl::Status AddImages(const std::vector<InputTensor>& inputs, int max_images,
+                       pipeline::EmbedJob& job) {
+  const InputTensor* image = nullptr;
+  const InputTensor* pixels = nullptr;
+  for (const InputTensor& input : inputs) {
     const std::string what = absl::StrCat("input '", input.name.substr(0, 64), "'");
-    InputTensor** slot = input.name == kImageInput    ? &image
-                         : input.name == kPixelsInput ? &pixels
-                                                      : nullptr;
+    const InputTensor** slot = input.name == kImageInput    ? &image
+                               : input.name == kPixelsInput ? &pixels
+                                                            : nullptr;
     if (slot == nullptr) return Invalid(what, "unknown input; expected IMAGE or PIXELS");
     if (*slot != nullptr) return Invalid(what, "given twice");
     for (const auto& [key, value] : input.parameters) {
@@ -333,8 +363,8 @@ absl::Status AddImages(std::vector<InputTensor>& inputs, int max_images, v1::Emb
   if (image == nullptr && pixels == nullptr) {
     return Invalid("inputs", "no input; send IMAGE (BYTES [N]) or PIXELS (UINT8 [N, H, W, 3])");
   }
-  return image != nullptr ? AddEncodedImages(*image, max_images, embed)
-                          : AddPixelImages(*pixels, max_images, embed);
+  return image != nullptr ? AddEncodedImages(*image, max_images, job)
+                          : AddPixelImages(*pixels, max_images, job);
 }
 
 }  // namespace
@@ -345,26 +375,26 @@ absl::Status CheckModelVersion(absl::string_view model, absl::string_view versio
                                           version.substr(0, 64), "'; its only version is 1"));
 }
 
-absl::StatusOr<MappedRequest> ToEmbedRequest(InferenceRequest&& request, int max_images) {
+absl::StatusOr<MappedRequest> ToEmbedJob(InferenceRequest&& request,
+                                         const pipeline::RequestLimits& limits) {
   MappedRequest mapped;
-  v1::EmbedRequest& embed = mapped.embed;
+  pipeline::EmbedJob& job = mapped.job;
+  job.settings.preprocess.decode = limits.default_decode;
   DType dtype = DType::kFloat32;
   for (const auto& [key, value] : request.parameters) {
-    RETURN_IF_ERROR(ApplyParameter(key, value, mapped, dtype));
+    RETURN_IF_ERROR(ApplyParameter(key, value, limits, mapped, dtype));
   }
   ASSIGN_OR_RETURN(mapped.plan, PlanOutputs(request.outputs, dtype));
-  for (const OutputPlan::Entry& entry : mapped.plan.entries) embed.add_outputs(entry.output);
-  embed.set_dtype(mapped.plan.run_dtype == DType::kFloat16    ? v1::FLOAT16
-                  : mapped.plan.run_dtype == DType::kBFloat16 ? v1::BFLOAT16
-                                                              : v1::FLOAT32);
-  embed.set_model(std::move(request.model_name));
-  embed.set_request_id(std::move(request.id));
-  RETURN_IF_ERROR(AddImages(request.inputs, max_images, embed));
-  const bool patch_tokens =
-      std::any_of(mapped.plan.entries.begin(), mapped.plan.entries.end(),
-                  [](const OutputPlan::Entry& e) { return e.output == v1::PATCH_TOKENS; });
-  if (patch_tokens && embed.images_size() > 1 &&
-      embed.preprocess().mode() == v1::RESIZE_KEEP_ASPECT) {
+  job.settings.outputs = OutputSetOf(mapped.plan);
+  job.settings.dtype = mapped.plan.run_dtype;
+  job.model_name = std::move(request.model_name);
+  job.request_id = std::move(request.id);
+  auto owner = std::make_shared<const InferenceRequest>(std::move(request));
+  RETURN_IF_ERROR(AddImages(owner->inputs, limits.max_images_per_request, job));
+  job.received_bytes = HeldBytes(*owner) + static_cast<int64_t>(job.request_id.size());
+  job.owner = std::move(owner);
+  if (job.settings.outputs.patch_tokens && job.images.size() > 1 &&
+      job.settings.preprocess.mode == ResizeMode::kKeepAspect) {
     return Invalid("output 'PATCH_TOKENS'",
                    "with resize keep_aspect each image has its own patch grid, which one "
                    "[N, P, D] tensor cannot hold; send one image per request, or resize fixed or "

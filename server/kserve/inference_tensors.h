@@ -1,6 +1,7 @@
-// The Open Inference Protocol (KServe v2) in plain C++, shared by its front doors (gRPC here, REST
-// later): an inference request and response as tensors, and their mapping onto the pipeline's
-// dinov3.v1 EmbedRequest / EmbedResponse. No gRPC and no `inference` protobuf types here.
+// The Open Inference Protocol (KServe v2) in plain C++, shared by its front doors (gRPC and
+// REST): an inference request and response as tensors, and their mapping onto the pipeline's
+// EmbedJob / EmbedResult (server/pipeline), and a served model's metadata from the registry's
+// ModelDescription. No gRPC and no protobuf types here.
 //
 // Tensors of the DINOv3 models (ModelMetadata describes them):
 //   inputs, exactly one of
@@ -45,8 +46,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "dinov3/v1/embedding.pb.h"
 #include "server/common/types.h"
+#include "server/pipeline/embed_job.h"
+#include "server/pipeline/embed_result.h"
+#include "server/pipeline/request_limits.h"
+#include "server/registry/model_description.h"
 
 namespace dinov3::kserve {
 
@@ -105,7 +109,7 @@ struct InferenceResponse {
 // dtype the request runs in.
 struct OutputPlan {
   struct Entry {
-    v1::Output output = v1::CLS;
+    pipeline::OutputKind output = pipeline::OutputKind::kCls;
     DType dtype = DType::kFloat32;
   };
   std::vector<Entry> entries;
@@ -113,7 +117,7 @@ struct OutputPlan {
 };
 
 struct MappedRequest {
-  v1::EmbedRequest embed;
+  pipeline::EmbedJob job;  // its owner: the InferenceRequest, whose buffers the images view
   OutputPlan plan;
   absl::Duration timeout = absl::InfiniteDuration();  // the `timeout` parameter
 };
@@ -121,14 +125,16 @@ struct MappedRequest {
 // NotFound unless `version` is "" or "1".
 absl::Status CheckModelVersion(absl::string_view model, absl::string_view version);
 
-// The pipeline request of `request`, whose image bytes it takes (one copy of them is held:
-// the request's own are released as they are moved or split). `max_images` is the limit of
-// images per request (refused before the images are allocated).
-absl::StatusOr<MappedRequest> ToEmbedRequest(InferenceRequest&& request, int max_images);
+// The pipeline job of `request`, which it takes: the job owns it and its images view its
+// buffers (no copy). `limits` gives the images per request (refused before anything is
+// allocated for the images) and the server's decode mode. The job's answer_size is the
+// binary answer's (kResponseCopies); a front door that answers otherwise sets its own.
+absl::StatusOr<MappedRequest> ToEmbedJob(InferenceRequest&& request,
+                                         const pipeline::RequestLimits& limits);
 
-// The output tensors of `response` (whose data it takes) as `plan` asks for them; the model
-// name and id come from the response, the version is "1".
-absl::StatusOr<InferenceResponse> ToInferenceResponse(v1::EmbedResponse&& response,
+// The output tensors of `result` (whose data it takes) as `plan` asks for them; the model
+// name and id come from the result, the version is "1".
+absl::StatusOr<InferenceResponse> ToInferenceResponse(pipeline::EmbedResult&& result,
                                                       const OutputPlan& plan);
 
 // The bytes of a UINT8 tensor given as values (typed contents), after checking that their
@@ -152,7 +158,11 @@ struct ModelMetadata {
 };
 
 // The tensors above, with the model's embedding dimension and register count.
-ModelMetadata MakeModelMetadata(const std::string& name, const v1::ModelInfo& info);
+ModelMetadata MakeModelMetadata(const std::string& name,
+                                const registry::ModelDescription& description);
+
+// "CLS", "POOLED", "PATCH_TOKENS", "REGISTERS".
+const char* OutputName(pipeline::OutputKind output);
 
 // "FP32", "FP16", "BF16".
 const char* DatatypeName(DType dtype);

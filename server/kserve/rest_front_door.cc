@@ -8,12 +8,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "dinov3/v1/embedding.pb.h"
+#include "server/common/memory_budget.h"
 #include "server/common/status_macros.h"
+#include "server/http/json_body.h"
 #include "server/kserve/inference_tensors.h"
 #include "server/kserve/rest_json.h"
+#include "server/pipeline/embed_pipeline.h"
+#include "server/registry/served_model.h"
 #include "server/service/request_recorder.h"
-#include "server/service/served_model.h"
 
 namespace dinov3::kserve {
 namespace {
@@ -78,9 +80,26 @@ json MetadataJson(const ModelMetadata& metadata) {
           {"outputs", tensors(metadata.outputs)}};
 }
 
+// What the REST answer holds per byte of its binary parts: the tensors (freed as they are
+// turned into the answer), with binary outputs a copy of their bytes and the body they are
+// appended to, with JSON outputs each value's number in the tree and in the text.
+pipeline::AnswerSize RestAnswerSize(const OutputPlan& plan, const RestInferRequest& encoding) {
+  bool any_json = false;
+  for (const OutputPlan::Entry& entry : plan.entries) {
+    const auto it = encoding.binary_outputs.find(OutputName(entry.output));
+    any_json |= !(it != encoding.binary_outputs.end() ? it->second : encoding.binary_default);
+  }
+  pipeline::AnswerSize size;
+  size.per_tensor_byte = 3;
+  if (any_json) {
+    size.per_tensor_byte += static_cast<double>(http::kJsonNumberBytes) / DTypeSize(plan.run_dtype);
+  }
+  return size;
+}
+
 bool ServerReady(const RestEnvironment& env) {
   if (env.refused && !env.refused().ok()) return false;
-  return env.models->StateOf(env.models->default_name()) == service::ModelRegistry::State::kReady;
+  return env.models->StateOf(env.models->default_name()) == registry::ModelRegistry::State::kReady;
 }
 
 void Infer(const RestEnvironment& env, const ModelPath& path, http::HttpExchange exchange) {
@@ -95,7 +114,7 @@ void Infer(const RestEnvironment& env, const ModelPath& path, http::HttpExchange
   if (absl::Status refused = env.refused ? env.refused() : absl::OkStatus(); !refused.ok()) {
     return fail(refused);
   }
-  absl::StatusOr<std::shared_ptr<service::ServedModel>> model = env.models->Find(path.name);
+  absl::StatusOr<std::shared_ptr<registry::ServedModel>> model = env.models->Find(path.name);
   if (!model.ok()) return fail(model.status());
   if (absl::Status s = CheckModelVersion(path.name, path.version); !s.ok()) return fail(s);
   absl::StatusOr<RestInferRequest> parsed = ParseRestInferRequest(
@@ -104,42 +123,42 @@ void Infer(const RestEnvironment& env, const ModelPath& path, http::HttpExchange
   if (!parsed.ok()) return fail(parsed.status());
   parsed->request.model_name = path.name;
   parsed->request.model_version = path.version;
-  service::EmbedPipeline& pipeline = (*model)->pipeline();
+  pipeline::EmbedPipeline& model_pipeline = (*model)->pipeline();
   absl::StatusOr<MappedRequest> mapped =
-      ToEmbedRequest(std::move(parsed->request), pipeline.limits().max_images_per_request);
+      ToEmbedJob(std::move(parsed->request), model_pipeline.limits());
   if (!mapped.ok()) return fail(mapped.status());
-  auto embed = std::make_shared<const v1::EmbedRequest>(std::move(mapped->embed));
-  absl::StatusOr<service::EmbedPipeline::Admission> admission = pipeline.Admit(*embed);
-  if (!admission.ok()) return fail(admission.status());
+  mapped->job.answer_size = RestAnswerSize(mapped->plan, *parsed);
+  absl::StatusOr<MemoryBudget::Reservation> admitted = model_pipeline.Admit(mapped->job);
+  if (!admitted.ok()) return fail(admitted.status());
   const absl::Time deadline = absl::Now() + std::min(env.max_call, mapped->timeout);
-  pipeline.Run(embed, std::move(admission->settings), deadline, exchange.is_cancelled,
-               [held = *std::move(model), memory = std::move(admission->memory),
-                recorder = std::move(recorder), respond = std::move(exchange.respond),
-                plan = std::move(mapped->plan), encoding = *std::move(parsed)](
-                   absl::Status status, v1::EmbedResponse result) mutable {
-                 held.reset();
-                 absl::StatusOr<InferenceResponse> tensors =
-                     status.ok() ? ToInferenceResponse(std::move(result), plan)
-                                 : absl::StatusOr<InferenceResponse>(status);
-                 recorder.Finish(tensors.status());
-                 if (!tensors.ok()) return std::move(respond)(ErrorAnswer(tensors.status()));
-                 RestBody body;
+  model_pipeline.Run(
+      std::move(mapped->job), deadline, exchange.is_cancelled,
+      [held = *std::move(model), memory = *std::move(admitted), recorder = std::move(recorder),
+       respond = std::move(exchange.respond), plan = std::move(mapped->plan),
+       encoding = *std::move(parsed)](absl::Status status, pipeline::EmbedResult result) mutable {
+        held.reset();
+        absl::StatusOr<InferenceResponse> tensors =
+            status.ok() ? ToInferenceResponse(std::move(result), plan)
+                        : absl::StatusOr<InferenceResponse>(status);
+        recorder.Finish(tensors.status());
+        if (!tensors.ok()) return std::move(respond)(ErrorAnswer(tensors.status()));
+        RestBody body;
         try {
           body = SerializeRestInferResponse(*std::move(tensors), encoding);
         } catch (const std::exception& e) {  // out of memory; nothing else throws there
           return std::move(respond)(ErrorAnswer(
               absl::InternalError(absl::StrCat("could not write the answer: ", e.what()))));
         }
-                 http::HttpResponse answer;
-                 answer.body = std::move(body.body);
-                 answer.content_type = std::move(body.content_type);
-                 if (body.header_length >= 0) {
-                   answer.headers.emplace_back("Inference-Header-Content-Length",
-                                               std::to_string(body.header_length));
-                 }
-                 std::move(respond)(std::move(answer));
-                 memory = {};
-               });
+        http::HttpResponse answer;
+        answer.body = std::move(body.body);
+        answer.content_type = std::move(body.content_type);
+        if (body.header_length >= 0) {
+          answer.headers.emplace_back("Inference-Header-Content-Length",
+                                      std::to_string(body.header_length));
+        }
+        std::move(respond)(std::move(answer));
+        memory = {};
+      });
 }
 
 void HandleModel(const RestEnvironment& env, http::HttpExchange exchange) {
@@ -154,21 +173,21 @@ void HandleModel(const RestEnvironment& env, http::HttpExchange exchange) {
   }
   if (path->action == "infer") return Infer(env, *path, std::move(exchange));
   absl::Status version = CheckModelVersion(path->name, path->version);
-  const std::optional<service::ModelRegistry::State> state = env.models->StateOf(path->name);
+  const std::optional<registry::ModelRegistry::State> state = env.models->StateOf(path->name);
   if (path->action == "ready") {
     if (!version.ok() || !state.has_value()) {
       return std::move(exchange.respond)(ErrorAnswer(
           version.ok() ? absl::NotFoundError(absl::StrCat("no model '", path->name, "'"))
                        : version));
     }
-    const bool ready = *state == service::ModelRegistry::State::kReady;
+    const bool ready = *state == registry::ModelRegistry::State::kReady;
     return std::move(exchange.respond)(JsonAnswer(ready ? 200 : 503, json::object()));
   }
-  absl::StatusOr<std::shared_ptr<service::ServedModel>> model = env.models->Find(path->name);
+  absl::StatusOr<std::shared_ptr<registry::ServedModel>> model = env.models->Find(path->name);
   if (!model.ok()) return std::move(exchange.respond)(ErrorAnswer(model.status()));
   if (!version.ok()) return std::move(exchange.respond)(ErrorAnswer(version));
   std::move(exchange.respond)(
-      JsonAnswer(200, MetadataJson(MakeModelMetadata((*model)->name(), (*model)->info()))));
+      JsonAnswer(200, MetadataJson(MakeModelMetadata((*model)->name(), (*model)->description()))));
 }
 
 }  // namespace

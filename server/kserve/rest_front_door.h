@@ -23,12 +23,12 @@
 #include "absl/time/time.h"
 #include "server/http/http_router.h"
 #include "server/metrics/server_metrics.h"
-#include "server/service/model_registry.h"
+#include "server/registry/model_registry.h"
 
 namespace dinov3::kserve {
 
 struct RestEnvironment {
-  const service::ModelRegistry* models = nullptr;
+  const registry::ModelRegistry* models = nullptr;
   metrics::ServerMetrics* metrics = nullptr;
   absl::Duration max_call = absl::Seconds(300);
   int max_json_depth = 32;

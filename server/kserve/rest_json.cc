@@ -161,6 +161,8 @@ float HalfToFloat(uint16_t bits) {
 json NumbersOf(const OutputTensor& output) {
   json numbers = json::array();
   const std::string& data = output.data;
+  // Exactly the values' room: the answer's footprint counts kJsonNumberBytes per value.
+  numbers.get_ref<json::array_t&>().reserve(data.size() / (output.datatype == "FP32" ? 4 : 2));
   if (output.datatype == "FP32") {
     for (size_t i = 0; i + 4 <= data.size(); i += 4) {
       float value;

@@ -3,22 +3,29 @@
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "dinov3/v1/embedding.pb.h"
+#include "server/common/memory_budget.h"
+#include "server/common/types.h"
+#include "server/http/json_body.h"
 #include "server/openai/embeddings_request.h"
+#include "server/pipeline/embed_pipeline.h"
+#include "server/registry/served_model.h"
 #include "server/service/request_recorder.h"
-#include "server/service/served_model.h"
 
 namespace dinov3::openai {
 namespace {
 
 using nlohmann::json;
+
+const std::string kNoBytes;
 
 const char* ErrorType(int status) {
   if (status == 401) return "authentication_error";
@@ -27,14 +34,15 @@ const char* ErrorType(int status) {
   return "invalid_request_error";
 }
 
-std::string EmbeddingsBody(const v1::EmbedResponse& response, const EmbeddingsRequest& request) {
+std::string EmbeddingsBody(const pipeline::EmbedResult& result, const EmbeddingsRequest& request) {
   json data = json::array();
   int64_t tokens = 0;
-  for (int i = 0; i < response.embeddings_size(); ++i) {
-    const v1::Embedding& embedding = response.embeddings(i);
-    tokens += int64_t{embedding.grid_height()} * embedding.grid_width();
-    const std::string& bytes = request.output == EmbeddingOutput::kCls ? embedding.cls().data()
-                                                                       : embedding.pooled().data();
+  for (size_t i = 0; i < result.embeddings.size(); ++i) {
+    const EmbeddingResult& embedding = result.embeddings[i].result;
+    tokens += int64_t{embedding.grid_height} * embedding.grid_width;
+    const std::optional<TensorData>& tensor =
+        request.output == EmbeddingOutput::kCls ? embedding.cls : embedding.pooled;
+    const std::string& bytes = tensor ? tensor->data : kNoBytes;
     json vector;
     if (request.encoding_format == EncodingFormat::kBase64) {
       vector = absl::Base64Escape(bytes);  // float32, little-endian (the tensor's own bytes)
@@ -52,24 +60,45 @@ std::string EmbeddingsBody(const v1::EmbedResponse& response, const EmbeddingsRe
   }
   return json{{"object", "list"},
               {"data", std::move(data)},
-              {"model", response.model_name()},
+              {"model", result.model_name},
               {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}}
       .dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-std::shared_ptr<v1::EmbedRequest> ToEmbedRequest(EmbeddingsRequest& request,
-                                                 const std::string* request_id) {
-  auto embed = std::make_shared<v1::EmbedRequest>();
-  for (std::string& image : request.images) {
-    embed->add_images()->set_encoded(std::move(image));
-  }
+// What the answer holds per byte of the binary answer's tensors: the float32 vectors
+// themselves, and in the body's tree and text each value as a number (float) or base64 (4
+// characters per 3 bytes, twice).
+pipeline::AnswerSize OpenAIAnswerSize(EncodingFormat format) {
+  pipeline::AnswerSize size;
+  size.per_tensor_byte = format == EncodingFormat::kBase64
+                             ? 1 + 2 * 4.0 / 3
+                             : 1 + static_cast<double>(http::kJsonNumberBytes) / sizeof(float);
+  return size;
+}
+
+// The job of `request`, whose images it takes: the job owns them and views them (no copy).
+pipeline::EmbedJob ToEmbedJob(EmbeddingsRequest& request, const std::string* request_id,
+                              const pipeline::RequestLimits& limits) {
+  auto images = std::make_shared<const std::vector<std::string>>(std::move(request.images));
   request.images.clear();
-  embed->add_outputs(request.output == EmbeddingOutput::kCls ? v1::CLS : v1::POOLED);
-  embed->set_dtype(v1::FLOAT32);
-  embed->set_l2_normalize(request.normalize);
-  embed->set_model(request.model);
-  if (request_id != nullptr) embed->set_request_id(*request_id);
-  return embed;
+  pipeline::EmbedJob job;
+  job.images.reserve(images->size());
+  for (const std::string& image : *images) {
+    job.images.push_back(pipeline::EncodedJobImage(image));
+    job.received_bytes += static_cast<int64_t>(image.size());
+  }
+  job.owner = std::move(images);
+  pipeline::EmbedSettings& settings = job.settings;
+  settings.outputs.cls = request.output == EmbeddingOutput::kCls;
+  settings.outputs.pooled = request.output == EmbeddingOutput::kPooled;
+  settings.dtype = DType::kFloat32;
+  settings.l2_normalize = request.normalize;
+  settings.preprocess.decode = limits.default_decode;
+  job.model_name = request.model;
+  if (request_id != nullptr) job.request_id = *request_id;
+  job.received_bytes += static_cast<int64_t>(job.request_id.size());
+  job.answer_size = OpenAIAnswerSize(request.encoding_format);
+  return job;
 }
 
 void Fail(http::HttpRespond respond, service::RequestRecorder& recorder, const absl::Status& status,
@@ -107,24 +136,24 @@ void HandleEmbeddings(const OpenAIEnvironment& env, http::HttpExchange exchange)
     return Fail(std::move(exchange.respond), recorder, refused);
   }
   EmbeddingsRequest request = std::move(absl::get<0>(parsed));
-  absl::StatusOr<std::shared_ptr<service::ServedModel>> model = env.models->Find(request.model);
+  absl::StatusOr<std::shared_ptr<registry::ServedModel>> model = env.models->Find(request.model);
   if (!model.ok()) return Fail(std::move(exchange.respond), recorder, model.status(), "model");
-  std::shared_ptr<const v1::EmbedRequest> embed = ToEmbedRequest(request, request_id);
-  service::EmbedPipeline& pipeline = (*model)->pipeline();
-  absl::StatusOr<service::EmbedPipeline::Admission> admission = pipeline.Admit(*embed);
-  if (!admission.ok()) {
-    return Fail(std::move(exchange.respond), recorder, admission.status(), "input");
+  pipeline::EmbedPipeline& model_pipeline = (*model)->pipeline();
+  pipeline::EmbedJob job = ToEmbedJob(request, request_id, model_pipeline.limits());
+  absl::StatusOr<MemoryBudget::Reservation> admitted = model_pipeline.Admit(job);
+  if (!admitted.ok()) {
+    return Fail(std::move(exchange.respond), recorder, admitted.status(), "input");
   }
-  pipeline.Run(
-      embed, std::move(admission->settings), absl::Now() + env.max_call, exchange.is_cancelled,
-      [held = *std::move(model), memory = std::move(admission->memory),
-       recorder = std::move(recorder), respond = std::move(exchange.respond),
-       request = std::move(request)](absl::Status status, v1::EmbedResponse response) mutable {
+  model_pipeline.Run(
+      std::move(job), absl::Now() + env.max_call, exchange.is_cancelled,
+      [held = *std::move(model), memory = *std::move(admitted), recorder = std::move(recorder),
+       respond = std::move(exchange.respond),
+       request = std::move(request)](absl::Status status, pipeline::EmbedResult result) mutable {
         held.reset();
         if (!status.ok()) return Fail(std::move(respond), recorder, status, "input");
         http::HttpResponse answer;
         try {
-          answer.body = EmbeddingsBody(response, request);
+          answer.body = EmbeddingsBody(result, request);
         } catch (const std::exception& e) {  // out of memory; nothing else throws there
           return Fail(std::move(respond), recorder,
                       absl::InternalError(absl::StrCat("could not write the answer: ", e.what())));
@@ -137,8 +166,8 @@ void HandleEmbeddings(const OpenAIEnvironment& env, http::HttpExchange exchange)
 
 void HandleModels(const OpenAIEnvironment& env, http::HttpExchange exchange) {
   json data = json::array();
-  for (const service::ModelRegistry::Entry& entry : env.models->List()) {
-    if (entry.state != service::ModelRegistry::State::kReady) continue;
+  for (const registry::ModelRegistry::Entry& entry : env.models->List()) {
+    if (entry.state != registry::ModelRegistry::State::kReady) continue;
     data.push_back(
         {{"id", entry.name}, {"object", "model"}, {"created", 0}, {"owned_by", "dinov3-server"}});
   }

@@ -4,16 +4,15 @@
 
 namespace dinov3::service {
 
-absl::Status AdmitAndRun(EmbedPipeline& pipeline, std::shared_ptr<const v1::EmbedRequest> request,
+absl::Status AdmitAndRun(pipeline::EmbedPipeline& pipeline, pipeline::EmbedJob job,
                          grpc::CallbackServerContext* context, const CallEnvironment& env,
-                         const char* method, CallHold& hold, EmbedPipeline::Done done) {
-  absl::StatusOr<EmbedPipeline::Admission> admission = pipeline.Admit(*request);
-  if (!admission.ok()) return admission.status();
-  hold.memory = std::move(admission->memory);
+                         const char* method, CallHold& hold, pipeline::EmbedPipeline::Done done) {
+  absl::StatusOr<MemoryBudget::Reservation> memory = pipeline.Admit(job);
+  if (!memory.ok()) return memory.status();
+  hold.memory = *std::move(memory);
   const absl::Time deadline = WorkDeadline(*context, env.max_call);
   hold.watch = env.watchdog->Watch(context, deadline + kUndeliveredGrace, method);
-  pipeline.Run(std::move(request), std::move(admission->settings), deadline,
-               CancellationOf(context), std::move(done));
+  pipeline.Run(std::move(job), deadline, CancellationOf(context), std::move(done));
   return absl::OkStatus();
 }
 

@@ -1,4 +1,5 @@
-// The admission step the Embed and EmbedDense calls share: admit a request into the pipeline
+// The admission step the gRPC calls share (Embed, EmbedDense, KServe's ModelInfer): admit a job
+// into the pipeline
 // (its memory reserved in the budget), watch the call with the CallWatchdog, and run it with
 // the call's work deadline (WorkDeadline; an answer still undelivered kUndeliveredGrace later
 // cancels the call). What the call holds from then on lives in a CallHold, which the reactor
@@ -11,11 +12,11 @@
 #include <memory>
 
 #include "absl/status/status.h"
-#include "dinov3/v1/embedding.pb.h"
 #include "server/common/memory_budget.h"
+#include "server/pipeline/embed_job.h"
+#include "server/pipeline/embed_pipeline.h"
 #include "server/service/call_context.h"
 #include "server/service/call_watchdog.h"
-#include "server/service/embed_pipeline.h"
 
 namespace dinov3::service {
 
@@ -26,12 +27,12 @@ struct CallHold {
   CallWatchdog::Guard watch;
 };
 
-// OK once `request` is admitted and running (`done` will be called); otherwise the refusal,
-// with nothing held and `done` never called. `method` (a string literal) names the call in the
+// OK once `job` is admitted and running (`done` will be called); otherwise the refusal, with
+// nothing held and `done` never called. `method` (a string literal) names the call in the
 // watchdog's log line.
-absl::Status AdmitAndRun(EmbedPipeline& pipeline, std::shared_ptr<const v1::EmbedRequest> request,
+absl::Status AdmitAndRun(pipeline::EmbedPipeline& pipeline, pipeline::EmbedJob job,
                          grpc::CallbackServerContext* context, const CallEnvironment& env,
-                         const char* method, CallHold& hold, EmbedPipeline::Done done);
+                         const char* method, CallHold& hold, pipeline::EmbedPipeline::Done done);
 
 }  // namespace dinov3::service
 

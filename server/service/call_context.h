@@ -16,6 +16,10 @@
 #include "server/metrics/server_metrics.h"
 #include "server/service/call_watchdog.h"
 
+namespace dinov3::registry {
+class ModelRegistry;
+}  // namespace dinov3::registry
+
 namespace dinov3::service {
 
 inline absl::Time DeadlineOf(const grpc::CallbackServerContext& context) {
@@ -36,14 +40,12 @@ inline absl::Time WorkDeadline(const grpc::CallbackServerContext& context,
 // How long after its work deadline a call whose answer is still not delivered is cancelled.
 inline constexpr absl::Duration kUndeliveredGrace = absl::Seconds(1);
 
-class ModelRegistry;
-
 // Shared by the calls of one service; everything outlives them.
 struct CallEnvironment {
   metrics::ServerMetrics* metrics = nullptr;
   CallWatchdog* watchdog = nullptr;
-  const ModelRegistry* models = nullptr;         // the served models, looked up per request
-  absl::Duration max_call = absl::Seconds(300);  // server.max_call_seconds: WorkDeadline
+  const registry::ModelRegistry* models = nullptr;  // the served models, looked up per request
+  absl::Duration max_call = absl::Seconds(300);     // server.max_call_seconds: WorkDeadline
   // Bytes one StreamEmbed stream may hold in accepted requests and unread answers
   // (limits.max_stream_buffered_bytes); reading pauses beyond it.
   int64_t max_stream_buffered_bytes = int64_t{256} << 20;

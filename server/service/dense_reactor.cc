@@ -6,10 +6,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "server/pipeline/request_footprint.h"
+#include "server/registry/model_registry.h"
 #include "server/service/admitted_call.h"
 #include "server/service/call_context.h"
-#include "server/service/model_registry.h"
-#include "server/service/request_footprint.h"
+#include "server/service/proto_conversion.h"
 #include "server/service/request_recorder.h"
 
 namespace dinov3::service {
@@ -28,27 +29,23 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
 
   void Refuse(const absl::Status& status) { FinishCall(status); }
 
-  void Start(const v1::EmbedDenseRequest& request, std::shared_ptr<ServedModel> model,
+  void Start(const v1::EmbedDenseRequest& request, std::shared_ptr<registry::ServedModel> model,
              const CallEnvironment& env) {
     model_ = std::move(model);  // held until the pipeline answers (OnEmbedded)
     model_name_ = model_->name();
-    if (!request.has_image()) {
-      FinishCall(absl::InvalidArgumentError("image: no image in the request"));
-      return;
+    // The request outlives the call's Finish, which comes after the pipeline's answer.
+    std::shared_ptr<const v1::EmbedDenseRequest> borrowed(&request,
+                                                          [](const v1::EmbedDenseRequest*) {});
+    pipeline::EmbedPipeline& model_pipeline = model_->pipeline();
+    absl::StatusOr<pipeline::EmbedJob> job =
+        ToEmbedJob(std::move(borrowed), model_pipeline.limits());
+    absl::Status admitted = job.status();
+    if (admitted.ok()) {
+      admitted = AdmitAndRun(model_pipeline, *std::move(job), context_, env, "EmbedDense", hold_,
+                             [this](absl::Status status, pipeline::EmbedResult result) {
+                               OnEmbedded(std::move(status), std::move(result));
+                             });
     }
-    auto embed = std::make_shared<v1::EmbedRequest>();
-    *embed->add_images() = request.image();
-    embed->add_outputs(v1::PATCH_TOKENS);
-    embed->set_dtype(request.dtype());
-    embed->set_l2_normalize(request.l2_normalize());
-    *embed->mutable_preprocess() = request.preprocess();
-    embed->set_request_id(request.request_id());
-    embed->set_priority(request.priority());
-    absl::Status admitted =
-        AdmitAndRun(model_->pipeline(), std::move(embed), context_, env, "EmbedDense", hold_,
-                    [this](absl::Status status, v1::EmbedResponse response) {
-                      OnEmbedded(std::move(status), std::move(response));
-                    });
     if (!admitted.ok()) FinishCall(admitted);
   }
 
@@ -71,15 +68,16 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     Finish(ToGrpcStatus(status));
   }
 
-  void OnEmbedded(absl::Status status, v1::EmbedResponse response) {
+  void OnEmbedded(absl::Status status, pipeline::EmbedResult result) {
     model_.reset();  // never the last holder: the registry or the retiring lifecycle is
     if (!status.ok()) {
       FinishCall(status);
       return;
     }
+    response_ = ToEmbedResponse(std::move(result));
     // From now on the call holds the answer and its chunks, no longer pixels or tensors.
-    hold_.memory.ShrinkTo(kResponseCopies * static_cast<int64_t>(response.ByteSizeLong()));
-    response_ = std::move(response);
+    hold_.memory.ShrinkTo(pipeline::kResponseCopies *
+                          static_cast<int64_t>(response_.ByteSizeLong()));
     const v1::Embedding& e = response_.embeddings(0);
     const v1::Tensor& tokens = e.patch_tokens();
     grid_h_ = e.grid_height();
@@ -127,7 +125,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   CallHold hold_;
   v1::EmbedResponse response_;
   v1::DenseChunk chunk_;
-  std::shared_ptr<ServedModel> model_;
+  std::shared_ptr<registry::ServedModel> model_;
   std::string model_name_;
   uint32_t grid_h_ = 0;
   uint32_t grid_w_ = 0;
@@ -150,7 +148,7 @@ grpc::ServerWriteReactor<v1::DenseChunk>* StartDenseCall(grpc::CallbackServerCon
     reactor->Refuse(refused);
     return reactor;
   }
-  absl::StatusOr<std::shared_ptr<ServedModel>> model = env.models->Find(request->model());
+  absl::StatusOr<std::shared_ptr<registry::ServedModel>> model = env.models->Find(request->model());
   if (model.ok()) {
     reactor->Start(*request, *std::move(model), env);
   } else {

@@ -10,8 +10,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "dinov3/v1/embedding.pb.h"
+#include "server/pipeline/embed_pipeline.h"
 #include "server/service/call_context.h"
-#include "server/service/embed_pipeline.h"
 
 namespace dinov3::service {
 

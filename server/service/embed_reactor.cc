@@ -3,9 +3,10 @@
 #include <memory>
 #include <utility>
 
+#include "server/pipeline/request_footprint.h"
+#include "server/registry/model_registry.h"
 #include "server/service/admitted_call.h"
-#include "server/service/model_registry.h"
-#include "server/service/request_footprint.h"
+#include "server/service/proto_conversion.h"
 #include "server/service/request_recorder.h"
 
 namespace dinov3::service {
@@ -19,21 +20,20 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
 
   void Refuse(const absl::Status& status) { FinishCall(status); }
 
-  void Start(std::shared_ptr<ServedModel> model, const CallEnvironment& env) {
+  void Start(std::shared_ptr<registry::ServedModel> model, const CallEnvironment& env) {
     model_ = std::move(model);  // held until the pipeline answers
     // The request outlives the call's Finish, which the pipeline calls last: no copy needed.
     std::shared_ptr<const v1::EmbedRequest> borrowed(request_, [](const v1::EmbedRequest*) {});
-    absl::Status admitted = AdmitAndRun(
-        model_->pipeline(), std::move(borrowed), context_, env, "Embed", hold_,
-        [this](absl::Status status, v1::EmbedResponse result) {
-          model_.reset();  // never the last holder: the registry or the retiring lifecycle is
-          // From now on the call holds the request and the answer (twice while gRPC
-          // serializes it), no longer pixels or tensors.
-          hold_.memory.ShrinkTo(static_cast<int64_t>(request_->ByteSizeLong()) +
-                                kResponseCopies * static_cast<int64_t>(result.ByteSizeLong()));
-          if (status.ok()) *response_ = std::move(result);
-          FinishCall(status);
-        });
+    pipeline::EmbedPipeline& model_pipeline = model_->pipeline();
+    absl::StatusOr<pipeline::EmbedJob> job =
+        ToEmbedJob(std::move(borrowed), model_pipeline.limits());
+    absl::Status admitted = job.status();
+    if (admitted.ok()) {
+      admitted = AdmitAndRun(model_pipeline, *std::move(job), context_, env, "Embed", hold_,
+                             [this](absl::Status status, pipeline::EmbedResult result) {
+                               Answer(std::move(status), std::move(result));
+                             });
+    }
     if (!admitted.ok()) FinishCall(admitted);
   }
 
@@ -43,6 +43,17 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
   }
 
  private:
+  void Answer(absl::Status status, pipeline::EmbedResult result) {
+    model_.reset();  // never the last holder: the registry or the retiring lifecycle is
+    if (status.ok()) *response_ = ToEmbedResponse(std::move(result));
+    // From now on the call holds the request and the answer (twice while gRPC serializes it),
+    // no longer pixels or tensors.
+    hold_.memory.ShrinkTo(static_cast<int64_t>(request_->ByteSizeLong()) +
+                          pipeline::kResponseCopies *
+                              static_cast<int64_t>(response_->ByteSizeLong()));
+    FinishCall(status);
+  }
+
   void FinishCall(const absl::Status& status) {
     recorder_.Finish(status);
     Finish(ToGrpcStatus(status));
@@ -53,7 +64,7 @@ class EmbedReactor : public grpc::ServerUnaryReactor {
   v1::EmbedResponse* const response_;
   RequestRecorder recorder_;
   CallHold hold_;
-  std::shared_ptr<ServedModel> model_;
+  std::shared_ptr<registry::ServedModel> model_;
 };
 
 }  // namespace
@@ -70,7 +81,7 @@ grpc::ServerUnaryReactor* StartEmbedCall(grpc::CallbackServerContext* context,
     reactor->Refuse(refused);
     return reactor;
   }
-  absl::StatusOr<std::shared_ptr<ServedModel>> model = env.models->Find(request->model());
+  absl::StatusOr<std::shared_ptr<registry::ServedModel>> model = env.models->Find(request->model());
   if (model.ok()) {
     reactor->Start(*std::move(model), env);
   } else {

@@ -6,21 +6,22 @@
 #include "server/service/call_context.h"
 #include "server/service/dense_reactor.h"
 #include "server/service/embed_reactor.h"
+#include "server/service/proto_conversion.h"
 #include "server/service/request_recorder.h"
 #include "server/service/stream_reactor.h"
 
 namespace dinov3::service {
 namespace {
 
-v1::ModelStatus::State ToProto(ModelRegistry::State state) {
+v1::ModelStatus::State ToProto(registry::ModelRegistry::State state) {
   switch (state) {
-    case ModelRegistry::State::kLoading:
+    case registry::ModelRegistry::State::kLoading:
       return v1::ModelStatus::LOADING;
-    case ModelRegistry::State::kReady:
+    case registry::ModelRegistry::State::kReady:
       return v1::ModelStatus::READY;
-    case ModelRegistry::State::kUnloading:
+    case registry::ModelRegistry::State::kUnloading:
       return v1::ModelStatus::UNLOADING;
-    case ModelRegistry::State::kFailed:
+    case registry::ModelRegistry::State::kFailed:
       return v1::ModelStatus::FAILED;
   }
   return v1::ModelStatus::STATE_UNSPECIFIED;
@@ -62,9 +63,10 @@ grpc::ServerUnaryReactor* EmbeddingService::GetModelInfo(grpc::CallbackServerCon
                            *context, "", 0);
   absl::Status status = Refused();
   if (status.ok()) {
-    absl::StatusOr<std::shared_ptr<ServedModel>> model = env_.models->Find(request->model());
+    absl::StatusOr<std::shared_ptr<registry::ServedModel>> model =
+        env_.models->Find(request->model());
     status = model.status();
-    if (model.ok()) *response = (*model)->info();
+    if (model.ok()) *response = MakeModelInfo((*model)->description());
   }
   recorder.Finish(status);
   reactor->Finish(ToGrpcStatus(status));
@@ -75,15 +77,16 @@ grpc::ServerUnaryReactor* EmbeddingService::ListModels(grpc::CallbackServerConte
                                                        const v1::ListModelsRequest*,
                                                        v1::ListModelsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  for (const ModelRegistry::Entry& entry : env_.models->List()) {
+  for (const registry::ModelRegistry::Entry& entry : env_.models->List()) {
     v1::ModelStatus* status = response->add_models();
     status->set_name(entry.name);
     status->set_state(ToProto(entry.state));
     status->set_message(entry.message);
     status->set_is_default(entry.name == env_.models->default_name());
-    if (entry.state == ModelRegistry::State::kReady ||
-        entry.state == ModelRegistry::State::kUnloading) {
-      *status->mutable_info() = entry.info;
+    if (entry.state == registry::ModelRegistry::State::kReady ||
+        entry.state == registry::ModelRegistry::State::kUnloading) {
+      *status->mutable_info() =
+          entry.description ? MakeModelInfo(*entry.description) : v1::ModelInfo();
     }
   }
   reactor->Finish(grpc::Status::OK);

@@ -13,10 +13,10 @@
 
 #include "absl/synchronization/mutex.h"
 #include "dinov3/v1/embedding.grpc.pb.h"
+#include "server/pipeline/embed_pipeline.h"
+#include "server/registry/model_registry.h"
 #include "server/service/call_context.h"
 #include "server/service/call_watchdog.h"
-#include "server/service/embed_pipeline.h"
-#include "server/service/model_registry.h"
 #include "server/service/stream_reactor.h"
 
 namespace dinov3::service {
@@ -26,7 +26,7 @@ class EmbeddingService final : public v1::EmbeddingService::CallbackService {
   // Every request is recorded in `metrics` (RequestRecorder). `metrics` and `models` must
   // outlive the service. `max_call` and `max_stream_buffered_bytes`: see CallEnvironment
   // (call_context.h).
-  EmbeddingService(metrics::ServerMetrics* metrics, const ModelRegistry* models,
+  EmbeddingService(metrics::ServerMetrics* metrics, const registry::ModelRegistry* models,
                    absl::Duration max_call, int64_t max_stream_buffered_bytes)
       : env_{metrics, &watchdog_, models, max_call, max_stream_buffered_bytes} {}
 

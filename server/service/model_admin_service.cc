@@ -15,23 +15,27 @@ namespace {
 
 constexpr int kBacklog = 16;  // admin calls waiting for the one in progress
 
-v1::ModelStatus StatusOf(const ModelRegistry& registry, const std::string& name) {
+v1::ModelStatus StatusOf(const registry::ModelRegistry& registry, const std::string& name) {
   v1::ModelStatus status;
   status.set_name(name);
-  for (const ModelRegistry::Entry& entry : registry.List()) {
+  for (const registry::ModelRegistry::Entry& entry : registry.List()) {
     if (entry.name != name) continue;
-    status.set_state(entry.state == ModelRegistry::State::kReady ? v1::ModelStatus::READY
-                                                                 : v1::ModelStatus::LOADING);
+    status.set_state(entry.state == registry::ModelRegistry::State::kReady
+                         ? v1::ModelStatus::READY
+                         : v1::ModelStatus::LOADING);
     status.set_is_default(name == registry.default_name());
-    *status.mutable_info() = entry.info;
+    *status.mutable_info() =
+        entry.description ? MakeModelInfo(*entry.description) : v1::ModelInfo();
   }
   return status;
 }
 
 }  // namespace
 
-ModelAdminService::ModelAdminService(std::vector<std::string> admin_keys, ModelLifecycle* lifecycle,
-                                     const ModelRegistry* registry, metrics::ServerMetrics* metrics)
+ModelAdminService::ModelAdminService(std::vector<std::string> admin_keys,
+                                     registry::ModelLifecycle* lifecycle,
+                                     const registry::ModelRegistry* registry,
+                                     metrics::ServerMetrics* metrics)
     : admin_keys_(std::move(admin_keys)),
       lifecycle_(lifecycle),
       registry_(registry),
@@ -65,7 +69,7 @@ grpc::ServerUnaryReactor* ModelAdminService::Run(grpc::CallbackServerContext* co
     reactor->Finish(ToGrpcStatus(denied));
     return reactor;
   }
-  ThreadPool::Job job = [context, reactor, recorder, work = std::move(work)]() mutable {
+  pipeline::ThreadPool::Job job = [context, reactor, recorder, work = std::move(work)]() mutable {
     // A call whose client gave up while it waited its turn is not run.
     const absl::Status status =
         context->IsCancelled()
@@ -88,7 +92,7 @@ grpc::ServerUnaryReactor* ModelAdminService::LoadModel(grpc::CallbackServerConte
                                                        v1::LoadModelResponse* response) {
   const std::string name = request->name();
   return Run(context, "LoadModel", name, [this, name, response]() -> absl::Status {
-    absl::StatusOr<ModelLifecycle::Loaded> loaded = lifecycle_->Load(name);
+    absl::StatusOr<registry::ModelLifecycle::Loaded> loaded = lifecycle_->Load(name);
     if (!loaded.ok()) return loaded.status();
     *response->mutable_model() = StatusOf(*registry_, name);
     response->set_replaced(loaded->replaced);

@@ -16,8 +16,8 @@
 
 #include "dinov3/v1/embedding.grpc.pb.h"
 #include "server/metrics/server_metrics.h"
-#include "server/service/model_lifecycle.h"
-#include "server/service/thread_pool.h"
+#include "server/pipeline/thread_pool.h"
+#include "server/registry/model_lifecycle.h"
 
 namespace dinov3::service {
 
@@ -26,8 +26,8 @@ inline constexpr char kModelAdminPathPrefix[] = "/dinov3.v1.ModelAdmin/";
 
 class ModelAdminService final : public v1::ModelAdmin::CallbackService {
  public:
-  ModelAdminService(std::vector<std::string> admin_keys, ModelLifecycle* lifecycle,
-                    const ModelRegistry* registry, metrics::ServerMetrics* metrics);
+  ModelAdminService(std::vector<std::string> admin_keys, registry::ModelLifecycle* lifecycle,
+                    const registry::ModelRegistry* registry, metrics::ServerMetrics* metrics);
 
   grpc::ServerUnaryReactor* LoadModel(grpc::CallbackServerContext* context,
                                       const v1::LoadModelRequest* request,
@@ -46,10 +46,10 @@ class ModelAdminService final : public v1::ModelAdmin::CallbackService {
                                 absl::AnyInvocable<absl::Status() &&> work);
 
   const std::vector<std::string> admin_keys_;
-  ModelLifecycle* const lifecycle_;
-  const ModelRegistry* const registry_;
+  registry::ModelLifecycle* const lifecycle_;
+  const registry::ModelRegistry* const registry_;
   metrics::ServerMetrics* const metrics_;
-  ThreadPool worker_;  // last: destroyed (joined) first
+  pipeline::ThreadPool worker_;  // last: destroyed (joined) first
 };
 
 }  // namespace dinov3::service

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 #include "server/common/status_reason.h"
+#include "server/pipeline/job_validation.h"
 
 namespace dinov3::service {
 namespace {
@@ -25,17 +26,24 @@ absl::StatusOr<preprocess::RawPixelFormat> ToRawFormat(int format) {
   }
 }
 
-absl::Status ValidateImage(const v1::Image& image, int index) {
+// Image `index` of a request as a job image viewing its bytes.
+absl::StatusOr<pipeline::JobImage> ToJobImage(const v1::Image& image, int index) {
+  pipeline::JobImage job_image;
+  job_image.id = image.id();
   switch (image.source_case()) {
     case v1::Image::kEncoded:
-      return absl::OkStatus();
+      job_image.bytes = image.encoded();
+      return job_image;
     case v1::Image::kRaw: {
-      absl::StatusOr<preprocess::RawPixelFormat> format = ToRawFormat(image.raw().format());
+      const v1::RawImage& raw = image.raw();
+      absl::StatusOr<preprocess::RawPixelFormat> format = ToRawFormat(raw.format());
       if (!format.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat("image[", index, "]: ", format.status().message()));
       }
-      return absl::OkStatus();
+      job_image.bytes = raw.data();
+      job_image.raw = pipeline::RawPixels{raw.width(), raw.height(), *format};
+      return job_image;
     }
     case v1::Image::SOURCE_NOT_SET:
       break;
@@ -137,28 +145,31 @@ absl::StatusOr<preprocess::PreprocessOptions> ToPreprocessOptions(
       return absl::InvalidArgumentError(
           absl::StrCat("preprocess.mode: unknown resize mode ", p.mode()));
   }
-  constexpr uint32_t kMaxSide = 1 << 14;
-  if (p.height() > kMaxSide || p.width() > kMaxSide) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("preprocess: height and width must be at most ", kMaxSide));
-  }
+  RETURN_IF_ERROR(pipeline::CheckRequestedSides(p.height(), p.width()));
   options.height = static_cast<int>(p.height());
   options.width = static_cast<int>(p.width());
   options.max_patches = static_cast<int>(std::min<uint32_t>(p.max_patches(), 1 << 30));
   return options;
 }
 
-// The format of a raw image whose sides fit in int.
-absl::StatusOr<preprocess::RawPixelFormat> CheckedRawFormat(const v1::RawImage& raw) {
-  ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, ToRawFormat(raw.format()));
-  constexpr uint32_t kMaxSide = 1 << 20;
-  if (raw.width() > kMaxSide || raw.height() > kMaxSide) {
-    return WithReason(absl::InvalidArgumentError(absl::StrCat("raw image ", raw.width(), "x",
-                                                              raw.height(),
-                                                              " is larger than any limit allows")),
-                      kReasonTooLarge);
-  }
-  return format;
+// Everything of the settings but the outputs, checked in the order of the fields.
+absl::Status FillSettings(int dtype, int priority, const v1::Preprocess& preprocess,
+                          bool l2_normalize, const pipeline::RequestLimits& limits,
+                          pipeline::EmbedSettings& settings) {
+  ASSIGN_OR_RETURN(settings.dtype, ToDType(dtype));
+  ASSIGN_OR_RETURN(settings.priority, ToTaskPriority(priority));
+  ASSIGN_OR_RETURN(settings.preprocess, ToPreprocessOptions(preprocess, limits.default_decode));
+  RETURN_IF_ERROR(preprocess::ValidateOptions(settings.preprocess, limits.geometry));
+  settings.l2_normalize = l2_normalize;
+  return absl::OkStatus();
+}
+
+// Image `index` of a request, checked, into `job`.
+absl::Status AddJobImage(const v1::Image& image, int index, pipeline::EmbedJob& job) {
+  ASSIGN_OR_RETURN(pipeline::JobImage job_image, ToJobImage(image, index));
+  RETURN_IF_ERROR(pipeline::CheckImageIdLength(index, job_image.id.size()));
+  job.images.push_back(job_image);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -180,69 +191,59 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
-                                                const RequestLimits& limits) {
-  if (request.images_size() == 0) {
-    return absl::InvalidArgumentError("images: the request has no images");
+absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedRequest> request,
+                                              const pipeline::RequestLimits& limits) {
+  RETURN_IF_ERROR(pipeline::CheckImageCount(request->images_size(), limits));
+  RETURN_IF_ERROR(pipeline::CheckRequestIdLength(request->request_id().size()));
+  pipeline::EmbedJob job;
+  ASSIGN_OR_RETURN(job.settings.outputs, ToOutputSet(request->outputs()));
+  RETURN_IF_ERROR(FillSettings(request->dtype(), request->priority(), request->preprocess(),
+                               request->l2_normalize(), limits, job.settings));
+  job.images.reserve(request->images_size());
+  for (int i = 0; i < request->images_size(); ++i) {
+    RETURN_IF_ERROR(AddJobImage(request->images(i), i, job));
   }
-  if (request.images_size() > limits.max_images_per_request) {
-    return WithReason(absl::InvalidArgumentError(absl::StrCat(
-                          "images: ", request.images_size(),
-                          " images in one request, above the limit of ",
-                          limits.max_images_per_request, " (max_images_per_request)")),
-                      kReasonTooLarge);
-  }
-  if (request.request_id().size() > kMaxIdBytes) {
-    return WithReason(absl::InvalidArgumentError(absl::StrCat(
-                          "request_id: ", request.request_id().size(),
-                          " bytes, above the limit of ", kMaxIdBytes, " bytes")),
-                      kReasonTooLarge);
-  }
-  EmbedSettings settings;
-  ASSIGN_OR_RETURN(settings.outputs, ToOutputSet(request.outputs()));
-  ASSIGN_OR_RETURN(settings.dtype, ToDType(request.dtype()));
-  ASSIGN_OR_RETURN(settings.priority, ToTaskPriority(request.priority()));
-  ASSIGN_OR_RETURN(settings.preprocess,
-                   ToPreprocessOptions(request.preprocess(), limits.default_decode));
-  RETURN_IF_ERROR(preprocess::ValidateOptions(settings.preprocess, limits.geometry));
-  for (int i = 0; i < request.images_size(); ++i) {
-    RETURN_IF_ERROR(ValidateImage(request.images(i), i));
-    if (request.images(i).id().size() > kMaxIdBytes) {
-      return WithReason(absl::InvalidArgumentError(absl::StrCat(
-                            "image[", i, "]: id is ", request.images(i).id().size(),
-                            " bytes, above the limit of ", kMaxIdBytes, " bytes")),
-                        kReasonTooLarge);
-    }
-  }
-  return settings;
+  job.request_id = request->request_id();
+  job.model_name = request->model();
+  job.received_bytes = static_cast<int64_t>(request->ByteSizeLong());
+  job.owner = std::move(request);
+  return job;
 }
 
-absl::StatusOr<preprocess::ImageSize> RequestImageSize(const v1::Image& image,
-                                                       const preprocess::ImageLimits& limits) {
-  if (image.source_case() == v1::Image::kEncoded) {
-    return preprocess::CheckEncodedImage(image.encoded(), limits);
+absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedDenseRequest> request,
+                                              const pipeline::RequestLimits& limits) {
+  if (!request->has_image()) {
+    return absl::InvalidArgumentError("image: no image in the request");
   }
-  const v1::RawImage& raw = image.raw();
-  ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, CheckedRawFormat(raw));
-  const int width = static_cast<int>(raw.width());
-  const int height = static_cast<int>(raw.height());
-  RETURN_IF_ERROR(preprocess::CheckRawImage(width, height, format, raw.data().size(), limits));
-  return preprocess::ImageSize{width, height};
+  RETURN_IF_ERROR(pipeline::CheckRequestIdLength(request->request_id().size()));
+  pipeline::EmbedJob job;
+  job.settings.outputs.patch_tokens = true;
+  RETURN_IF_ERROR(FillSettings(request->dtype(), request->priority(), request->preprocess(),
+                               request->l2_normalize(), limits, job.settings));
+  RETURN_IF_ERROR(AddJobImage(request->image(), 0, job));
+  job.request_id = request->request_id();
+  job.model_name = request->model();
+  job.received_bytes = static_cast<int64_t>(request->ByteSizeLong());
+  job.owner = std::move(request);
+  return job;
 }
 
-absl::StatusOr<preprocess::ReducedImage> DecodeRequestImage(
-    const v1::Image& image, const RequestLimits& limits,
-    const preprocess::PreprocessOptions& options) {
-  if (image.source_case() == v1::Image::kEncoded) {
-    return preprocess::DecodeImageFor(image.encoded(), limits.image, options, limits.geometry);
+v1::EmbedResponse ToEmbedResponse(pipeline::EmbedResult&& result) {
+  v1::EmbedResponse response;
+  response.set_request_id(std::move(result.request_id));
+  response.set_model(std::move(result.export_id));
+  response.set_model_name(std::move(result.model_name));
+  v1::Timing* timing = response.mutable_timing();
+  timing->set_preprocess_seconds(result.timing.preprocess_seconds);
+  timing->set_queue_seconds(result.timing.queue_seconds);
+  timing->set_inference_seconds(result.timing.inference_seconds);
+  timing->set_batch_size(static_cast<uint32_t>(result.timing.batch_size));
+  for (pipeline::ImageEmbedding& image : result.embeddings) {
+    v1::Embedding* embedding = response.add_embeddings();
+    embedding->set_id(std::move(image.id));
+    MoveToProto(std::move(image.result), embedding);
   }
-  const v1::RawImage& raw = image.raw();
-  ASSIGN_OR_RETURN(preprocess::RawPixelFormat format, CheckedRawFormat(raw));
-  ASSIGN_OR_RETURN(RgbImage rgb, preprocess::ConvertRawImage(static_cast<int>(raw.width()),
-                                                             static_cast<int>(raw.height()), format,
-                                                             raw.data(), limits.image));
-  const preprocess::ImageSize size{rgb.width, rgb.height};
-  return preprocess::ReducedImage{std::move(rgb), size};
+  return response;
 }
 
 void MoveToProto(TensorData&& data, v1::Tensor* tensor) {
@@ -262,9 +263,12 @@ void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding) {
   embedding->set_grid_width(static_cast<uint32_t>(result.grid_width));
 }
 
-v1::ModelInfo MakeModelInfo(const model::ModelMetadata& m, const RequestLimits& limits,
-                            const std::string& device, const CpuFeatures& cpu) {
+v1::ModelInfo MakeModelInfo(const registry::ModelDescription& description) {
+  const model::ModelMetadata& m = description.metadata;
+  const pipeline::RequestLimits& limits = description.limits;
+  const CpuFeatures& cpu = description.cpu;
   v1::ModelInfo info;
+  info.set_name(description.name);
   info.set_variant(m.variant);
   info.set_embed_dim(m.embed_dim);
   info.set_patch_size(m.patch_size);
@@ -283,7 +287,7 @@ v1::ModelInfo MakeModelInfo(const model::ModelMetadata& m, const RequestLimits& 
   info.set_weights_dataset(m.weights_dataset);
   info.set_depth(m.depth);
   info.set_num_heads(m.num_heads);
-  info.set_device(device);
+  info.set_device(description.device);
   v1::Limits* l = info.mutable_limits();
   l->set_max_images_per_request(limits.max_images_per_request);
   l->set_max_image_bytes(limits.image.max_image_bytes);

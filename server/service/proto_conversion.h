@@ -1,5 +1,7 @@
-// Conversions between the dinov3.v1 protos and the server's internal types, request validation
-// that needs no decoding, and the one place that maps absl::Status to grpc::Status.
+// The native dinov3.v1 front door's mapping: an EmbedRequest to the pipeline's EmbedJob (its
+// enums and fields checked in field order, the protocol-free checks of job_validation.h among
+// them), the pipeline's EmbedResult to an EmbedResponse (tensors moved, never copied), the model
+// info, and the one place that maps absl::Status to grpc::Status.
 //
 // Validation errors are InvalidArgument and name the field (and image index) and the limit.
 #ifndef DINOV3_SERVER_SERVICE_PROTO_CONVERSION_H_
@@ -7,71 +9,41 @@
 
 #include <grpcpp/support/status.h>
 
+#include <memory>
+#include <string>
+
 #include "absl/status/statusor.h"
 #include "dinov3/v1/embedding.pb.h"
-#include "model/runtime/model_metadata.h"
-#include "server/common/cpu_features.h"
 #include "server/common/types.h"
-#include "server/preprocess/image_decoder.h"
-#include "server/preprocess/resize_plan.h"
+#include "server/pipeline/embed_job.h"
+#include "server/pipeline/embed_result.h"
+#include "server/pipeline/request_limits.h"
+#include "server/registry/model_description.h"
 
 namespace dinov3::service {
 
-// The model's output sizes, for a request's memory footprint.
-struct ModelShape {
-  int embed_dim = 0;
-  int num_registers = 0;
-};
-
-// Limits a request is checked against, and the server's defaults for what it leaves unset (also
-// reported by GetModelInfo).
-struct RequestLimits {
-  int max_images_per_request = 64;
-  preprocess::ImageLimits image;
-  preprocess::ModelGeometry geometry;
-  ModelShape model;
-  int64_t max_receive_message_bytes = 64 << 20;
-  preprocess::DecodeMode default_decode = preprocess::DecodeMode::kExact;  // server.decode
-};
-
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// Longest request_id and image id accepted (they are echoed in every answer).
-inline constexpr size_t kMaxIdBytes = 1024;
-
-// What an EmbedRequest asks for, beyond its images.
-struct EmbedSettings {
-  OutputSet outputs;
-  DType dtype = DType::kFloat32;
-  preprocess::PreprocessOptions preprocess;
-  int priority = 0;  // EmbedTask priority: LOW -1, NORMAL 0, HIGH 1
-};
-
 // Checks everything about `request` that does not need decoding (image count, id lengths, each
-// image has a source, raw formats, outputs, dtype, priority, preprocessing options) and returns the
-// settings it asks for.
-absl::StatusOr<EmbedSettings> ParseEmbedRequest(const v1::EmbedRequest& request,
-                                                const RequestLimits& limits);
+// image has a source, raw formats, outputs, dtype, priority, preprocessing options) and returns
+// the job it asks for, whose images view the bytes of `request` (its owner).
+absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedRequest> request,
+                                              const pipeline::RequestLimits& limits);
 
-// The decoded size of an image (encoded: from its header; raw: its fields), with every check
-// the decoder makes before decoding.
-absl::StatusOr<preprocess::ImageSize> RequestImageSize(const v1::Image& image,
-                                                       const preprocess::ImageLimits& limits);
+// The job of an EmbedDense request: its one image, patch tokens only.
+absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedDenseRequest> request,
+                                              const pipeline::RequestLimits& limits);
 
-// Decodes an image (encoded or raw) into RGB8 with the image limits, a JPEG at the scale
-// `options.decode` allows (preprocess::ChooseDecodeReduction against limits.geometry); full_size
-// is what its resize is planned for.
-absl::StatusOr<preprocess::ReducedImage> DecodeRequestImage(
-    const v1::Image& image, const RequestLimits& limits,
-    const preprocess::PreprocessOptions& options);
+// The answer of `result`, whose tensors' bytes it takes (no copy).
+v1::EmbedResponse ToEmbedResponse(pipeline::EmbedResult&& result);
 
 // Moves the bytes of `data` into `tensor` (no copy).
 v1::DType ToProtoDType(DType dtype);
 void MoveToProto(TensorData&& data, v1::Tensor* tensor);
 void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding);
 
-v1::ModelInfo MakeModelInfo(const model::ModelMetadata& metadata, const RequestLimits& limits,
-                            const std::string& device, const CpuFeatures& cpu);
+// The ModelInfo of a served model (`description`: the registry's, plain data).
+v1::ModelInfo MakeModelInfo(const registry::ModelDescription& description);
 
 }  // namespace dinov3::service
 

@@ -28,7 +28,7 @@ RequestRecorder::RequestRecorder(metrics::ServerMetrics* metrics, const char* me
       is_cancelled_(std::move(call.is_cancelled)),
       deadline_(call.deadline),
       peer_(std::move(call.peer)),
-      request_id_(std::move(request_id).substr(0, kMaxIdBytes)),
+      request_id_(std::move(request_id).substr(0, pipeline::kMaxIdBytes)),
       images_(images),
       start_(absl::Now()) {
   metrics_->RequestStarted();

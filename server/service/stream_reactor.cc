@@ -7,9 +7,10 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "server/pipeline/request_footprint.h"
+#include "server/registry/model_registry.h"
 #include "server/service/call_context.h"
-#include "server/service/model_registry.h"
-#include "server/service/request_footprint.h"
+#include "server/service/proto_conversion.h"
 #include "server/service/request_recorder.h"
 
 namespace dinov3::service {
@@ -63,38 +64,39 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
       draining = draining_;
       if (!finished) ++in_flight_;
     }
-    const absl::Status drain_error = absl::UnavailableError(
-        "server is draining; send this request to another replica");
+    const absl::Status drain_error =
+        absl::UnavailableError("server is draining; send this request to another replica");
     if (finished) {  // the read completed after a drain finished the call: nothing is written
       recorder.Finish(drain_error);
       return;
     }
     if (draining) {  // read after the drain started: answered, not computed; reading stops
-      OnAnswered(*request, recorder, drain_error, v1::EmbedResponse(),
+      OnAnswered(*request, recorder, drain_error, pipeline::EmbedResult(),
                  MemoryBudget::Reservation());
       return;
     }
     // Each request runs on the model it names, held until it is answered.
-    absl::StatusOr<std::shared_ptr<ServedModel>> model = env_.models->Find(request->model());
-    absl::StatusOr<EmbedPipeline::Admission> admission =
-        model.ok() ? (*model)->pipeline().Admit(*request) : model.status();
-    if (!admission.ok()) {
-      OnAnswered(*request, recorder, admission.status(), v1::EmbedResponse(),
+    absl::StatusOr<std::shared_ptr<registry::ServedModel>> model =
+        env_.models->Find(request->model());
+    absl::StatusOr<pipeline::EmbedJob> job =
+        model.ok() ? ToEmbedJob(request, (*model)->pipeline().limits()) : model.status();
+    absl::StatusOr<MemoryBudget::Reservation> memory =
+        job.ok() ? (*model)->pipeline().Admit(*job) : job.status();
+    if (!memory.ok()) {
+      OnAnswered(*request, recorder, memory.status(), pipeline::EmbedResult(),
                  MemoryBudget::Reservation());
     } else {
       {
         absl::MutexLock lock(&mu_);
-        held_bytes_ += admission->memory.bytes();
+        held_bytes_ += memory->bytes();
       }
-      EmbedPipeline& pipeline = (*model)->pipeline();
-      pipeline.Run(request, std::move(admission->settings), WorkDeadline(*context_, env_.max_call),
-                   CancellationOf(context_),
-                   [this, request, recorder = std::move(recorder), held = *std::move(model),
-                    memory = std::move(admission->memory)](absl::Status status,
-                                                           v1::EmbedResponse response) mutable {
-                     OnAnswered(*request, recorder, std::move(status), std::move(response),
-                                std::move(memory));
-                   });
+      pipeline::EmbedPipeline& model_pipeline = (*model)->pipeline();
+      model_pipeline.Run(
+          *std::move(job), WorkDeadline(*context_, env_.max_call), CancellationOf(context_),
+          [this, request, recorder = std::move(recorder), held = *std::move(model),
+           memory = *std::move(memory)](absl::Status status, pipeline::EmbedResult result) mutable {
+            OnAnswered(*request, recorder, std::move(status), std::move(result), std::move(memory));
+          });
     }
     absl::MutexLock lock(&mu_);
     if (draining_ || finished_) return;
@@ -135,7 +137,7 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
   };
 
   void OnAnswered(const v1::EmbedRequest& request, RequestRecorder& recorder, absl::Status status,
-                  v1::EmbedResponse response, MemoryBudget::Reservation memory) {
+                  pipeline::EmbedResult result, MemoryBudget::Reservation memory) {
     bool broken = false;
     {
       absl::MutexLock lock(&mu_);
@@ -144,16 +146,18 @@ class StreamReactor : public grpc::ServerBidiReactor<v1::EmbedRequest, v1::Embed
     // An answer the client will never read (the stream broke) is recorded as CANCELLED.
     recorder.Finish(broken ? absl::CancelledError("stream broken before the answer was written")
                            : status);
-    if (!status.ok()) {
-      response.Clear();
-      response.set_request_id(request.request_id().substr(0, kMaxIdBytes));
+    v1::EmbedResponse response;
+    if (status.ok()) {
+      response = ToEmbedResponse(std::move(result));
+    } else {
+      response.set_request_id(request.request_id().substr(0, pipeline::kMaxIdBytes));
       response.mutable_error()->set_code(static_cast<int>(status.code()));
       response.mutable_error()->set_message(std::string(status.message()));
     }
     // From now on this answer holds its bytes (twice while gRPC serializes it), no longer
     // pixels or tensors.
     const int64_t computed = memory.bytes();
-    memory.ShrinkTo(kResponseCopies * static_cast<int64_t>(response.ByteSizeLong()));
+    memory.ShrinkTo(pipeline::kResponseCopies * static_cast<int64_t>(response.ByteSizeLong()));
     std::optional<grpc::Status> finish;
     {
       absl::MutexLock lock(&mu_);

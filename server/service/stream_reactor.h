@@ -5,14 +5,12 @@
 // answers unwritten, or while they hold limits.max_stream_buffered_bytes, so a client that does
 // not read cannot make the server buffer without bound; a client must read each answer within
 // server.max_call_seconds or the stream is cancelled, and each request's work gets that
-// deadline when the client's is later. A request that fails (also one refused by the budget) yields a response
-// with `error` set; the stream goes on.
-// The call finishes (OK) once the client half-closed and every response is written, or with
-// CANCELLED if the client went away, or with UNAVAILABLE once a drain started and every
-// accepted request is answered (requests read after the drain started are answered
-// UNAVAILABLE; a read that completes after the call finished is dropped, never written); never
-// while a request is still in the pipeline.
-// Deletes itself in OnDone.
+// deadline when the client's is later. A request that fails (also one refused by the budget) yields
+// a response with `error` set; the stream goes on. The call finishes (OK) once the client
+// half-closed and every response is written, or with CANCELLED if the client went away, or with
+// UNAVAILABLE once a drain started and every accepted request is answered (requests read after the
+// drain started are answered UNAVAILABLE; a read that completes after the call finished is dropped,
+// never written); never while a request is still in the pipeline. Deletes itself in OnDone.
 #ifndef DINOV3_SERVER_SERVICE_STREAM_REACTOR_H_
 #define DINOV3_SERVER_SERVICE_STREAM_REACTOR_H_
 
@@ -23,8 +21,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "dinov3/v1/embedding.pb.h"
+#include "server/pipeline/embed_pipeline.h"
 #include "server/service/call_context.h"
-#include "server/service/embed_pipeline.h"
 
 namespace dinov3::service {
 

@@ -1,8 +1,8 @@
 // libFuzzer target: what the server does with an Embed call's request before the batcher, fed a
-// serialized dinov3.v1.EmbedRequest. Mirrors EmbedPipeline (server/service/embed_pipeline.cc)
-// without the thread pool, batcher and model: ParseEmbedRequest, then for each image
-// DecodeRequestImage (at reduced scale where preprocess.decode is DECODE_FAST) and PlanResize
-// for its full size with the parsed preprocessing options.
+// serialized dinov3.v1.EmbedRequest. Mirrors the native front door and EmbedPipeline
+// (server/pipeline/embed_pipeline.cc) without the thread pool, batcher and model: ToEmbedJob
+// and ValidateJob, then for each image DecodeJobImage (at reduced scale where preprocess.decode
+// is DECODE_FAST) and PlanResize for its full size with the parsed preprocessing options.
 //
 // Limits are a small server's (8 images, 4M pixels, 1 MiB per image; the default model geometry)
 // so that the too-many-images and too-large paths are reachable with small inputs. Invariants on
@@ -11,8 +11,12 @@
 // image_decode_fuzzer.cc, OpenCV's own size limits are left at its defaults.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <utility>
 
 #include "dinov3/v1/embedding.pb.h"
+#include "server/pipeline/job_image.h"
+#include "server/pipeline/job_validation.h"
 #include "server/preprocess/resize_plan.h"
 #include "server/service/proto_conversion.h"
 #include "tests/fuzz/fuzz_checks.h"
@@ -20,8 +24,8 @@
 namespace dinov3::fuzz {
 namespace {
 
-service::RequestLimits Limits() {
-  service::RequestLimits limits;
+pipeline::RequestLimits Limits() {
+  pipeline::RequestLimits limits;
   limits.max_images_per_request = 8;
   limits.image.max_image_bytes = 1 << 20;
   limits.image.max_pixels = 4'000'000;
@@ -29,9 +33,10 @@ service::RequestLimits Limits() {
   return limits;
 }
 
-void CheckSettings(const service::EmbedSettings& settings, const v1::EmbedRequest& request,
-                   const service::RequestLimits& limits) {
-  Require(request.images_size() >= 1 && request.images_size() <= limits.max_images_per_request,
+void CheckSettings(const pipeline::EmbedJob& job, const pipeline::RequestLimits& limits) {
+  const pipeline::EmbedSettings& settings = job.settings;
+  Require(!job.images.empty() &&
+              job.images.size() <= static_cast<size_t>(limits.max_images_per_request),
           "image count within [1, max_images_per_request]");
   Require(settings.priority >= -1 && settings.priority <= 1, "priority is -1, 0 or 1");
   const OutputSet& o = settings.outputs;
@@ -41,13 +46,16 @@ void CheckSettings(const service::EmbedSettings& settings, const v1::EmbedReques
   Require(p.max_patches <= limits.geometry.max_patches, "max_patches within the model's");
 }
 
-void FuzzRequest(const v1::EmbedRequest& request, const service::RequestLimits& limits) {
-  absl::StatusOr<service::EmbedSettings> settings = service::ParseEmbedRequest(request, limits);
-  if (!settings.ok()) return;
-  CheckSettings(*settings, request, limits);
-  for (const v1::Image& proto_image : request.images()) {
+void FuzzRequest(std::shared_ptr<const v1::EmbedRequest> request,
+                 const pipeline::RequestLimits& limits) {
+  absl::StatusOr<pipeline::EmbedJob> job = service::ToEmbedJob(std::move(request), limits);
+  if (!job.ok()) return;
+  Require(pipeline::ValidateJob(*job, limits).ok(), "a mapped job passes the pipeline's checks");
+  CheckSettings(*job, limits);
+  const pipeline::EmbedSettings* settings = &job->settings;
+  for (const pipeline::JobImage& image : job->images) {
     absl::StatusOr<preprocess::ReducedImage> decoded =
-        service::DecodeRequestImage(proto_image, limits, settings->preprocess);
+        pipeline::DecodeJobImage(image, limits, settings->preprocess);
     if (!decoded.ok()) continue;  // the pipeline answers this image's error; others still run
     if (settings->preprocess.decode == preprocess::DecodeMode::kExact) {
       CheckImage(decoded->image, limits.image);
@@ -68,9 +76,9 @@ void FuzzRequest(const v1::EmbedRequest& request, const service::RequestLimits& 
 }  // namespace dinov3::fuzz
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const dinov3::service::RequestLimits limits = dinov3::fuzz::Limits();
-  dinov3::v1::EmbedRequest request;
-  if (!request.ParseFromArray(data, static_cast<int>(size))) return 0;
-  dinov3::fuzz::FuzzRequest(request, limits);
+  static const dinov3::pipeline::RequestLimits limits = dinov3::fuzz::Limits();
+  auto request = std::make_shared<dinov3::v1::EmbedRequest>();
+  if (!request->ParseFromArray(data, static_cast<int>(size))) return 0;
+  dinov3::fuzz::FuzzRequest(std::move(request), limits);
   return 0;
 }

@@ -1,13 +1,13 @@
 // libFuzzer target: what the HTTP front doors do with a request body before the pipeline. The
 // first byte picks the front door, the rest is the body:
 //   even: OpenAI POST /v1/embeddings (ParseEmbeddingsRequest);
-//   odd:  Open Inference Protocol REST infer (ParseRestInferRequest, then ToEmbedRequest), with
+//   odd:  Open Inference Protocol REST infer (ParseRestInferRequest, then ToEmbedJob), with
 //         the second byte, when below 255, as the Inference-Header-Content-Length of the binary
 //         extension (at most the body's size).
-// Each successful result then goes through ParseEmbedRequest, as the pipeline's Admit does.
+// Each mapped job then goes through ValidateJob, as the pipeline's Admit does.
 // Limits are a small server's (8 images, JSON depth 8). Invariants on success (a broken one
 // traps, fuzz_checks.h): an OpenAI request has 1..8 non-empty images; a mapped OIP request has
-// 1..8 images, each with a source, and a non-empty output plan.
+// 1..8 images, each viewing the request it owns, and a non-empty output plan.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -15,7 +15,7 @@
 #include "server/kserve/inference_tensors.h"
 #include "server/kserve/rest_json.h"
 #include "server/openai/embeddings_request.h"
-#include "server/service/proto_conversion.h"
+#include "server/pipeline/job_validation.h"
 #include "tests/fuzz/fuzz_checks.h"
 
 namespace dinov3::fuzz {
@@ -24,8 +24,8 @@ namespace {
 constexpr int kMaxImages = 8;
 constexpr int kMaxJsonDepth = 8;
 
-service::RequestLimits Limits() {
-  service::RequestLimits limits;
+pipeline::RequestLimits Limits() {
+  pipeline::RequestLimits limits;
   limits.max_images_per_request = kMaxImages;
   limits.image.max_image_bytes = 1 << 20;
   limits.image.max_pixels = 4'000'000;
@@ -47,16 +47,14 @@ void FuzzRest(std::string body, const std::string* header_length) {
       kserve::ParseRestInferRequest(std::move(body), header_length, kMaxJsonDepth);
   if (!parsed.ok()) return;
   absl::StatusOr<kserve::MappedRequest> mapped =
-      kserve::ToEmbedRequest(std::move(parsed->request), kMaxImages);
+      kserve::ToEmbedJob(std::move(parsed->request), Limits());
   if (!mapped.ok()) return;
-  const v1::EmbedRequest& embed = mapped->embed;
-  Require(embed.images_size() >= 1 && embed.images_size() <= kMaxImages,
+  const pipeline::EmbedJob& job = mapped->job;
+  Require(!job.images.empty() && job.images.size() <= kMaxImages,
           "a mapped request has 1..max images");
-  for (const v1::Image& image : embed.images()) {
-    Require(image.source_case() != v1::Image::SOURCE_NOT_SET, "every image has a source");
-  }
+  Require(job.owner != nullptr, "the job owns what its images view");
   Require(!mapped->plan.entries.empty(), "a mapped request has outputs");
-  (void)service::ParseEmbedRequest(embed, Limits());
+  (void)pipeline::ValidateJob(job, Limits());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "server/kserve/float_convert.h"
@@ -17,32 +18,33 @@ std::string Floats(const std::vector<float>& values) {
   return std::string(reinterpret_cast<const char*>(values.data()), values.size() * 4);
 }
 
-void SetTensor(v1::Tensor* t, std::vector<int64_t> shape, const std::vector<float>& values) {
-  t->set_dtype(v1::FLOAT32);
-  for (int64_t d : shape) t->add_shape(d);
-  t->set_data(Floats(values));
+using pipeline::OutputKind;
+
+TensorData Tensor(std::vector<int64_t> shape, const std::vector<float>& values) {
+  return TensorData{DType::kFloat32, std::move(shape), Floats(values)};
 }
 
 // Two images, D = 2, P = 3 (a 1 x 3 grid).
-v1::EmbedResponse TwoImages() {
-  v1::EmbedResponse r;
-  r.set_model_name("m");
-  r.set_request_id("id-7");
+pipeline::EmbedResult TwoImages() {
+  pipeline::EmbedResult r;
+  r.model_name = "m";
+  r.request_id = "id-7";
   for (int i = 0; i < 2; ++i) {
-    v1::Embedding* e = r.add_embeddings();
+    EmbeddingResult e;
     const float base = 10.0f * static_cast<float>(i);
-    SetTensor(e->mutable_cls(), {2}, {base + 1, base + 2});
-    SetTensor(e->mutable_pooled(), {2}, {base + 3, base + 4});
-    SetTensor(e->mutable_patch_tokens(), {3, 2}, {base, base, base, base, base, base + 0.1f});
-    e->set_grid_height(1);
-    e->set_grid_width(3);
+    e.cls = Tensor({2}, {base + 1, base + 2});
+    e.pooled = Tensor({2}, {base + 3, base + 4});
+    e.patch_tokens = Tensor({3, 2}, {base, base, base, base, base, base + 0.1f});
+    e.grid_height = 1;
+    e.grid_width = 3;
+    r.embeddings.push_back({"", std::move(e)});
   }
   return r;
 }
 
 TEST(InferenceResponseTest, StacksImagesInTheRequestedOrder) {
   OutputPlan plan;
-  plan.entries = {{v1::POOLED, DType::kFloat32}, {v1::CLS, DType::kFloat32}};
+  plan.entries = {{OutputKind::kPooled, DType::kFloat32}, {OutputKind::kCls, DType::kFloat32}};
   absl::StatusOr<InferenceResponse> out = ToInferenceResponse(TwoImages(), plan);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(out->model_name, "m");
@@ -59,7 +61,7 @@ TEST(InferenceResponseTest, StacksImagesInTheRequestedOrder) {
 
 TEST(InferenceResponseTest, PatchTokensCarryTheirGrid) {
   OutputPlan plan;
-  plan.entries = {{v1::PATCH_TOKENS, DType::kFloat32}};
+  plan.entries = {{OutputKind::kPatchTokens, DType::kFloat32}};
   absl::StatusOr<InferenceResponse> out = ToInferenceResponse(TwoImages(), plan);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_THAT(out->outputs[0].shape, ::testing::ElementsAre(2, 3, 2));
@@ -70,7 +72,7 @@ TEST(InferenceResponseTest, PatchTokensCarryTheirGrid) {
 
 TEST(InferenceResponseTest, MixedDtypesAreConvertedFromFloat32) {
   OutputPlan plan;
-  plan.entries = {{v1::CLS, DType::kFloat16}, {v1::POOLED, DType::kBFloat16}};
+  plan.entries = {{OutputKind::kCls, DType::kFloat16}, {OutputKind::kPooled, DType::kBFloat16}};
   plan.run_dtype = DType::kFloat32;
   absl::StatusOr<InferenceResponse> out = ToInferenceResponse(TwoImages(), plan);
   ASSERT_TRUE(out.ok()) << out.status();
@@ -85,36 +87,38 @@ TEST(InferenceResponseTest, MixedDtypesAreConvertedFromFloat32) {
 }
 
 TEST(InferenceResponseTest, SixteenBitRunsPassThrough) {
-  v1::EmbedResponse r;
-  v1::Embedding* e = r.add_embeddings();
-  e->mutable_cls()->set_dtype(v1::FLOAT16);
-  e->mutable_cls()->add_shape(3);
-  e->mutable_cls()->set_data(std::string("abcdef"));
+  pipeline::EmbedResult r;
+  EmbeddingResult e;
+  const std::string values = "abcdef" + std::string(58, 'x');  // 32 values, beyond SSO
+  e.cls = TensorData{DType::kFloat16, {32}, values};
+  const char* const bytes = e.cls->data.data();
+  r.embeddings.push_back({"", std::move(e)});
   OutputPlan plan;
-  plan.entries = {{v1::CLS, DType::kFloat16}};
+  plan.entries = {{OutputKind::kCls, DType::kFloat16}};
   plan.run_dtype = DType::kFloat16;
   absl::StatusOr<InferenceResponse> out = ToInferenceResponse(std::move(r), plan);
   ASSERT_TRUE(out.ok()) << out.status();
-  EXPECT_THAT(out->outputs[0].shape, ::testing::ElementsAre(1, 3));
-  EXPECT_EQ(out->outputs[0].data, "abcdef");
+  EXPECT_THAT(out->outputs[0].shape, ::testing::ElementsAre(1, 32));
+  EXPECT_EQ(out->outputs[0].data, values);
+  EXPECT_EQ(out->outputs[0].data.data(), bytes);  // one image in its dtype: moved, not copied
 }
 
 TEST(InferenceResponseTest, MissingOrInconsistentTensorsAreInternal) {
   OutputPlan plan;
-  plan.entries = {{v1::REGISTERS, DType::kFloat32}};
+  plan.entries = {{OutputKind::kRegisters, DType::kFloat32}};
   EXPECT_EQ(ToInferenceResponse(TwoImages(), plan).status().code(), absl::StatusCode::kInternal);
-  v1::EmbedResponse uneven = TwoImages();
-  uneven.mutable_embeddings(1)->mutable_patch_tokens()->set_shape(0, 4);
-  plan.entries = {{v1::PATCH_TOKENS, DType::kFloat32}};
+  pipeline::EmbedResult uneven = TwoImages();
+  uneven.embeddings[1].result.patch_tokens->shape[0] = 4;
+  plan.entries = {{OutputKind::kPatchTokens, DType::kFloat32}};
   EXPECT_EQ(ToInferenceResponse(std::move(uneven), plan).status().code(),
             absl::StatusCode::kInternal);
 }
 
 TEST(InferenceResponseTest, ModelMetadataDescribesTheTensors) {
-  v1::ModelInfo info;
-  info.set_embed_dim(384);
-  info.set_num_registers(4);
-  const ModelMetadata m = MakeModelMetadata("small", info);
+  registry::ModelDescription description;
+  description.metadata.embed_dim = 384;
+  description.metadata.num_registers = 4;
+  const ModelMetadata m = MakeModelMetadata("small", description);
   EXPECT_EQ(m.name, "small");
   EXPECT_THAT(m.versions, ::testing::ElementsAre("1"));
   EXPECT_EQ(m.platform, "pytorch_libtorch");

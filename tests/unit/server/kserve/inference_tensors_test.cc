@@ -1,5 +1,6 @@
 // The request half of the Open Inference Protocol mapping: input tensors, requested outputs and
-// parameters to a v1::EmbedRequest, and every refusal naming what is wrong.
+// parameters to the pipeline's EmbedJob (viewing the request's buffers, no copy), and every
+// refusal naming what is wrong.
 #include "server/kserve/inference_tensors.h"
 
 #include <gmock/gmock.h>
@@ -16,7 +17,22 @@ namespace {
 
 using ::testing::HasSubstr;
 
-constexpr int kMaxImages = 64;
+using pipeline::JobImage;
+
+pipeline::RequestLimits Limits() {
+  pipeline::RequestLimits limits;
+  limits.max_images_per_request = 64;
+  limits.default_decode = preprocess::DecodeMode::kFast;  // unlike the options' own default
+  return limits;
+}
+
+std::string BytesOf(const JobImage& image) { return std::string(image.bytes); }
+
+// Whether `view` lies inside `storage`.
+bool Inside(absl::string_view view, const std::string& storage) {
+  return view.data() >= storage.data() &&
+         view.data() + view.size() <= storage.data() + storage.size();
+}
 
 // BYTES elements in the raw (length-prefixed) form.
 std::string RawBytes(const std::vector<std::string>& elements) {
@@ -65,19 +81,28 @@ void ExpectInvalid(const absl::StatusOr<MappedRequest>& mapped, const std::strin
 }
 
 TEST(InferenceTensorsTest, RawImageBytesBecomeEncodedImagesWithTheDefaultOutputs) {
-  absl::StatusOr<MappedRequest> mapped =
-      ToEmbedRequest(ImageRequest({"first", "", "third"}), kMaxImages);
+  absl::StatusOr<MappedRequest> mapped = ToEmbedJob(ImageRequest({"first", "", "third"}), Limits());
   ASSERT_TRUE(mapped.ok()) << mapped.status();
-  const v1::EmbedRequest& e = mapped->embed;
-  ASSERT_EQ(e.images_size(), 3);
-  EXPECT_EQ(e.images(0).encoded(), "first");
-  EXPECT_EQ(e.images(1).encoded(), "");
-  EXPECT_EQ(e.images(2).encoded(), "third");
-  EXPECT_EQ(e.model(), "m");
-  EXPECT_EQ(e.request_id(), "req-1");
-  EXPECT_THAT(e.outputs(), ::testing::ElementsAre(v1::CLS, v1::POOLED));
-  EXPECT_EQ(e.dtype(), v1::FLOAT32);
+  const pipeline::EmbedJob& job = mapped->job;
+  ASSERT_EQ(job.images.size(), 3u);
+  EXPECT_EQ(BytesOf(job.images[0]), "first");
+  EXPECT_EQ(BytesOf(job.images[1]), "");
+  EXPECT_EQ(BytesOf(job.images[2]), "third");
+  for (const JobImage& image : job.images) EXPECT_FALSE(image.raw.has_value());
+  EXPECT_EQ(job.model_name, "m");
+  EXPECT_EQ(job.request_id, "req-1");
+  EXPECT_TRUE(job.settings.outputs.cls);
+  EXPECT_TRUE(job.settings.outputs.pooled);
+  EXPECT_FALSE(job.settings.outputs.patch_tokens);
+  EXPECT_FALSE(job.settings.outputs.registers);
+  EXPECT_EQ(job.settings.dtype, DType::kFloat32);
+  EXPECT_EQ(job.settings.preprocess.decode, preprocess::DecodeMode::kFast);  // server's default
+  EXPECT_EQ(job.settings.priority, 0);
   ASSERT_EQ(mapped->plan.entries.size(), 2u);
+  EXPECT_EQ(mapped->plan.entries[0].output, pipeline::OutputKind::kCls);
+  EXPECT_EQ(mapped->plan.entries[1].output, pipeline::OutputKind::kPooled);
+  // The raw contents (3 x 4-byte lengths + 10 bytes) and the id, held by the job's owner.
+  EXPECT_EQ(job.received_bytes, 12 + 10 + 5);
   EXPECT_EQ(mapped->timeout, absl::InfiniteDuration());
 }
 
@@ -89,113 +114,136 @@ TEST(InferenceTensorsTest, TypedImageElementsAreTaken) {
   t.shape = {2};
   t.elements = {"a", "bb"};
   r.inputs.push_back(std::move(t));
-  absl::StatusOr<MappedRequest> mapped = ToEmbedRequest(std::move(r), kMaxImages);
+  absl::StatusOr<MappedRequest> mapped = ToEmbedJob(std::move(r), Limits());
   ASSERT_TRUE(mapped.ok()) << mapped.status();
-  ASSERT_EQ(mapped->embed.images_size(), 2);
-  EXPECT_EQ(mapped->embed.images(1).encoded(), "bb");
+  ASSERT_EQ(mapped->job.images.size(), 2u);
+  EXPECT_EQ(BytesOf(mapped->job.images[1]), "bb");
+}
+
+TEST(InferenceTensorsTest, TheJobViewsTheRequestsBuffersWithoutCopying) {
+  absl::StatusOr<MappedRequest> mapped = ToEmbedJob(ImageRequest({"first", "second"}), Limits());
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  const auto* owner = static_cast<const InferenceRequest*>(mapped->job.owner.get());
+  ASSERT_NE(owner, nullptr);
+  ASSERT_EQ(owner->inputs.size(), 1u);
+  for (const JobImage& image : mapped->job.images) {
+    EXPECT_TRUE(Inside(image.bytes, owner->inputs[0].raw));
+  }
+  absl::StatusOr<MappedRequest> pixels = ToEmbedJob(PixelRequest(2, 2, 3), Limits());
+  ASSERT_TRUE(pixels.ok()) << pixels.status();
+  const auto* pixel_owner = static_cast<const InferenceRequest*>(pixels->job.owner.get());
+  for (const JobImage& image : pixels->job.images) {
+    EXPECT_TRUE(Inside(image.bytes, pixel_owner->inputs[0].raw));
+  }
 }
 
 TEST(InferenceTensorsTest, ImageCountMustMatchTheData) {
   InferenceRequest r = ImageRequest({"a", "b"});
   r.inputs[0].shape = {3};
-  ExpectInvalid(ToEmbedRequest(std::move(r), kMaxImages), "input 'IMAGE': shape [3] says 3");
+  ExpectInvalid(ToEmbedJob(std::move(r), Limits()), "input 'IMAGE': shape [3] says 3");
 }
 
 TEST(InferenceTensorsTest, TruncatedRawBytesAreRefused) {
   InferenceRequest r = ImageRequest({"abcdef"});
   r.inputs[0].raw.resize(r.inputs[0].raw.size() - 1);
-  ExpectInvalid(ToEmbedRequest(std::move(r), kMaxImages), "element 0 says 6 bytes");
+  ExpectInvalid(ToEmbedJob(std::move(r), Limits()), "element 0 says 6 bytes");
   InferenceRequest short_length = ImageRequest({});
   short_length.inputs[0].shape = {1};
   short_length.inputs[0].raw = "ab";
-  ExpectInvalid(ToEmbedRequest(std::move(short_length), kMaxImages), "4-byte length");
+  ExpectInvalid(ToEmbedJob(std::move(short_length), Limits()), "4-byte length");
 }
 
 TEST(InferenceTensorsTest, ImageNeedsBytesAndRankOne) {
   InferenceRequest r = ImageRequest({"a"});
   r.inputs[0].datatype = "UINT8";
-  ExpectInvalid(ToEmbedRequest(std::move(r), kMaxImages), "datatype UINT8, expected BYTES");
+  ExpectInvalid(ToEmbedJob(std::move(r), Limits()), "datatype UINT8, expected BYTES");
   InferenceRequest rank = ImageRequest({"a"});
   rank.inputs[0].shape = {1, 1};
-  ExpectInvalid(ToEmbedRequest(std::move(rank), kMaxImages), "expected [N]");
+  ExpectInvalid(ToEmbedJob(std::move(rank), Limits()), "expected [N]");
 }
 
 TEST(InferenceTensorsTest, PixelsBecomeRawRgbImages) {
-  absl::StatusOr<MappedRequest> mapped = ToEmbedRequest(PixelRequest(2, 2, 3), kMaxImages);
+  absl::StatusOr<MappedRequest> mapped = ToEmbedJob(PixelRequest(2, 2, 3), Limits());
   ASSERT_TRUE(mapped.ok()) << mapped.status();
-  ASSERT_EQ(mapped->embed.images_size(), 2);
-  const v1::RawImage& second = mapped->embed.images(1).raw();
-  EXPECT_EQ(second.height(), 2u);
-  EXPECT_EQ(second.width(), 3u);
-  EXPECT_EQ(second.format(), v1::RGB8);
-  ASSERT_EQ(second.data().size(), 18u);
-  EXPECT_EQ(second.data()[0], static_cast<char>(18));  // the second image's first byte
+  ASSERT_EQ(mapped->job.images.size(), 2u);
+  const JobImage& second = mapped->job.images[1];
+  ASSERT_TRUE(second.raw.has_value());
+  EXPECT_EQ(second.raw->height, 2);
+  EXPECT_EQ(second.raw->width, 3);
+  EXPECT_EQ(second.raw->format, preprocess::RawPixelFormat::kRgb8);
+  ASSERT_EQ(second.bytes.size(), 18u);
+  EXPECT_EQ(second.bytes[0], static_cast<char>(18));  // the second image's first byte
 }
 
 TEST(InferenceTensorsTest, PixelBytesMustMatchTheShape) {
   InferenceRequest r = PixelRequest(2, 2, 3);
   r.inputs[0].raw.pop_back();
-  ExpectInvalid(ToEmbedRequest(std::move(r), kMaxImages),
+  ExpectInvalid(ToEmbedJob(std::move(r), Limits()),
                 "input 'PIXELS': shape [2, 2, 3, 3] needs 2 x 18 bytes, the data has 35");
 }
 
 TEST(InferenceTensorsTest, PixelsNeedUint8AndNhw3) {
   InferenceRequest r = PixelRequest(1, 2, 2);
   r.inputs[0].datatype = "FP32";
-  ExpectInvalid(ToEmbedRequest(std::move(r), kMaxImages), "datatype FP32, expected UINT8");
+  ExpectInvalid(ToEmbedJob(std::move(r), Limits()), "datatype FP32, expected UINT8");
   InferenceRequest channels = PixelRequest(1, 2, 2);
   channels.inputs[0].shape = {1, 2, 6, 1};
-  ExpectInvalid(ToEmbedRequest(std::move(channels), kMaxImages), "expected [N, H, W, 3]");
+  ExpectInvalid(ToEmbedJob(std::move(channels), Limits()), "expected [N, H, W, 3]");
   InferenceRequest zero = PixelRequest(1, 2, 2);
   zero.inputs[0].shape = {1, 0, 2, 3};
-  ExpectInvalid(ToEmbedRequest(std::move(zero), kMaxImages), "height must be in [1, ");
+  ExpectInvalid(ToEmbedJob(std::move(zero), Limits()), "height must be in [1, ");
 }
 
 TEST(InferenceTensorsTest, ImageCountLimitComesBeforeAnyAllocation) {
   // A huge first dimension with almost no data: refused by the limit, nothing allocated.
   InferenceRequest pixels = PixelRequest(1, 1, 1);
   pixels.inputs[0].shape = {int64_t{1} << 40, 1, 1, 3};
-  absl::StatusOr<MappedRequest> mapped = ToEmbedRequest(std::move(pixels), kMaxImages);
+  absl::StatusOr<MappedRequest> mapped = ToEmbedJob(std::move(pixels), Limits());
   ExpectInvalid(mapped, "above the limit of 64 (max_images_per_request)");
   EXPECT_EQ(ReasonOf(mapped.status()), kReasonTooLarge);
   InferenceRequest images = ImageRequest({"a"});
   images.inputs[0].shape = {65};
-  ExpectInvalid(ToEmbedRequest(std::move(images), kMaxImages), "65 images in one request");
+  ExpectInvalid(ToEmbedJob(std::move(images), Limits()), "65 images in one request");
   InferenceRequest none = ImageRequest({});
-  ExpectInvalid(ToEmbedRequest(std::move(none), kMaxImages), "must be at least 1");
+  ExpectInvalid(ToEmbedJob(std::move(none), Limits()), "must be at least 1");
 }
 
 TEST(InferenceTensorsTest, InputsMustBeExactlyOneKnownTensor) {
   InferenceRequest both = ImageRequest({"a"});
   both.inputs.push_back(PixelRequest(1, 1, 1).inputs[0]);
-  ExpectInvalid(ToEmbedRequest(std::move(both), kMaxImages), "inputs IMAGE and PIXELS");
+  ExpectInvalid(ToEmbedJob(std::move(both), Limits()), "inputs IMAGE and PIXELS");
   InferenceRequest twice = ImageRequest({"a"});
   twice.inputs.push_back(twice.inputs[0]);
-  ExpectInvalid(ToEmbedRequest(std::move(twice), kMaxImages), "input 'IMAGE': given twice");
+  ExpectInvalid(ToEmbedJob(std::move(twice), Limits()), "input 'IMAGE': given twice");
   InferenceRequest unknown = ImageRequest({"a"});
   unknown.inputs[0].name = "INPUT0";
-  ExpectInvalid(ToEmbedRequest(std::move(unknown), kMaxImages), "input 'INPUT0': unknown input");
-  ExpectInvalid(ToEmbedRequest(InferenceRequest{}, kMaxImages), "no input");
+  ExpectInvalid(ToEmbedJob(std::move(unknown), Limits()), "input 'INPUT0': unknown input");
+  ExpectInvalid(ToEmbedJob(InferenceRequest{}, Limits()), "no input");
   InferenceRequest shm = ImageRequest({"a"});
   shm.inputs[0].parameters["shared_memory_region"] = std::string("r");
-  ExpectInvalid(ToEmbedRequest(std::move(shm), kMaxImages), "'shared_memory_region'");
+  ExpectInvalid(ToEmbedJob(std::move(shm), Limits()), "'shared_memory_region'");
 }
 
 TEST(InferenceTensorsTest, RequestedOutputsAndTheirDtypes) {
   InferenceRequest r = ImageRequest({"a"});
   r.parameters["datatype"] = std::string("FP16");
   r.outputs = {{"PATCH_TOKENS", {}}, {"REGISTERS", {}}};
-  absl::StatusOr<MappedRequest> same = ToEmbedRequest(std::move(r), kMaxImages);
+  absl::StatusOr<MappedRequest> same = ToEmbedJob(std::move(r), Limits());
   ASSERT_TRUE(same.ok()) << same.status();
-  EXPECT_THAT(same->embed.outputs(), ::testing::ElementsAre(v1::PATCH_TOKENS, v1::REGISTERS));
-  EXPECT_EQ(same->embed.dtype(), v1::FLOAT16);  // one dtype: runs in it
+  const OutputSet& outputs = same->job.settings.outputs;
+  EXPECT_TRUE(outputs.patch_tokens && outputs.registers);
+  EXPECT_FALSE(outputs.cls || outputs.pooled);
+  ASSERT_EQ(same->plan.entries.size(), 2u);
+  EXPECT_EQ(same->plan.entries[0].output, pipeline::OutputKind::kPatchTokens);
+  EXPECT_EQ(same->plan.entries[1].output, pipeline::OutputKind::kRegisters);
+  EXPECT_EQ(same->job.settings.dtype, DType::kFloat16);  // one dtype: runs in it
   EXPECT_EQ(same->plan.run_dtype, DType::kFloat16);
 
   InferenceRequest mixed = ImageRequest({"a"});
   mixed.outputs = {{"CLS", {{"datatype", std::string("bf16")}}}, {"POOLED", {}}};
-  absl::StatusOr<MappedRequest> m = ToEmbedRequest(std::move(mixed), kMaxImages);
+  absl::StatusOr<MappedRequest> m = ToEmbedJob(std::move(mixed), Limits());
   ASSERT_TRUE(m.ok()) << m.status();
-  EXPECT_EQ(m->embed.dtype(), v1::FLOAT32);  // mixed: runs in float32, converted after
+  EXPECT_EQ(m->job.settings.dtype, DType::kFloat32);  // mixed: runs in float32, converted after
   EXPECT_EQ(m->plan.entries[0].dtype, DType::kBFloat16);
   EXPECT_EQ(m->plan.entries[1].dtype, DType::kFloat32);
 }
@@ -203,17 +251,17 @@ TEST(InferenceTensorsTest, RequestedOutputsAndTheirDtypes) {
 TEST(InferenceTensorsTest, BadOutputsAreRefused) {
   InferenceRequest unknown = ImageRequest({"a"});
   unknown.outputs = {{"cls", {}}};
-  ExpectInvalid(ToEmbedRequest(std::move(unknown), kMaxImages), "output 'cls': unknown value");
+  ExpectInvalid(ToEmbedJob(std::move(unknown), Limits()), "output 'cls': unknown value");
   InferenceRequest twice = ImageRequest({"a"});
   twice.outputs = {{"CLS", {}}, {"CLS", {}}};
-  ExpectInvalid(ToEmbedRequest(std::move(twice), kMaxImages), "output 'CLS': requested twice");
+  ExpectInvalid(ToEmbedJob(std::move(twice), Limits()), "output 'CLS': requested twice");
   InferenceRequest dtype = ImageRequest({"a"});
   dtype.outputs = {{"CLS", {{"datatype", std::string("FP64")}}}};
-  ExpectInvalid(ToEmbedRequest(std::move(dtype), kMaxImages),
+  ExpectInvalid(ToEmbedJob(std::move(dtype), Limits()),
                 "output 'CLS' parameter 'datatype': unknown value 'FP64'");
   InferenceRequest param = ImageRequest({"a"});
   param.outputs = {{"CLS", {{"classification", int64_t{3}}}}};
-  ExpectInvalid(ToEmbedRequest(std::move(param), kMaxImages), "'classification'");
+  ExpectInvalid(ToEmbedJob(std::move(param), Limits()), "'classification'");
 }
 
 TEST(InferenceTensorsTest, ParametersSetTheNativeOptions) {
@@ -225,15 +273,15 @@ TEST(InferenceTensorsTest, ParametersSetTheNativeOptions) {
                   {"priority", std::string("HIGH")},
                   {"timeout", int64_t{2500000}},
                   {"binary_data_output", true}};  // REST transport: ignored
-  absl::StatusOr<MappedRequest> mapped = ToEmbedRequest(std::move(r), kMaxImages);
+  absl::StatusOr<MappedRequest> mapped = ToEmbedJob(std::move(r), Limits());
   ASSERT_TRUE(mapped.ok()) << mapped.status();
-  const v1::EmbedRequest& e = mapped->embed;
-  EXPECT_EQ(e.preprocess().mode(), v1::RESIZE_SHORTER_SIDE_CENTER_CROP);
-  EXPECT_EQ(e.preprocess().height(), 256u);
-  EXPECT_EQ(e.preprocess().width(), 256u);
-  EXPECT_EQ(e.preprocess().decode(), v1::DECODE_FAST);
-  EXPECT_TRUE(e.l2_normalize());
-  EXPECT_EQ(e.priority(), v1::PRIORITY_HIGH);
+  const pipeline::EmbedSettings& e = mapped->job.settings;
+  EXPECT_EQ(e.preprocess.mode, preprocess::ResizeMode::kShorterSideCenterCrop);
+  EXPECT_EQ(e.preprocess.height, 256);
+  EXPECT_EQ(e.preprocess.width, 256);
+  EXPECT_EQ(e.preprocess.decode, preprocess::DecodeMode::kFast);
+  EXPECT_TRUE(e.l2_normalize);
+  EXPECT_EQ(e.priority, 1);
   EXPECT_EQ(mapped->timeout, absl::Milliseconds(2500));
 
   InferenceRequest ints = ImageRequest({"a"});
@@ -241,12 +289,18 @@ TEST(InferenceTensorsTest, ParametersSetTheNativeOptions) {
                      {"resize", std::string("RESIZE_KEEP_ASPECT")},
                      {"max_patches", int64_t{100}},
                      {"timeout", int64_t{0}}};
-  absl::StatusOr<MappedRequest> m = ToEmbedRequest(std::move(ints), kMaxImages);
+  absl::StatusOr<MappedRequest> m = ToEmbedJob(std::move(ints), Limits());
   ASSERT_TRUE(m.ok()) << m.status();
-  EXPECT_EQ(m->embed.priority(), v1::PRIORITY_LOW);
-  EXPECT_EQ(m->embed.preprocess().mode(), v1::RESIZE_KEEP_ASPECT);
-  EXPECT_EQ(m->embed.preprocess().max_patches(), 100u);
+  EXPECT_EQ(m->job.settings.priority, -1);  // the native enum's 2: LOW
+  EXPECT_EQ(m->job.settings.preprocess.mode, preprocess::ResizeMode::kKeepAspect);
+  EXPECT_EQ(m->job.settings.preprocess.max_patches, 100);
   EXPECT_EQ(m->timeout, absl::InfiniteDuration());
+
+  InferenceRequest exact = ImageRequest({"a"});
+  exact.parameters = {{"decode", std::string("DECODE_EXACT")}};
+  absl::StatusOr<MappedRequest> e2 = ToEmbedJob(std::move(exact), Limits());
+  ASSERT_TRUE(e2.ok()) << e2.status();
+  EXPECT_EQ(e2->job.settings.preprocess.decode, preprocess::DecodeMode::kExact);
 }
 
 TEST(InferenceTensorsTest, BadParametersAreRefused) {
@@ -263,7 +317,7 @@ TEST(InferenceTensorsTest, BadParametersAreRefused) {
   for (const auto& [parameters, message] : cases) {
     InferenceRequest r = ImageRequest({"a"});
     r.parameters = parameters;
-    ExpectInvalid(ToEmbedRequest(std::move(r), kMaxImages), message);
+    ExpectInvalid(ToEmbedJob(std::move(r), Limits()), message);
   }
 }
 
@@ -271,11 +325,11 @@ TEST(InferenceTensorsTest, PatchTokensOfSeveralKeepAspectImagesAreRefused) {
   InferenceRequest r = ImageRequest({"a", "b"});
   r.parameters["resize"] = std::string("keep_aspect");
   r.outputs = {{"PATCH_TOKENS", {}}};
-  ExpectInvalid(ToEmbedRequest(std::move(r), kMaxImages), "output 'PATCH_TOKENS'");
+  ExpectInvalid(ToEmbedJob(std::move(r), Limits()), "output 'PATCH_TOKENS'");
   InferenceRequest one = ImageRequest({"a"});
   one.parameters["resize"] = std::string("keep_aspect");
   one.outputs = {{"PATCH_TOKENS", {}}};
-  EXPECT_TRUE(ToEmbedRequest(std::move(one), kMaxImages).ok());
+  EXPECT_TRUE(ToEmbedJob(std::move(one), Limits()).ok());
 }
 
 TEST(InferenceTensorsTest, ModelVersions) {

@@ -11,8 +11,8 @@
 // One operation at a time (calls serialise on a mutex); they block for the whole load or
 // retirement, so the caller is a worker thread, never a gRPC handler. The registry, shared
 // parts and metrics must outlive this object.
-#ifndef DINOV3_SERVER_SERVICE_MODEL_LIFECYCLE_H_
-#define DINOV3_SERVER_SERVICE_MODEL_LIFECYCLE_H_
+#ifndef DINOV3_SERVER_REGISTRY_MODEL_LIFECYCLE_H_
+#define DINOV3_SERVER_REGISTRY_MODEL_LIFECYCLE_H_
 
 #include <atomic>
 #include <functional>
@@ -23,10 +23,10 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/service/model_registry.h"
-#include "server/service/served_model.h"
+#include "server/registry/model_registry.h"
+#include "server/registry/served_model.h"
 
-namespace dinov3::service {
+namespace dinov3::registry {
 
 struct ModelLifecycleOptions {
   std::string repository;                    // where Load finds <name>.pt; "" = Load is refused
@@ -87,6 +87,6 @@ class ModelLifecycle {
   absl::Time stop_deadline_ ABSL_GUARDED_BY(stop_mu_) = absl::InfiniteFuture();
 };
 
-}  // namespace dinov3::service
+}  // namespace dinov3::registry
 
-#endif  // DINOV3_SERVER_SERVICE_MODEL_LIFECYCLE_H_
+#endif  // DINOV3_SERVER_REGISTRY_MODEL_LIFECYCLE_H_

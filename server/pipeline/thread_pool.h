@@ -2,8 +2,8 @@
 // TrySubmit never blocks: it returns false when the backlog is full or the pool is stopping, and
 // then the caller still owns the job. The destructor runs every accepted job, then joins.
 // Thread-safe.
-#ifndef DINOV3_SERVER_SERVICE_THREAD_POOL_H_
-#define DINOV3_SERVER_SERVICE_THREAD_POOL_H_
+#ifndef DINOV3_SERVER_PIPELINE_THREAD_POOL_H_
+#define DINOV3_SERVER_PIPELINE_THREAD_POOL_H_
 
 #include <deque>
 #include <thread>
@@ -13,7 +13,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 
-namespace dinov3::service {
+namespace dinov3::pipeline {
 
 class ThreadPool {
  public:
@@ -36,6 +36,6 @@ class ThreadPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace dinov3::service
+}  // namespace dinov3::pipeline
 
-#endif  // DINOV3_SERVER_SERVICE_THREAD_POOL_H_
+#endif  // DINOV3_SERVER_PIPELINE_THREAD_POOL_H_

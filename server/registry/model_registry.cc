@@ -1,4 +1,4 @@
-#include "server/service/model_registry.h"
+#include "server/registry/model_registry.h"
 
 #include <algorithm>
 #include <utility>
@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace dinov3::service {
+namespace dinov3::registry {
 
 ModelRegistry::Entry* ModelRegistry::FindEntry(absl::string_view name) {
   for (Entry& entry : entries_) {
@@ -73,7 +73,8 @@ std::shared_ptr<ServedModel> ModelRegistry::SetReady(const std::string& name,
   if (entry == nullptr) entry = &entries_.emplace_back(Entry{.name = name});
   entry->state = State::kReady;
   entry->message.clear();
-  entry->info = model != nullptr ? model->info() : v1::ModelInfo();
+  entry->description =
+      model != nullptr ? std::optional<ModelDescription>(model->description()) : std::nullopt;
   std::swap(entry->model, model);
   return model;
 }
@@ -111,7 +112,7 @@ void ModelRegistry::SetFailed(const std::string& name, std::string message) {
   entry->state = State::kFailed;
   entry->message = std::move(message);
   entry->model.reset();
-  entry->info.Clear();
+  entry->description.reset();
 }
 
 std::vector<ModelRegistry::Entry> ModelRegistry::List() const {
@@ -137,4 +138,4 @@ std::vector<std::shared_ptr<ServedModel>> ModelRegistry::TakeAll() {
   return models;
 }
 
-}  // namespace dinov3::service
+}  // namespace dinov3::registry

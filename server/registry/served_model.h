@@ -2,12 +2,12 @@
 // queue and its pipeline, so batches never mix models. Loading is two steps because the
 // server-wide parts depend on every model: Load (engine, batcher, every instance warm on its
 // dispatch thread), then Start (the pipeline on the shared preprocess pool and memory budget,
-// one warm-up request through the whole path, its ModelInfo). Shutdown(grace) lets the
+// one warm-up request through the whole path, its ModelDescription). Shutdown(grace) lets the
 // accepted work finish (within `grace`, then UNAVAILABLE) and stops the instances. A model that
 // leaves service (LeaveService) no longer reports its instances' health.
 // The shared parts (pool, budgets, metrics) must outlive the model. Thread-safe after Start.
-#ifndef DINOV3_SERVER_SERVICE_SERVED_MODEL_H_
-#define DINOV3_SERVER_SERVICE_SERVED_MODEL_H_
+#ifndef DINOV3_SERVER_REGISTRY_SERVED_MODEL_H_
+#define DINOV3_SERVER_REGISTRY_SERVED_MODEL_H_
 
 #include <atomic>
 #include <functional>
@@ -16,15 +16,15 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "dinov3/v1/embedding.pb.h"
 #include "server/batching/batcher.h"
 #include "server/common/memory_budget.h"
 #include "server/engine/model_engine.h"
 #include "server/metrics/server_metrics.h"
-#include "server/service/embed_pipeline.h"
-#include "server/service/thread_pool.h"
+#include "server/pipeline/embed_pipeline.h"
+#include "server/pipeline/thread_pool.h"
+#include "server/registry/model_description.h"
 
-namespace dinov3::service {
+namespace dinov3::registry {
 
 struct ServedModelOptions {
   std::string name;  // what clients send as EmbedRequest.model
@@ -35,8 +35,8 @@ struct ServedModelOptions {
 
 // What every model shares, owned by the server.
 struct SharedParts {
-  RequestLimits limits;  // the server's limits; Start fills in each model's shape
-  ThreadPool* pool = nullptr;
+  pipeline::RequestLimits limits;  // the server's limits; Start fills in each model's shape
+  pipeline::ThreadPool* pool = nullptr;
   MemoryBudget* budget = nullptr;
   MemoryBudget* decode_budget = nullptr;
   metrics::ServerMetrics* metrics = nullptr;
@@ -63,8 +63,8 @@ class ServedModel {
   engine::ModelEngine& engine() const { return *engine_; }
   batching::Batcher& batcher() const { return *batcher_; }
   // After Start.
-  EmbedPipeline& pipeline() const { return *pipeline_; }
-  const v1::ModelInfo& info() const { return info_; }
+  pipeline::EmbedPipeline& pipeline() const { return *pipeline_; }
+  const ModelDescription& description() const { return description_; }
 
   // Its dinov3_model_info series and its queue's depth and capacity (ServerMetrics), under
   // its name: a model being served publishes them; ServerMetrics::RemoveModel withdraws them.
@@ -73,7 +73,7 @@ class ServedModel {
   void LeaveService() { in_service_->store(false); }
   // The memory budget its instances' input transients need (request_footprint.h), and the
   // reservation of it that the model holds while it lives.
-  int64_t InstanceTransientBytes(const RequestLimits& limits) const;
+  int64_t InstanceTransientBytes(const pipeline::RequestLimits& limits) const;
   void HoldMemory(MemoryBudget::Reservation memory) { memory_ = std::move(memory); }
   void Shutdown(absl::Duration grace);
 
@@ -84,13 +84,13 @@ class ServedModel {
   const ServedModelOptions options_;
   std::unique_ptr<engine::ModelEngine> engine_;
   std::unique_ptr<batching::Batcher> batcher_;
-  std::unique_ptr<EmbedPipeline> pipeline_;
-  v1::ModelInfo info_;
+  std::unique_ptr<pipeline::EmbedPipeline> pipeline_;
+  ModelDescription description_;
   const std::shared_ptr<std::atomic<bool>> in_service_;  // read by the health callback
   MemoryBudget::Reservation memory_;                     // returned when the model is freed
   bool shut_down_ = false;
 };
 
-}  // namespace dinov3::service
+}  // namespace dinov3::registry
 
-#endif  // DINOV3_SERVER_SERVICE_SERVED_MODEL_H_
+#endif  // DINOV3_SERVER_REGISTRY_SERVED_MODEL_H_

@@ -1,8 +1,8 @@
-#include "server/service/thread_pool.h"
+#include "server/pipeline/thread_pool.h"
 
 #include <utility>
 
-namespace dinov3::service {
+namespace dinov3::pipeline {
 
 ThreadPool::ThreadPool(int num_threads, int max_backlog) : max_backlog_(max_backlog) {
   for (int i = 0; i < num_threads; ++i) threads_.emplace_back([this] { Loop(); });
@@ -39,4 +39,4 @@ void ThreadPool::Loop() {
   }
 }
 
-}  // namespace dinov3::service
+}  // namespace dinov3::pipeline

@@ -1,12 +1,14 @@
-#include "server/service/request_footprint.h"
+#include "server/pipeline/request_footprint.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/status_macros.h"
 #include "server/common/status_reason.h"
+#include "server/pipeline/job_image.h"
 
-namespace dinov3::service {
+namespace dinov3::pipeline {
 namespace {
 
 struct ImageShape {
@@ -17,9 +19,9 @@ struct ImageShape {
 
 // The larger of the two plans for the header's size and its transpose: EXIF orientation may
 // swap the sides after decoding.
-absl::StatusOr<ImageShape> ShapeOf(const v1::Image& image, const EmbedSettings& settings,
+absl::StatusOr<ImageShape> ShapeOf(const JobImage& image, const EmbedSettings& settings,
                                    const RequestLimits& limits) {
-  ASSIGN_OR_RETURN(const preprocess::ImageSize size, RequestImageSize(image, limits.image));
+  ASSIGN_OR_RETURN(const preprocess::ImageSize size, JobImageSize(image, limits.image));
   ImageShape shape;
   shape.pixels = int64_t{size.width} * size.height;
   for (const auto& [h, w] : {std::pair{size.height, size.width}, {size.width, size.height}}) {
@@ -43,34 +45,44 @@ int64_t OutputValues(const OutputSet& outputs, int64_t patches, const ModelShape
   return tokens * model.embed_dim;
 }
 
+int64_t Scaled(double factor, int64_t bytes) {
+  return static_cast<int64_t>(std::ceil(factor * static_cast<double>(bytes)));
+}
+
 }  // namespace
 
 std::string RequestFootprint::Describe() const {
+  const std::string answer = answer_bytes == kResponseCopies * response_bytes
+                                 ? absl::StrCat("response ", kResponseCopies, " x ", response_bytes)
+                                 : absl::StrCat("answer ", answer_bytes);
   return absl::StrCat("request ", request_bytes, " + decoded pixels ", decoded_bytes,
                       " + model inputs ", model_input_bytes, " + model outputs ",
-                      model_output_bytes, " + response ", kResponseCopies, " x ", response_bytes,
-                      " bytes");
+                      model_output_bytes, " + ", answer, " bytes");
 }
 
-absl::StatusOr<RequestFootprint> EstimateFootprint(const v1::EmbedRequest& request,
-                                                   const EmbedSettings& settings,
+absl::StatusOr<RequestFootprint> EstimateFootprint(const EmbedJob& job,
                                                    const RequestLimits& limits) {
   const ModelShape& model = limits.model;
+  const EmbedSettings& settings = job.settings;
   RequestFootprint f;
-  f.request_bytes = static_cast<int64_t>(request.ByteSizeLong());
-  for (int i = 0; i < request.images_size(); ++i) {
-    absl::StatusOr<ImageShape> shape = ShapeOf(request.images(i), settings, limits);
-    if (!shape.ok()) return ImageError(i, shape.status());
+  f.request_bytes = job.received_bytes;
+  int64_t tensor_bytes = 0;
+  int64_t other_bytes = static_cast<int64_t>(job.request_id.size());
+  for (size_t i = 0; i < job.images.size(); ++i) {
+    absl::StatusOr<ImageShape> shape = ShapeOf(job.images[i], settings, limits);
+    if (!shape.ok()) return ImageError(static_cast<int>(i), shape.status());
     f.decoded_bytes += kDecodedBytesPerPixel * shape->pixels;
     f.model_input_bytes += kModelInputBytesPerPixel * shape->model_pixels;
     f.model_output_bytes +=
         (1 + model.num_registers + shape->patches) * model.embed_dim * kModelOutputBytesPerValue;
-    f.response_bytes += OutputValues(settings.outputs, shape->patches, model) *
-                            DTypeSize(settings.dtype) +
-                        kResponseBytesPerImage + static_cast<int64_t>(request.images(i).id().size());
+    tensor_bytes +=
+        OutputValues(settings.outputs, shape->patches, model) * DTypeSize(settings.dtype);
+    other_bytes += kResponseBytesPerImage + static_cast<int64_t>(job.images[i].id.size());
   }
-  f.response_bytes += static_cast<int64_t>(request.request_id().size());
+  f.response_bytes = tensor_bytes + other_bytes;
+  f.answer_bytes = Scaled(job.answer_size.per_tensor_byte, tensor_bytes) +
+                   Scaled(job.answer_size.per_other_byte, other_bytes);
   return f;
 }
 
-}  // namespace dinov3::service
+}  // namespace dinov3::pipeline

@@ -1,4 +1,4 @@
-#include "server/service/model_lifecycle.h"
+#include "server/registry/model_lifecycle.h"
 
 #include <spdlog/spdlog.h>
 
@@ -11,7 +11,7 @@
 #include "absl/time/clock.h"
 #include "config/config.h"
 
-namespace dinov3::service {
+namespace dinov3::registry {
 namespace {
 
 // How often a retiring model is checked for calls that still hold it.
@@ -184,4 +184,4 @@ void ModelLifecycle::Retire(std::shared_ptr<ServedModel> model) {
   engine::ReleaseCachedMemory();  // the freed weights go back to the system (and the GPU) now
 }
 
-}  // namespace dinov3::service
+}  // namespace dinov3::registry

@@ -1,36 +1,35 @@
-// What an EmbedRequest will make the server hold, computed before any of it is allocated: from
-// the message's own size, each image's header (or raw) size, the resize plan, the model's token
-// count and embedding dimension and the requested outputs and dtype (SECURITY.md "Memory
-// bounds" spells the formula out). Used by EmbedPipeline::Admit to reserve the request's bytes
-// in the MemoryBudget, and to refuse a response protobuf could never encode (2 GiB).
+// What an EmbedJob will make the server hold, computed before any of it is allocated: from the
+// request's size as received, each image's header (or raw) size, the resize plan, the model's
+// token count and embedding dimension, the requested outputs and dtype, and what the front
+// door's answer holds per byte of it (AnswerSize; SECURITY.md "Memory bounds" spells the formula
+// out). Used by EmbedPipeline::Admit to reserve the request's bytes in the MemoryBudget, and to
+// refuse a response protobuf could never encode (2 GiB).
 //
 // Errors are InvalidArgument naming the image index and what is wrong (the same checks the
-// decoder makes before decoding). Pure functions; gRPC-free apart from the message types.
-#ifndef DINOV3_SERVER_SERVICE_REQUEST_FOOTPRINT_H_
-#define DINOV3_SERVER_SERVICE_REQUEST_FOOTPRINT_H_
+// decoder makes before decoding). Pure functions; protocol-free.
+#ifndef DINOV3_SERVER_PIPELINE_REQUEST_FOOTPRINT_H_
+#define DINOV3_SERVER_PIPELINE_REQUEST_FOOTPRINT_H_
 
 #include <algorithm>
 #include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "dinov3/v1/embedding.pb.h"
+#include "server/pipeline/embed_job.h"
+#include "server/pipeline/request_limits.h"
 #include "server/preprocess/resize_plan.h"
-#include "server/service/proto_conversion.h"
 
-namespace dinov3::service {
+namespace dinov3::pipeline {
 
 // Bytes per pixel the server holds for each part of an image's way through it.
 inline constexpr int64_t kDecodedBytesPerPixel = 3;  // RGB8, until the model has run
 // float32 RGB model input, twice: the image's own tensor and its row of the stacked batch.
 inline constexpr int64_t kModelInputBytesPerPixel = 3 * 4 * 2;
 inline constexpr int64_t kModelOutputBytesPerValue = 4;  // the model's float32 token outputs
-// The response is held twice while gRPC serializes it: the message and its wire bytes.
-inline constexpr int64_t kResponseCopies = 2;
 // protobuf cannot encode (nor gRPC send) a message above 2 GiB - 1 bytes.
 inline constexpr int64_t kMaxResponseMessageBytes = 2147483647;
 // Fields around the tensors of one embedding (shapes, dtype, grid), generously; ids (at most
-// kMaxIdBytes, proto_conversion.h) are counted on top.
+// kMaxIdBytes, request_limits.h) are counted on top.
 inline constexpr int64_t kResponseBytesPerImage = 1024;
 
 // Transients that do not grow with the number of requests, held for the server's life.
@@ -78,24 +77,24 @@ inline int64_t InstanceTransientBytes(bool cuda, bool host_input, int64_t max_pi
 }
 
 struct RequestFootprint {
-  int64_t request_bytes = 0;         // the message as received
-  int64_t decoded_bytes = 0;         // all images as RGB8
-  int64_t model_input_bytes = 0;     // all images' model inputs
-  int64_t model_output_bytes = 0;    // all images' token outputs as the model returns them
-  int64_t response_bytes = 0;        // the EmbedResponse on the wire
+  int64_t request_bytes = 0;       // the request as received (EmbedJob::received_bytes)
+  int64_t decoded_bytes = 0;       // all images as RGB8
+  int64_t model_input_bytes = 0;   // all images' model inputs
+  int64_t model_output_bytes = 0;  // all images' token outputs as the model returns them
+  int64_t response_bytes = 0;      // the answer in binary: a dinov3.v1 EmbedResponse on the wire
+  int64_t answer_bytes = 0;        // what the front door's answer holds (AnswerSize)
   int64_t total() const {
-    return request_bytes + decoded_bytes + model_input_bytes + model_output_bytes +
-           kResponseCopies * response_bytes;
+    return request_bytes + decoded_bytes + model_input_bytes + model_output_bytes + answer_bytes;
   }
-  // "request 1234 + decoded pixels ... + response 2 x ..." for error messages.
+  // "request 1234 + decoded pixels ... + response 2 x ..." for error messages ("+ answer N" when
+  // the answer is not the binary one held twice).
   std::string Describe() const;
 };
 
-// The footprint of `request` with the settings ParseEmbedRequest returned for it.
-absl::StatusOr<RequestFootprint> EstimateFootprint(const v1::EmbedRequest& request,
-                                                   const EmbedSettings& settings,
+// The footprint of `job` (validated: ValidateJob).
+absl::StatusOr<RequestFootprint> EstimateFootprint(const EmbedJob& job,
                                                    const RequestLimits& limits);
 
-}  // namespace dinov3::service
+}  // namespace dinov3::pipeline
 
-#endif  // DINOV3_SERVER_SERVICE_REQUEST_FOOTPRINT_H_
+#endif  // DINOV3_SERVER_PIPELINE_REQUEST_FOOTPRINT_H_

@@ -2,9 +2,9 @@
 // out shared pointers: a call holds its model until it is answered, so a model that is
 // unloaded or replaced lives on until the last call it accepted is done.
 // Names are those of the configuration (or, later, the model repository); a request's name is
-// only looked up, never stored. Thread-safe (one mutex); gRPC-free apart from the model type.
-#ifndef DINOV3_SERVER_SERVICE_MODEL_REGISTRY_H_
-#define DINOV3_SERVER_SERVICE_MODEL_REGISTRY_H_
+// only looked up, never stored. Thread-safe (one mutex); protocol-free.
+#ifndef DINOV3_SERVER_REGISTRY_MODEL_REGISTRY_H_
+#define DINOV3_SERVER_REGISTRY_MODEL_REGISTRY_H_
 
 #include <memory>
 #include <optional>
@@ -15,9 +15,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "server/service/served_model.h"
+#include "server/registry/served_model.h"
 
-namespace dinov3::service {
+namespace dinov3::registry {
 
 class ModelRegistry {
  public:
@@ -25,9 +25,9 @@ class ModelRegistry {
   struct Entry {
     std::string name;
     State state = State::kLoading;
-    std::string message;                 // why it failed
-    std::shared_ptr<ServedModel> model;  // set while ready
-    v1::ModelInfo info;                  // the model's, while ready or unloading
+    std::string message;                          // why it failed
+    std::shared_ptr<ServedModel> model;           // set while ready
+    std::optional<ModelDescription> description;  // while ready or unloading
   };
 
   explicit ModelRegistry(std::string default_name) : default_name_(std::move(default_name)) {}
@@ -46,7 +46,7 @@ class ModelRegistry {
   std::shared_ptr<ServedModel> SetReady(const std::string& name,
                                         std::shared_ptr<ServedModel> model);
   void SetFailed(const std::string& name, std::string message);
-  // kUnloading: lookups get NotFound; the entry stays listed (with its info) until Remove.
+  // kUnloading: lookups get NotFound; the entry stays listed (with its description) until Remove.
   // Returns the model, which the registry no longer holds (null if the name held none).
   std::shared_ptr<ServedModel> SetUnloading(const std::string& name);
   // Forgets the name; returns the model it held (null if none).
@@ -73,6 +73,6 @@ class ModelRegistry {
   std::vector<Entry> entries_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace dinov3::service
+}  // namespace dinov3::registry
 
-#endif  // DINOV3_SERVER_SERVICE_MODEL_REGISTRY_H_
+#endif  // DINOV3_SERVER_REGISTRY_MODEL_REGISTRY_H_

@@ -1,4 +1,4 @@
-#include "server/service/embed_pipeline.h"
+#include "server/pipeline/embed_pipeline.h"
 
 #include <algorithm>
 #include <atomic>
@@ -11,28 +11,30 @@
 #include "absl/time/clock.h"
 #include "server/common/status_macros.h"
 #include "server/common/status_reason.h"
-#include "server/service/request_footprint.h"
+#include "server/pipeline/job_image.h"
+#include "server/pipeline/job_validation.h"
+#include "server/pipeline/request_footprint.h"
 
-namespace dinov3::service {
+namespace dinov3::pipeline {
 // The state of one request while its images are in flight. Shared by the decode jobs and
 // tasks of the request; the last image to finish answers it.
 class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
  public:
-  Call(const EmbedPipeline& pipeline, std::shared_ptr<const v1::EmbedRequest> request,
-       EmbedSettings settings, absl::Time deadline, std::function<bool()> is_cancelled, Done done)
+  Call(const EmbedPipeline& pipeline, EmbedJob job, absl::Time deadline,
+       std::function<bool()> is_cancelled, Done done)
       : pipeline_(pipeline),
-        request_(std::move(request)),
-        settings_(std::move(settings)),
+        job_(std::move(job)),
+        settings_(job_.settings),
         deadline_(deadline),
         is_cancelled_(std::move(is_cancelled)),
         done_(std::move(done)),
-        results_(request_->images_size()),
-        remaining_(request_->images_size()) {}
+        results_(job_.images.size()),
+        remaining_(static_cast<int>(job_.images.size())) {}
 
   // Submits one decode job per image. The request may be answered (and released) while this
-  // loop still runs, so it reads nothing of the request after the last submit.
+  // loop still runs, so it reads nothing of the job after the last submit.
   void Start() {
-    const int images = request_->images_size();
+    const int images = static_cast<int>(job_.images.size());
     batching::Batcher* const batcher = pipeline_.batcher_;
     ThreadPool* const pool = pipeline_.pool_;
     batcher->Expect(images);
@@ -71,7 +73,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
       return absl::DeadlineExceededError("deadline passed before decoding");
     }
     const absl::Time start = absl::Now();
-    ASSIGN_OR_RETURN(preprocess::ReducedImage decoded, Decode(request_->images(index)));
+    ASSIGN_OR_RETURN(preprocess::ReducedImage decoded, Decode(job_.images[index]));
     // Planned for the full-size image: a reduced decode changes the values, never the shapes.
     ASSIGN_OR_RETURN(const ResizePlan plan,
                      preprocess::PlanResize(decoded.full_size.height, decoded.full_size.width,
@@ -91,7 +93,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 
     task->outputs = settings_.outputs;
     task->dtype = settings_.dtype;
-    task->l2_normalize = request_->l2_normalize();
+    task->l2_normalize = settings_.l2_normalize;
     task->priority = settings_.priority;
     task->deadline = deadline_;
     task->is_cancelled = [self = shared_from_this()] { return self->Cancelled(); };
@@ -105,15 +107,15 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 
   // The image as RGB8, an encoded one at the scale settings_.preprocess.decode allows; an
   // encoded one holds its decoder transient in the decode budget while it decodes.
-  absl::StatusOr<preprocess::ReducedImage> Decode(const v1::Image& image) {
+  absl::StatusOr<preprocess::ReducedImage> Decode(const JobImage& image) {
     MemoryBudget::Reservation transient;
-    if (image.source_case() == v1::Image::kEncoded) {
+    if (!image.raw) {
       ASSIGN_OR_RETURN(const preprocess::ImageSize size,
-                       RequestImageSize(image, pipeline_.limits_.image));
+                       JobImageSize(image, pipeline_.limits_.image));
       transient = pipeline_.decode_budget_->Reserve(kDecodeTransientBytesPerPixel * size.width *
                                                     size.height);
     }
-    return DecodeRequestImage(image, pipeline_.limits_, settings_.preprocess);
+    return DecodeJobImage(image, pipeline_.limits_, settings_.preprocess);
   }
 
   // Builds the task's model input (the engine's PrepareInputFn), holding the conversion's
@@ -150,38 +152,35 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
 
   // Runs once, after the last image finished; `done` runs outside the lock.
   void Answer() {
-    v1::EmbedResponse response;
+    EmbedResult answer;
     absl::Status status;
     {
       absl::MutexLock lock(&mu_);
       status = error_;
-      if (status.ok()) FillResponse(response);
+      if (status.ok()) FillResult(answer);
     }
-    std::move(done_)(std::move(status), std::move(response));
+    std::move(done_)(std::move(status), std::move(answer));
   }
 
-  void FillResponse(v1::EmbedResponse& response) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    response.set_request_id(request_->request_id());
-    response.set_model(pipeline_.export_id_);
-    response.set_model_name(pipeline_.model_name_);
-    v1::Timing* timing = response.mutable_timing();
-    timing->set_preprocess_seconds(preprocess_seconds_);
-    for (int i = 0; i < request_->images_size(); ++i) {
+  void FillResult(EmbedResult& answer) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    answer.request_id = job_.request_id;
+    answer.export_id = pipeline_.export_id_;
+    answer.model_name = pipeline_.model_name_;
+    RequestTiming& timing = answer.timing;
+    timing.preprocess_seconds = preprocess_seconds_;
+    answer.embeddings.reserve(job_.images.size());
+    for (size_t i = 0; i < job_.images.size(); ++i) {
       EmbeddingResult& result = *results_[i];
-      timing->set_queue_seconds(std::max(timing->queue_seconds(), result.queue_seconds));
-      timing->set_inference_seconds(
-          std::max(timing->inference_seconds(), result.inference_seconds));
-      timing->set_batch_size(
-          std::max<uint32_t>(timing->batch_size(), static_cast<uint32_t>(result.batch_size)));
-      v1::Embedding* embedding = response.add_embeddings();
-      embedding->set_id(request_->images(i).id());
-      MoveToProto(std::move(result), embedding);
+      timing.queue_seconds = std::max(timing.queue_seconds, result.queue_seconds);
+      timing.inference_seconds = std::max(timing.inference_seconds, result.inference_seconds);
+      timing.batch_size = std::max(timing.batch_size, result.batch_size);
+      answer.embeddings.push_back({std::string(job_.images[i].id), std::move(result)});
     }
   }
 
   const EmbedPipeline& pipeline_;
-  const std::shared_ptr<const v1::EmbedRequest> request_;
-  const EmbedSettings settings_;
+  const EmbedJob job_;
+  const EmbedSettings& settings_;  // job_'s
   const absl::Time deadline_;
   const std::function<bool()> is_cancelled_;
   Done done_;
@@ -209,10 +208,9 @@ EmbedPipeline::EmbedPipeline(const RequestLimits& limits, std::string model_name
       metrics_(metrics),
       prepare_input_(std::move(prepare_input)) {}
 
-absl::StatusOr<EmbedPipeline::Admission> EmbedPipeline::Admit(const v1::EmbedRequest& request) {
-  ASSIGN_OR_RETURN(EmbedSettings settings, ParseEmbedRequest(request, limits_));
-  ASSIGN_OR_RETURN(const RequestFootprint footprint,
-                   EstimateFootprint(request, settings, limits_));
+absl::StatusOr<MemoryBudget::Reservation> EmbedPipeline::Admit(const EmbedJob& job) {
+  RETURN_IF_ERROR(ValidateJob(job, limits_));
+  ASSIGN_OR_RETURN(const RequestFootprint footprint, EstimateFootprint(job, limits_));
   if (footprint.response_bytes > kMaxResponseMessageBytes) {
     return WithReason(
         absl::InvalidArgumentError(absl::StrCat(
@@ -242,14 +240,13 @@ absl::StatusOr<EmbedPipeline::Admission> EmbedPipeline::Admit(const v1::EmbedReq
                           "retry later or on another replica")),
                       kReasonMemoryBudget);
   }
-  return Admission{std::move(settings), *std::move(memory)};
+  return *std::move(memory);
 }
 
-void EmbedPipeline::Run(std::shared_ptr<const v1::EmbedRequest> request, EmbedSettings settings,
-                        absl::Time deadline, std::function<bool()> is_cancelled, Done done) {
-  std::make_shared<Call>(*this, std::move(request), std::move(settings), deadline,
-                         std::move(is_cancelled), std::move(done))
+void EmbedPipeline::Run(EmbedJob job, absl::Time deadline, std::function<bool()> is_cancelled,
+                        Done done) {
+  std::make_shared<Call>(*this, std::move(job), deadline, std::move(is_cancelled), std::move(done))
       ->Start();
 }
 
-}  // namespace dinov3::service
+}  // namespace dinov3::pipeline

@@ -1,4 +1,4 @@
-#include "server/service/served_model.h"
+#include "server/registry/served_model.h"
 
 #include <spdlog/spdlog.h>
 
@@ -7,31 +7,33 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "server/common/status_macros.h"
-#include "server/service/request_footprint.h"
+#include "server/pipeline/request_footprint.h"
 
-namespace dinov3::service {
+namespace dinov3::registry {
 namespace {
 
 // One synthetic request at the model's default size, run through the whole pipeline.
-absl::Status RunWarmUpRequest(EmbedPipeline& pipeline, const model::ModelMetadata& m) {
-  auto request = std::make_shared<v1::EmbedRequest>();
-  v1::RawImage* raw = request->add_images()->mutable_raw();
-  raw->set_width(m.default_width);
-  raw->set_height(m.default_height);
-  raw->set_format(v1::GRAY8);
-  raw->set_data(std::string(static_cast<size_t>(m.default_width) * m.default_height, '\x80'));
-  for (v1::Output o : {v1::CLS, v1::POOLED, v1::PATCH_TOKENS, v1::REGISTERS}) {
-    request->add_outputs(o);
-  }
-  absl::StatusOr<EmbedPipeline::Admission> admission = pipeline.Admit(*request);
-  if (!admission.ok()) return admission.status();
+absl::Status RunWarmUpRequest(pipeline::EmbedPipeline& model_pipeline,
+                              const model::ModelMetadata& m) {
+  auto pixels = std::make_shared<const std::string>(
+      static_cast<size_t>(m.default_width) * m.default_height, '\x80');
+  pipeline::EmbedJob job;
+  job.images.push_back(pipeline::RawJobImage(
+      *pixels,
+      pipeline::RawPixels{m.default_width, m.default_height, preprocess::RawPixelFormat::kGray8}));
+  job.settings.outputs = {.cls = true, .pooled = true, .patch_tokens = true, .registers = true};
+  job.settings.preprocess.decode = model_pipeline.limits().default_decode;
+  job.received_bytes = static_cast<int64_t>(pixels->size());
+  job.owner = std::move(pixels);
+  absl::StatusOr<MemoryBudget::Reservation> memory = model_pipeline.Admit(job);
+  if (!memory.ok()) return memory.status();
   absl::Notification finished;
   absl::Status result;
-  pipeline.Run(request, std::move(admission->settings), absl::InfiniteFuture(), nullptr,
-               [&](absl::Status status, v1::EmbedResponse) {
-                 result = std::move(status);
-                 finished.Notify();
-               });
+  model_pipeline.Run(std::move(job), absl::InfiniteFuture(), nullptr,
+                     [&](absl::Status status, pipeline::EmbedResult) {
+                       result = std::move(status);
+                       finished.Notify();
+                     });
   finished.WaitForNotification();
   return result;
 }
@@ -84,14 +86,14 @@ ServedModel::ServedModel(ServedModelOptions options, std::unique_ptr<engine::Mod
       engine_(std::move(engine)),
       in_service_(std::move(in_service)) {}
 
-int64_t ServedModel::InstanceTransientBytes(const RequestLimits& limits) const {
+int64_t ServedModel::InstanceTransientBytes(const pipeline::RequestLimits& limits) const {
   const bool host_input = engine_->PreparesInputOnHost();
   int64_t bytes = 0;
   for (const std::string& device : options_.engine.devices) {
-    bytes +=
-        options_.engine.instances_per_device *
-        service::InstanceTransientBytes(device.rfind("cuda", 0) == 0, host_input,
-                                        limits.image.max_pixels, limits.geometry.max_resize_pixels);
+    bytes += options_.engine.instances_per_device *
+             pipeline::InstanceTransientBytes(device.rfind("cuda", 0) == 0, host_input,
+                                              limits.image.max_pixels,
+                                              limits.geometry.max_resize_pixels);
   }
   return bytes;
 }
@@ -110,13 +112,13 @@ ServedModel::~ServedModel() { Shutdown(absl::ZeroDuration()); }
 
 absl::Status ServedModel::Start(const SharedParts& shared) {
   const model::ModelMetadata& m = metadata();
-  RequestLimits limits = shared.limits;
+  pipeline::RequestLimits limits = shared.limits;
   limits.model = {.embed_dim = m.embed_dim, .num_registers = m.num_registers};
   limits.geometry.patch_size = m.patch_size;
   limits.geometry.default_height = m.default_height;
   limits.geometry.default_width = m.default_width;
   engine::ModelEngine* engine = engine_.get();
-  pipeline_ = std::make_unique<EmbedPipeline>(
+  pipeline_ = std::make_unique<pipeline::EmbedPipeline>(
       limits, options_.name, absl::StrCat(m.variant, "@", m.weights_sha256.substr(0, 12)),
       shared.pool, batcher_.get(), shared.budget, shared.decode_budget, shared.metrics,
       engine->PreparesInputOnHost() ? batching::PrepareInputFn([engine](batching::EmbedTask& task) {
@@ -128,8 +130,7 @@ absl::Status ServedModel::Start(const SharedParts& shared) {
     return Named(options_.name,
                  absl::Status(s.code(), absl::StrCat("warm-up request failed: ", s.message())));
   }
-  info_ = MakeModelInfo(m, limits, engine->Describe(), options_.engine.cpu);
-  info_.set_name(options_.name);
+  description_ = {options_.name, m, limits, engine->Describe(), options_.engine.cpu};
   return absl::OkStatus();
 }
 
@@ -143,4 +144,4 @@ void ServedModel::Shutdown(absl::Duration grace) {
                stats.batches, stats.images, stats.max_batch_size_seen);
 }
 
-}  // namespace dinov3::service
+}  // namespace dinov3::registry
