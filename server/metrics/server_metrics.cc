@@ -42,6 +42,13 @@ void AddGauge(MetricFamily& family, double value, std::vector<ClientMetric::Labe
 
 }  // namespace
 
+std::string_view ProtocolOfMethod(std::string_view method) {
+  if (method == "ModelInfer" || method == "ModelMetadata") return "oip-grpc";
+  if (method == "RestModelInfer") return "oip-rest";
+  if (method == "OpenAIEmbeddings") return "openai";
+  return "dinov3";
+}
+
 // Gauges whose value is read when Prometheus scrapes: the queue depth, the memory budget in use
 // and device memory.
 class ServerMetrics::ScrapeTimeValues final : public prometheus::Collectable {
@@ -111,8 +118,9 @@ ServerMetrics::ServerMetrics(const std::string& version)
                    .Name("dinov3_requests_total")
                    .Help(
                        "Finished requests by method (a dinov3.v1 RPC, ModelInfer / "
-                       "RestModelInfer of the Open Inference Protocol, OpenAIEmbeddings) and "
-                       "status code (one per StreamEmbed message).")
+                       "RestModelInfer of the Open Inference Protocol, OpenAIEmbeddings), "
+                       "protocol (dinov3, oip-grpc, oip-rest, openai) and status code (one per "
+                       "StreamEmbed message).")
                    .Register(r);
   request_duration_ = &prometheus::BuildHistogram()
                            .Name("dinov3_request_duration_seconds")
@@ -194,8 +202,10 @@ void ServerMetrics::AddModelSeries(const std::string& model) {
   // The native API's calls and those of the other front doors (server/kserve, server/openai).
   for (const char* method : {"Embed", "StreamEmbed", "EmbedDense", "GetModelInfo", "ModelInfer",
                              "RestModelInfer", "OpenAIEmbeddings"}) {
-    requests_->Add({{"method", method}, {"code", "OK"}, {"model", model}});
-    request_duration_->Add({{"method", method}, {"model", model}}, DurationBuckets());
+    const std::string protocol(ProtocolOfMethod(method));
+    requests_->Add({{"method", method}, {"code", "OK"}, {"model", model}, {"protocol", protocol}});
+    request_duration_->Add({{"method", method}, {"model", model}, {"protocol", protocol}},
+                           DurationBuckets());
   }
   if (model == kUnknownModel) return;
   preprocess_->Add({{"model", model}}, DurationBuckets());
@@ -208,9 +218,16 @@ void ServerMetrics::RecordRequest(std::string_view method, std::string_view mode
                                   std::string_view code, double seconds, std::string_view reason) {
   const std::string method_name(method);
   const std::string model_name(model);
-  requests_->Add({{"method", method_name}, {"code", std::string(code)}, {"model", model_name}})
+  const std::string protocol(ProtocolOfMethod(method));
+  requests_
+      ->Add({{"method", method_name},
+             {"code", std::string(code)},
+             {"model", model_name},
+             {"protocol", protocol}})
       .Increment();
-  request_duration_->Add({{"method", method_name}, {"model", model_name}}, DurationBuckets())
+  request_duration_
+      ->Add({{"method", method_name}, {"model", model_name}, {"protocol", protocol}},
+            DurationBuckets())
       .Observe(seconds);
   if (!reason.empty()) {
     rejected_->Add({{"reason", std::string(reason)}, {"model", model_name}}).Increment();

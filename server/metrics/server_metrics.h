@@ -6,7 +6,8 @@
 // sub-millisecond queue waits up to a large model's multi-second dense requests on CPU);
 // batch sizes use powers of two up to 1024 (the largest max_batch_size). Labels are bounded:
 // method is a dinov3.v1 RPC or a front door's fixed name (ModelInfer, ModelMetadata,
-// RestModelInfer, OpenAIEmbeddings), code a gRPC code name, reason one of the kReason* names in
+// RestModelInfer, OpenAIEmbeddings), protocol the front door the method belongs to
+// (ProtocolOfMethod), code a gRPC code name, reason one of the kReason* names in
 // server/common/status_reason.h, device one of the configured devices, model a served model's
 // name (from the configuration or the model repository, never from a request: a request for an
 // unknown model counts under kUnknownModel; an API key refused before any model, under "").
@@ -42,6 +43,11 @@ inline const std::vector<double>& DurationBuckets() {
 
 // The model label of requests that named no served model (not a valid model name).
 inline constexpr char kUnknownModel[] = "(unknown)";
+
+// The protocol label of a method label: "dinov3" (the native dinov3.v1 gRPC API), "oip-grpc"
+// (ModelInfer, ModelMetadata), "oip-rest" (RestModelInfer), "openai" (OpenAIEmbeddings); a
+// method no front door names is "dinov3", so the label stays bounded.
+std::string_view ProtocolOfMethod(std::string_view method);
 
 class ServerMetrics {
  public:

@@ -104,7 +104,8 @@ def counter_failures(server_delta, client_counts):
     return problems
 
 
-REQUESTS = re.compile(r'dinov3_requests_total\{code="(\w+)",method="(\w+)",model="[^"]*"\}')
+REQUESTS = re.compile(
+    r'dinov3_requests_total\{code="(\w+)",method="(\w+)",model="[^"]*",protocol="[\w-]+"\}')
 
 
 def requests_by_method_code(values):

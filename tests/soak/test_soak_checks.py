@@ -64,9 +64,10 @@ def test_counter_failures():
 
 def test_metrics_parsing_and_delta():
     text = ('# HELP dinov3_requests_total x\n# TYPE dinov3_requests_total counter\n'
-            'dinov3_requests_total{code="OK",method="Embed",model="a"} 4\n'
-            'dinov3_requests_total{code="OK",method="Embed",model="b"} 3\n'
-            'dinov3_requests_total{code="INVALID_ARGUMENT",method="StreamEmbed",model="a"} 2\n'
+            'dinov3_requests_total{code="OK",method="Embed",model="a",protocol="dinov3"} 4\n'
+            'dinov3_requests_total{code="OK",method="Embed",model="b",protocol="dinov3"} 3\n'
+            'dinov3_requests_total{code="INVALID_ARGUMENT",method="StreamEmbed",model="a",'
+            'protocol="dinov3"} 2\n'
             'dinov3_images_total{model="a"} 12\n'
             'dinov3_images_total{model="b"} 5\n')
     values = soak.samples(text)

@@ -247,7 +247,7 @@ class Counters:
     def requests(self, method):
         """{code: count} of this model's dinov3_requests_total for `method`."""
         pattern = re.compile(r'dinov3_requests_total\{code="(\w+)",method="' + re.escape(method)
-                             + r'",model="' + re.escape(self.model) + r'"\}')
+                             + r'",model="' + re.escape(self.model) + r'",protocol="[\w-]+"\}')
         out = {}
         for key, value in self.values.items():
             match = pattern.fullmatch(key)
@@ -264,16 +264,18 @@ class Counters:
 
 class FaultServer:
     """dinov3-server on loopback (start_server), with its metrics port and polling helpers. For
-    a model of write_fault_model, its slow gate is closed at start (`gate`, `release_slow`)."""
+    a model of write_fault_model, its slow gate is closed at start (`gate`, `release_slow`).
+    `client_kwargs` go to start_server (e.g. credentials= for a TLS server)."""
 
-    def __init__(self, model, log_path, *flags):
+    def __init__(self, model, log_path, *flags, **client_kwargs):
         self.log_path = str(log_path)
         self.model = model_name(model)  # the `model` label of its series
         gate = SlowGate.of_model(model)
         self.gate = gate if os.path.exists(gate.path) else None
         if self.gate is not None:
             self.gate.close()
-        self.proc, self.target, self.client = start_server(model, self.log_path, *flags)
+        self.proc, self.target, self.client = start_server(model, self.log_path, *flags,
+                                                           **client_kwargs)
         try:
             self.metrics_port = metrics_port(self.log_path)
         except BaseException:

@@ -245,7 +245,8 @@ def test_bad_requests_name_the_problem(server):
 def test_calls_are_counted_as_model_infer(server):
     _, _, triton_client, name, log = server
     port = metrics_port(log)
-    key = f'dinov3_requests_total{{code="OK",method="ModelInfer",model="{name}"}}'
+    key = (f'dinov3_requests_total{{code="OK",method="ModelInfer",model="{name}",'
+           'protocol="oip-grpc"}')
     before = samples(scrape(port)).get(key, 0.0)
     triton_client.infer(name, [image_input([encoded(pixels(50), "PNG")])])
     assert samples(scrape(port)).get(key, 0.0) == before + 1

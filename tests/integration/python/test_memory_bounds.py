@@ -146,7 +146,7 @@ def test_response_above_2gib_is_refused_before_any_work(vit7b_standin, tmp_path)
         # The served model is named after its file, vit7b16_zeros.pt.
         assert values['dinov3_rejected_total{model="vit7b16_zeros",reason="too_large"}'] == 2
         assert values['dinov3_requests_total{code="INVALID_ARGUMENT",method="Embed",'
-                      'model="vit7b16_zeros"}'] == 2
+                      'model="vit7b16_zeros",protocol="dinov3"}'] == 2
         assert "EmbedResponse exceeded maximum protobuf size" not in tail(str(log), 10**6)
     finally:
         assert stop_server(proc, client) == 0
@@ -181,7 +181,8 @@ def test_non_reading_streams_stay_within_the_budget(model, tmp_path):
         for _ in range(2 * streams_per_connection):
             calls.append(stub.StreamEmbed(stream_requests(100, 4, 448)))
         answered = lambda: metric(
-            log, f'dinov3_requests_total{{code="OK",method="StreamEmbed",model="{MODEL}"}}')
+            log, f'dinov3_requests_total{{code="OK",method="StreamEmbed",model="{MODEL}",'
+            'protocol="dinov3"}')
         # Each open stream holds answers until its bound; then it stops reading.
         wait_until(lambda: metric(log, "dinov3_memory_budget_used_bytes") >=
                    fixed_bytes + streams_per_connection * per_stream,

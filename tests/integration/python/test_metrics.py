@@ -97,7 +97,8 @@ def test_counters_count_exactly_what_was_sent(model, tmp_path):
         return after.get(key, 0) - before.get(key, 0)
 
     def requests(code, method):
-        return f'dinov3_requests_total{{code="{code}",method="{method}",model="{MODEL}"}}'
+        return (f'dinov3_requests_total{{code="{code}",method="{method}",model="{MODEL}",'
+                'protocol="dinov3"}')
 
     assert delta(requests("OK", "Embed")) == 4
     assert delta(requests("INVALID_ARGUMENT", "Embed")) == 2
@@ -105,7 +106,8 @@ def test_counters_count_exactly_what_was_sent(model, tmp_path):
     assert delta(requests("INVALID_ARGUMENT", "StreamEmbed")) == 1
     assert delta(requests("OK", "EmbedDense")) == 1
     assert delta(requests("OK", "GetModelInfo")) == 2
-    assert delta(f'dinov3_request_duration_seconds_count{{method="Embed",model="{MODEL}"}}') == 6
+    assert delta(f'dinov3_request_duration_seconds_count{{method="Embed",model="{MODEL}",'
+                 'protocol="dinov3"}') == 6
     assert delta(f'dinov3_rejected_total{{model="{MODEL}",reason="invalid_image"}}') == 2
     assert delta(f'dinov3_rejected_total{{model="{MODEL}",reason="too_large"}}') == 1
     # Every call named no model, so all counted under the served (default) one.
@@ -125,7 +127,7 @@ def test_counters_count_exactly_what_was_sent(model, tmp_path):
     assert delta(f"dinov3_preprocess_duration_seconds_count{of_model}") == images
     assert after["dinov3_inflight_requests"] == 0
     assert after[f"dinov3_queue_images{of_model}"] == 0
-    embed = f'method="Embed",model="{MODEL}"'
+    embed = f'method="Embed",model="{MODEL}",protocol="dinov3"'
     assert after[f'dinov3_request_duration_seconds_bucket{{{embed},le="+Inf"}}'] == \
         after[f"dinov3_request_duration_seconds_count{{{embed}}}"]
 

@@ -124,15 +124,14 @@ def test_mixed_traffic_each_answer_comes_from_its_own_model(two_models):
 def test_names_default_unknown_info_list_and_health(two_models):
     target, client, log, _ = two_models
     port = metrics_port(log)
-    unknown_before = samples(scrape(port)).get(
-        'dinov3_requests_total{code="NOT_FOUND",method="Embed",model="(unknown)"}', 0.0)
+    unknown_key = ('dinov3_requests_total{code="NOT_FOUND",method="Embed",model="(unknown)",'
+                   'protocol="dinov3"}')
+    unknown_before = samples(scrape(port)).get(unknown_key, 0.0)
     with pytest.raises(EmbeddingError) as e:
         client.embed([image(0)], model="large")
     assert e.value.code.name == "NOT_FOUND"
     assert "'large'" in e.value.details and "served: small, plus" in e.value.details
-    assert samples(scrape(port))[
-        'dinov3_requests_total{code="NOT_FOUND",method="Embed",model="(unknown)"}'] == \
-        unknown_before + 1
+    assert samples(scrape(port))[unknown_key] == unknown_before + 1
     with pytest.raises(EmbeddingError) as e:
         client.model_info(model="../small")
     assert e.value.code.name == "NOT_FOUND"

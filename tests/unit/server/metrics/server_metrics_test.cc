@@ -20,22 +20,31 @@ TEST(ServerMetricsTest, RequestsCountedByMethodModelCodeAndReason) {
   metrics.RecordRequest("Embed", "m", "OK", 0.2, "");
   metrics.RecordRequest("Embed", "m", "INVALID_ARGUMENT", 0.001, "too_large");
   const std::string text = metrics.Scrape();
-  EXPECT_THAT(text,
-              HasSubstr("dinov3_requests_total{code=\"OK\",method=\"Embed\",model=\"m\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"OK\",method=\"Embed\",model=\"m\","
+                              "protocol=\"dinov3\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"INVALID_ARGUMENT\",method=\"Embed\","
-                              "model=\"m\"} 1\n"));
+                              "model=\"m\",protocol=\"dinov3\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("dinov3_rejected_total{model=\"m\",reason=\"too_large\"} 1\n"));
   // Pre-made by SetModelInfo.
   EXPECT_THAT(text, HasSubstr("dinov3_rejected_total{model=\"m\",reason=\"queue_full\"} 0\n"));
-  EXPECT_THAT(text,
-              HasSubstr("dinov3_request_duration_seconds_count{method=\"Embed\",model=\"m\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("dinov3_request_duration_seconds_count{method=\"Embed\",model=\"m\","
+                              "protocol=\"dinov3\"} 3\n"));
   // 0.003 s falls in le=0.005 but not le=0.0025; 0.2 s only from le=0.25 on.
-  EXPECT_THAT(text, HasSubstr("dinov3_request_duration_seconds_bucket{method=\"Embed\",model=\"m\","
-                              "le=\"0.0025\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("dinov3_request_duration_seconds_bucket{method=\"Embed\",model=\"m\","
-                              "le=\"0.005\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("dinov3_request_duration_seconds_bucket{method=\"Embed\",model=\"m\","
-                              "le=\"0.25\"} 3\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "dinov3_request_duration_seconds_bucket{method=\"Embed\",model=\"m\",protocol=\"dinov3\","
+          "le=\"0.0025\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "dinov3_request_duration_seconds_bucket{method=\"Embed\",model=\"m\",protocol=\"dinov3\","
+          "le=\"0.005\"} 2\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "dinov3_request_duration_seconds_bucket{method=\"Embed\",model=\"m\",protocol=\"dinov3\","
+          "le=\"0.25\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("dinov3_build_info{version=\"1.2.3\"} 1\n"));
 }
 
@@ -46,14 +55,20 @@ TEST(ServerMetricsTest, RequestsOfTwoModelsAreSeparateSeries) {
   metrics.RecordRequest("Embed", "b", "OK", 0.01, "");
   metrics.RecordRequest("EmbedDense", "b", "RESOURCE_EXHAUSTED", 0.01, "queue_full");
   const std::string text = metrics.Scrape();
-  EXPECT_THAT(text,
-              HasSubstr("dinov3_requests_total{code=\"OK\",method=\"Embed\",model=\"a\"} 2\n"));
-  EXPECT_THAT(text,
-              HasSubstr("dinov3_requests_total{code=\"OK\",method=\"Embed\",model=\"b\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("dinov3_request_duration_seconds_count{method=\"Embed\",model=\"a\"}"
-                              " 2\n"));
-  EXPECT_THAT(text, HasSubstr("dinov3_request_duration_seconds_count{method=\"Embed\",model=\"b\"}"
-                              " 1\n"));
+  EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"OK\",method=\"Embed\",model=\"a\","
+                              "protocol=\"dinov3\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"OK\",method=\"Embed\",model=\"b\","
+                              "protocol=\"dinov3\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "dinov3_request_duration_seconds_count{method=\"Embed\",model=\"a\",protocol=\"dinov3\"}"
+          " 2\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "dinov3_request_duration_seconds_count{method=\"Embed\",model=\"b\",protocol=\"dinov3\"}"
+          " 1\n"));
   EXPECT_THAT(text, HasSubstr("dinov3_rejected_total{model=\"b\",reason=\"queue_full\"} 1\n"));
   EXPECT_THAT(text, Not(HasSubstr("dinov3_rejected_total{model=\"a\",reason=\"queue_full\"} 1")));
 }
@@ -62,20 +77,42 @@ TEST(ServerMetricsTest, UnknownModelSeriesExistFromConstruction) {
   ServerMetrics metrics("v");
   std::string text = metrics.Scrape();
   EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"OK\",method=\"Embed\",model=\"" +
-                              std::string(kUnknownModel) + "\"} 0\n"));
+                              std::string(kUnknownModel) + "\",protocol=\"dinov3\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("dinov3_rejected_total{model=\"(unknown)\",reason=\"queue_full\"} "
                               "0\n"));
   EXPECT_THAT(text, HasSubstr("dinov3_request_duration_seconds_count{method=\"StreamEmbed\","
-                              "model=\"(unknown)\"} 0\n"));
+                              "model=\"(unknown)\",protocol=\"dinov3\"} 0\n"));
   // Only requests reach an unknown model: no batches, queue or preprocessing series.
   EXPECT_THAT(text, Not(HasSubstr("dinov3_images_total{model=\"(unknown)\"}")));
   EXPECT_THAT(text, Not(HasSubstr("dinov3_batch_size_count{model=\"(unknown)\"}")));
   metrics.RecordRequest("Embed", kUnknownModel, "NOT_FOUND", 0.0001, "invalid_request");
   text = metrics.Scrape();
   EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"NOT_FOUND\",method=\"Embed\","
-                              "model=\"(unknown)\"} 1\n"));
+                              "model=\"(unknown)\",protocol=\"dinov3\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("dinov3_rejected_total{model=\"(unknown)\","
                               "reason=\"invalid_request\"} 1\n"));
+}
+
+TEST(ServerMetricsTest, EachFrontDoorsMethodsCountUnderItsProtocol) {
+  ServerMetrics metrics("v");
+  metrics.RecordRequest("ModelInfer", "m", "OK", 0.01, "");
+  metrics.RecordRequest("ModelMetadata", "m", "OK", 0.01, "");
+  metrics.RecordRequest("RestModelInfer", "m", "INVALID_ARGUMENT", 0.01, "invalid_request");
+  metrics.RecordRequest("OpenAIEmbeddings", "m", "OK", 0.01, "");
+  metrics.RecordRequest("StreamEmbed", "m", "OK", 0.01, "");
+  const std::string text = metrics.Scrape();
+  EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"OK\",method=\"ModelInfer\","
+                              "model=\"m\",protocol=\"oip-grpc\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"OK\",method=\"ModelMetadata\","
+                              "model=\"m\",protocol=\"oip-grpc\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"INVALID_ARGUMENT\","
+                              "method=\"RestModelInfer\",model=\"m\",protocol=\"oip-rest\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("dinov3_requests_total{code=\"OK\",method=\"OpenAIEmbeddings\","
+                              "model=\"m\",protocol=\"openai\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("dinov3_request_duration_seconds_count{method=\"StreamEmbed\","
+                              "model=\"m\",protocol=\"dinov3\"} 1\n"));
+  // A method no front door names cannot add a protocol value.
+  EXPECT_EQ(ProtocolOfMethod("SomethingNew"), "dinov3");
 }
 
 TEST(ServerMetricsTest, UnauthenticatedHasAnEmptyModel) {
@@ -151,10 +188,10 @@ TEST(ServerMetricsTest, ModelInfoPreCreatesTheModelsSeriesAtZero) {
   const std::string text = metrics.Scrape();
   for (const char* method : {"Embed", "StreamEmbed", "EmbedDense", "GetModelInfo"}) {
     EXPECT_THAT(text, HasSubstr(std::string("dinov3_requests_total{code=\"OK\",method=\"") +
-                                method + "\",model=\"m\"} 0\n"))
+                                method + "\",model=\"m\",protocol=\"dinov3\"} 0\n"))
         << method;
     EXPECT_THAT(text, HasSubstr(std::string("dinov3_request_duration_seconds_count{method=\"") +
-                                method + "\",model=\"m\"} 0\n"))
+                                method + "\",model=\"m\",protocol=\"dinov3\"} 0\n"))
         << method;
   }
   EXPECT_THAT(text, HasSubstr("dinov3_rejected_total{model=\"m\",reason=\"queue_full\"} 0\n"));
@@ -200,8 +237,9 @@ TEST(ServerMetricsTest, ScrapeTimeSourcesAreReadAtEachScrape) {
   EXPECT_THAT(metrics.Scrape(), Not(HasSubstr("dinov3_device_memory")));
   int64_t depth = 5;
   metrics.SetQueueDepthSource("m", [&depth] { return depth; });
-  metrics.SetDeviceMemorySource(
-      [] { return std::vector<DeviceMemory>{{"cuda:0", 1000, 4096}, {"cuda:1", 7, 8}}; });
+  metrics.SetDeviceMemorySource([] {
+    return std::vector<DeviceMemory>{{"cuda:0", 1000, 4096}, {"cuda:1", 7, 8}};
+  });
   EXPECT_THAT(metrics.Scrape(), HasSubstr("dinov3_queue_images{model=\"m\"} 5\n"));
   depth = 9;
   const std::string text = metrics.Scrape();
