@@ -72,7 +72,17 @@ void HttpRouter::Handle(HttpExchange exchange) const {
     allowed.push_back(route.method);
     if (route.method == method) best = &route;
   }
-  if (best != nullptr) return best->handler(std::move(exchange));
+  if (best != nullptr) {
+    const std::string* encoding = request.Header("content-encoding");
+    if (encoding != nullptr && !absl::EqualsIgnoreCase(*encoding, "identity")) {
+      HttpResponse response =
+          error_format_(415, absl::StrCat("Content-Encoding '", *encoding,
+                                          "' is not supported: send the body uncompressed"));
+      response.headers.emplace_back("Accept-Encoding", "identity");
+      return std::move(exchange.respond)(std::move(response));
+    }
+    return best->handler(std::move(exchange));
+  }
   if (allowed.empty()) {
     return std::move(exchange.respond)(
         error_format_(404, absl::StrCat("no such path: ", request.method, " ", request.path)));

@@ -3,13 +3,17 @@
 // HttpRouter: routes by method and path. A route's path is exact ("/v1/embeddings") or, with
 // `prefix`, matches every path that starts with it ("/v2/models/"); the longest match wins. HEAD
 // is routed as GET (the server sends no body). A path no route matches → 404; a matched path
-// without a route for the method → 405 with an Allow header. Errors are written by the router's
+// without a route for the method → 405 with an Allow header. A routed request whose body has a
+// Content-Encoding other than identity (gzip, ...) → 415 with "Accept-Encoding: identity": no
+// handler decompresses, so a compressed body is refused by name instead of failing as bad JSON
+// or a bad image. Errors are written by the router's
 // ErrorFormat, so each front door keeps its protocol's error shape.
 // Build it before the server starts; Handle is then const and thread-safe.
 //
 // RequireBearerKey / RequireBasicAuth wrap a handler: the request needs "Authorization: Bearer
 // <one of keys>" (the scheme in any case; 401 otherwise) / "Authorization: Basic <base64 of one
-// of user:password>" (401 with WWW-Authenticate). Secrets are compared in constant time (server/common/secret_file.h).
+// of user:password>" (401 with WWW-Authenticate). Secrets are compared in constant time
+// (server/common/secret_file.h).
 #ifndef DINOV3_SERVER_HTTP_HTTP_ROUTER_H_
 #define DINOV3_SERVER_HTTP_HTTP_ROUTER_H_
 
@@ -27,8 +31,9 @@ namespace dinov3::http {
 using ErrorFormat = std::function<HttpResponse(int status, absl::string_view message)>;
 
 // The HTTP status for a status of the pipeline (absl::StatusCode): 400 invalid argument, failed
-// precondition and out of range, 401 unauthenticated, 403 permission denied, 404 not found, 429 resource exhausted, 499
-// cancelled, 501 unimplemented, 503 unavailable, 504 deadline exceeded, otherwise 500.
+// precondition and out of range, 401 unauthenticated, 403 permission denied, 404 not found, 429
+// resource exhausted, 499 cancelled, 501 unimplemented, 503 unavailable, 504 deadline exceeded,
+// otherwise 500.
 int HttpStatusOf(absl::StatusCode code);
 
 // {"error": "<message>"}: the Open Inference Protocol's error shape, also the router's default.

@@ -264,8 +264,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       std::optional<MemoryBudget::Reservation> hold =
           budget->TryReserve(body * kBodyTransientFactor);
       if (!hold.has_value()) {
-        return Refuse(429, "the server's memory budget (limits.memory_budget_bytes) has no room "
-                           "for this request's body now; retry later\n");
+        return Refuse(429,
+                      "the server's memory budget (limits.memory_budget_bytes) has no room "
+                      "for this request's body now; retry later\n");
       }
       body_hold_ = *std::move(hold);
     }
@@ -344,14 +345,14 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     // the respond function into the posted write, then into the session until the write ends.
     exchange.respond = [mailbox = server_->mailbox_, ticket = ExchangeTicket(server_->mailbox_),
                         weak = this->weak_from_this(), id](HttpResponse response) mutable {
-      mailbox->Post([weak, id, response = std::move(response),
-                     ticket = std::move(ticket)]() mutable {
-        auto self = weak.lock();
-        if (self != nullptr && self->exchange_id_ == id && self->state == State::kHandling) {
-          self->writing_ticket_.emplace(std::move(ticket));
-          self->Write(std::move(response));
-        }
-      });
+      mailbox->Post(
+          [weak, id, response = std::move(response), ticket = std::move(ticket)]() mutable {
+            auto self = weak.lock();
+            if (self != nullptr && self->exchange_id_ == id && self->state == State::kHandling) {
+              self->writing_ticket_.emplace(std::move(ticket));
+              self->Write(std::move(response));
+            }
+          });
     };
     held_ = this->shared_from_this();  // until the answer is written
     WatchForHangUp();
@@ -373,7 +374,24 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   }
 
   // While the handler works: a readable socket with nothing to read is a client that hung up.
+  // Over TLS, a client that closes properly first sends a close_notify alert, which is bytes
+  // on the socket (and, in TLS 1.3, looks like application data there): the watch reads
+  // through the TLS stream instead. Its end of stream or error is the hang-up; bytes it reads
+  // (a pipelined request) are kept for the parser, and the watch ends there, as for plain TCP.
   void WatchForHangUp() {
+    if constexpr (kTls) {
+      stream_.async_read_some(
+          buffer_.prepare(kFirstRead),
+          [weak = this->weak_from_this(), cancelled = cancelled_](beast::error_code ec, size_t n) {
+            auto self = weak.lock();
+            if (self == nullptr) return;
+            if (n > 0) self->buffer_.commit(n);
+            if (ec && ec != asio::error::operation_aborted && self->state == State::kHandling) {
+              cancelled->store(true);
+            }
+          });
+      return;
+    }
     beast::get_lowest_layer(stream_).socket().async_wait(
         tcp::socket::wait_read,
         [weak = this->weak_from_this(), cancelled = cancelled_](beast::error_code ec) {
@@ -411,6 +429,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     beast::get_lowest_layer(stream_).socket().cancel(ignored);  // the hang-up watch
     if (server_->draining_.load()) keep_alive_ = false;
     answer_.emplace(static_cast<bhttp::status>(response.status), 11);
+    // Beast knows no phrase for nginx's 499 (the client went away before its answer).
+    if (response.status == 499) answer_->reason("Client Closed Request");
     answer_->set(bhttp::field::content_type, response.content_type);
     for (auto& [name, value] : response.headers) answer_->set(name, value);
     answer_->keep_alive(keep_alive_);
@@ -478,11 +498,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::shared_ptr<Session> held_;  // the session itself while a handler has its request
   std::optional<ExchangeTicket> writing_ticket_;  // the exchange whose answer is being written
   MemoryBudget::Reservation body_hold_;  // the request's body and its parse, until answered
-  uint64_t exchange_id_ = 0;       // of the request being handled; answers for others are dropped
+  uint64_t exchange_id_ = 0;  // of the request being handled; answers for others are dropped
   bool keep_alive_ = true;
   bool unread_body_ = false;  // refused before its body was read: linger before the close
   std::array<char, 16 << 10> scratch_{};  // where a lingering connection's input is dropped
-  bool head_ = false;  // the request was HEAD: the answer has no body
+  bool head_ = false;                     // the request was HEAD: the answer has no body
   std::list<SessionBase*>::iterator position_;
 };
 
@@ -637,7 +657,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { Stop(absl::Now()); }
 int HttpServer::port() const { return impl_->port_; }
-const char* HttpServer::scheme() const { return impl_->options_.cert_file.empty() ? "http" : "https"; }
+const char* HttpServer::scheme() const {
+  return impl_->options_.cert_file.empty() ? "http" : "https";
+}
 void HttpServer::StartDraining() { impl_->draining_.store(true); }
 void HttpServer::Stop(absl::Time deadline) { impl_->Stop(deadline); }
 

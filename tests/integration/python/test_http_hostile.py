@@ -483,9 +483,9 @@ def fault_model(tmp_path_factory):
 
 
 def test_client_that_hangs_up_is_recorded_cancelled(fault_model, tmp_path):
-    """16 images queued behind a held forward; the client closes its socket right after
-    sending. The server sees the hang-up (is_cancelled), drops the images before they cost
-    model time, and records the request CANCELLED."""
+    """16 images queued behind a held forward; the client closes its socket once they are
+    decoded and queued. The server sees the hang-up (is_cancelled), drops the images before
+    they cost model time, and records the request CANCELLED."""
     with FaultServer(fault_model, tmp_path / "server.log", "--max_batch_size=1",
                      "--intra_op_threads=1") as server:
         port = http_port(server.log_path)
@@ -493,8 +493,13 @@ def test_client_that_hangs_up_is_recorded_cancelled(fault_model, tmp_path):
         before = server.counters()
         blocker = server.stub.Embed.future(server.client.build_request([black()]), timeout=HANG)
         server.wait_running(before)  # the only worker is held on the black image
+        decoded = "dinov3_preprocess_duration_seconds_count"
         with socket.create_connection(("127.0.0.1", port), timeout=HANG) as s:
             s.sendall(big_request_bytes(16))
+            # Read whole and handed to the pipeline (on a busy machine the 3 MB body can take
+            # longer to read than the barrier below to answer): its images are decoded.
+            server.wait_for(lambda c: c.of_model(decoded) - before.of_model(decoded) >= 17,
+                            "the 16 images decoded and queued")
         # Closed. Barrier: a request on another connection, answered by the same event loop
         # thread, which had the hang-up (the FIN is in the server's socket when close()
         # returns on loopback) before it could read this one. Instead of a sleep.

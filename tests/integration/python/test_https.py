@@ -13,6 +13,10 @@ tls.cert_file / tls.key_file / tls.client_ca_file / tls.reload_seconds and API k
 - Mutual TLS: without a client certificate, or with one from another CA, no request is served;
   with one signed by tls.client_ca_file, it is.
 - API keys over HTTPS: the right Bearer key is served, a missing or wrong one gets 401.
+- Hang-up over TLS: a client that sends a request of 16 images queued behind a held forward and
+  then closes properly (its TLS close_notify alert first, then the TCP close) has the request
+  recorded CANCELLED and none of its images reach the model, as over plain HTTP
+  (test_http_hostile.py).
 - Start-up: a non-loopback http.listen without TLS is refused (non-zero exit, the error names
   http.listen); with tls.allow_plaintext it starts and serves plain HTTP there.
 
@@ -36,8 +40,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.integration.python.fault_helpers import FaultServer, black
 from tests.integration.python.server_process import (SERVER, export_random_model, free_port,
                                                      http_port, running_server, tail)
+from tests.integration.python.test_http_hostile import (HANG, big_request_bytes,  # noqa: F401
+                                                        fault_model)
 # The certificates: CAs ca and other-ca; server-1, server-2, client-1 (ca); stranger (other-ca).
 from tests.integration.python.test_security import pki  # noqa: F401 (a fixture)
 from dinov3_client import tls_credentials  # noqa: E402 (on the path through server_process)
@@ -170,6 +177,48 @@ def test_https_embeddings_equal_native_grpc_over_tls(model, pki, tmp_path):
         # The refused connections did not hurt the server.
         status, payload, _ = post_embeddings(port, client_context(pki))
         assert status == 200 and len(vectors(payload)) == len(ENCODED)
+
+
+def test_https_client_that_hangs_up_is_recorded_cancelled(fault_model, pki, tmp_path):
+    """16 images queued behind a held forward; the client sends its close_notify (a TLS record:
+    bytes on the socket, not an end of stream) and closes. The server still sees the hang-up,
+    drops the images before they cost model time and records the request CANCELLED."""
+    with FaultServer(fault_model, tmp_path / "server.log", *tls_flags(pki),
+                     "--intra_op_threads=1",
+                     credentials=tls_credentials(pki("ca.crt"))) as server:
+        port = http_port(server.log_path)
+        before = server.counters()
+        blocker = server.stub.Embed.future(server.client.build_request([black()]), timeout=HANG)
+        server.wait_running(before)  # the only worker is held on the black image
+        decoded = "dinov3_preprocess_duration_seconds_count"
+        raw = socket.create_connection(("127.0.0.1", port), timeout=HANG)
+        with client_context(pki).wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(big_request_bytes(16))
+            # Its images are decoded and queued: the server has read the whole request and is
+            # watching the connection, so the alert comes after it, as its own record.
+            server.wait_for(lambda c: c.of_model(decoded) - before.of_model(decoded) >= 17,
+                            "the 16 images decoded and queued")
+            tls.setblocking(False)
+            with pytest.raises(ssl.SSLWantReadError):
+                tls.unwrap()  # sends close_notify; the server's answer to it never comes
+        # Closed. Barrier: a request on a new connection, whose handshake and answer take the
+        # same event loop thread several turns after it read the alert. Instead of a sleep.
+        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=HANG,
+                                                 context=client_context(pki))
+        connection.request("GET", "/v1/models")
+        assert connection.getresponse().status == 200
+        connection.close()
+        assert not blocker.done()  # still held: the 16 images cannot have run
+        server.release_slow()
+        assert blocker.result().embeddings[0].cls.data
+        after = server.wait_for(
+            lambda c: c.delta(before, "OpenAIEmbeddings").get("CANCELLED", 0) >= 1,
+            "the hung-up request recorded CANCELLED")
+        after = server.wait_idle()
+        assert after.delta(before, "OpenAIEmbeddings") == {"CANCELLED": 1}, server.access_log()
+        assert after.delta(before, "Embed") == {"OK": 1}
+        assert after.of_model("dinov3_images_total") - before.of_model("dinov3_images_total") \
+            == 1, server.access_log()
 
 
 def test_rotated_certificate_reaches_new_https_connections(model, pki, tmp_path):

@@ -1,7 +1,8 @@
 // HttpRouter and the access checks of server/http/http_router.h, without sockets: exact and
 // prefix routes (the longest match wins), 404, 405 with Allow, HEAD routed as GET, the router's
 // ErrorFormat, RequireBearerKey (401 with WWW-Authenticate for a missing header, another scheme
-// or a wrong key; the `refused` callback), RequireBasicAuth, HttpStatusOf and JsonErrorResponse.
+// or a wrong key; the `refused` callback), RequireBasicAuth, HttpStatusOf and JsonErrorResponse,
+// 415 for a compressed body.
 #include "server/http/http_router.h"
 
 #include <gmock/gmock.h>
@@ -142,6 +143,21 @@ TEST(HttpRouterTest, HeadIsRoutedAsGet) {
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(reply->status, 200);
   EXPECT_EQ(reply->body, "HEAD");
+}
+
+TEST(HttpRouterTest, ACompressedBodyIs415AndNeverReachesTheHandler) {
+  HttpRouter router;
+  router.Add("POST", "/a", Named("a"));
+  const HttpHandler handle = [&router](HttpExchange e) { router.Handle(std::move(e)); };
+  const auto gzip = Call(handle, "POST", "/a", {{"content-encoding", "gzip"}});
+  ASSERT_TRUE(gzip.has_value());
+  EXPECT_EQ(gzip->status, 415);
+  EXPECT_THAT(gzip->body, HasSubstr("Content-Encoding 'gzip' is not supported"));
+  EXPECT_EQ(HeaderOf(*gzip, "Accept-Encoding"), "identity");
+  EXPECT_EQ(Call(handle, "POST", "/a", {{"content-encoding", "Identity"}})->body, "a");
+  EXPECT_EQ(Call(handle, "POST", "/a")->body, "a");
+  // An unknown path stays 404 whatever its encoding.
+  EXPECT_EQ(Call(handle, "POST", "/b", {{"content-encoding", "gzip"}})->status, 404);
 }
 
 TEST(HttpRouterTest, UsesItsErrorFormat) {

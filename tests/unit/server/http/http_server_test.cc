@@ -263,6 +263,22 @@ TEST(HttpServerTest, AnswersAGetWithTheHandlersResponse) {
   EXPECT_EQ(reply->body, "GET /a/b?x=1&y=2 ");
 }
 
+TEST(HttpServerTest, StatusLinesHaveTheirReasonPhraseAlso499) {
+  for (const auto& [status, line] :
+       std::vector<std::pair<int, std::string>>{{415, "HTTP/1.1 415 Unsupported Media Type\r\n"},
+                                                {499, "HTTP/1.1 499 Client Closed Request\r\n"}}) {
+    auto server = StartOrDie(SmallOptions(), [status = status](HttpExchange exchange) {
+      HttpResponse response;
+      response.status = status;
+      std::move(exchange.respond)(std::move(response));
+    });
+    ASSERT_NE(server, nullptr);
+    const auto reply = Exchange(server->port(), "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    ASSERT_TRUE(reply.has_value());
+    EXPECT_THAT(reply->head, StartsWith(line));
+  }
+}
+
 TEST(HttpServerTest, TheHandlerSeesTheWholeRequest) {
   HeldExchanges held;
   auto server = StartOrDie(SmallOptions(), held.Handler());
@@ -423,8 +439,8 @@ TEST(HttpServerTest, Expect100ContinueGetsContinueBeforeTheBodyIsSent) {
   auto server = StartOrDie(SmallOptions(), EchoHandler);
   ASSERT_NE(server, nullptr);
   Client client(server->port());
-  ASSERT_TRUE(client.Send(
-      "POST /up HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      client.Send("POST /up HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"));
   const auto go_on = client.Read();  // nothing of the body was sent yet
   ASSERT_TRUE(go_on.has_value());
   EXPECT_EQ(go_on->status, 100);
@@ -435,8 +451,8 @@ TEST(HttpServerTest, Expect100ContinueGetsContinueBeforeTheBodyIsSent) {
   EXPECT_EQ(reply->body, "POST /up hello");
   // Above the body limit: 413 at once, no 100.
   Client big(server->port());
-  ASSERT_TRUE(big.Send(
-      "POST /up HTTP/1.1\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n"));
+  ASSERT_TRUE(
+      big.Send("POST /up HTTP/1.1\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n"));
   const auto refused = big.Read();
   ASSERT_TRUE(refused.has_value());
   EXPECT_EQ(refused->status, 413);
@@ -729,8 +745,8 @@ TEST(HttpServerTest, ABodyIsRefused429WhenTheBudgetHasNoRoomForIt) {
   ASSERT_NE(server, nullptr);
   // 900 bytes reserve 4 x 900 = 3600 of the 4000 until the answer is written.
   Client first(server->port());
-  ASSERT_TRUE(first.Send("POST /a HTTP/1.1\r\nContent-Length: 900\r\n\r\n" +
-                         std::string(900, 'a')));
+  ASSERT_TRUE(
+      first.Send("POST /a HTTP/1.1\r\nContent-Length: 900\r\n\r\n" + std::string(900, 'a')));
   std::optional<HttpExchange> exchange = held.Take();
   ASSERT_TRUE(exchange.has_value());
   EXPECT_EQ(budget.used(), 4 * 900);
@@ -742,8 +758,8 @@ TEST(HttpServerTest, ABodyIsRefused429WhenTheBudgetHasNoRoomForIt) {
   ASSERT_TRUE(first.Read().has_value());
   // Returned once the answer is written: the next request fits again.
   Client second(server->port());
-  ASSERT_TRUE(second.Send("POST /c HTTP/1.1\r\nContent-Length: 200\r\n\r\n" +
-                          std::string(200, 'c')));
+  ASSERT_TRUE(
+      second.Send("POST /c HTTP/1.1\r\nContent-Length: 200\r\n\r\n" + std::string(200, 'c')));
   std::optional<HttpExchange> next = held.Take();
   ASSERT_TRUE(next.has_value());
   EXPECT_EQ(budget.used(), 4 * 200);
