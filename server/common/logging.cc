@@ -21,16 +21,68 @@ std::atomic<bool> json_format{false};
 std::atomic<int> access_line_level{spdlog::level::info};
 std::atomic<std::shared_ptr<spdlog::logger>> access_logger_in_use;  // set by ConfigureLogging
 
-// Appends `text` as a JSON string (quoted, escaped, control characters as \u00XX).
+// The length (1-4) of the well-formed UTF-8 sequence `text` starts with, or 0 when it starts
+// with none (a stray or truncated byte, an overlong form, a surrogate, above U+10FFFF).
+size_t Utf8SequenceLength(std::string_view text) {
+  const auto byte = [&text](size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  if (lead < 0x80) return 1;
+  size_t length = 0;
+  uint32_t code = 0;
+  uint32_t smallest = 0;
+  if ((lead & 0xE0) == 0xC0) {
+    length = 2, code = lead & 0x1F, smallest = 0x80;
+  } else if ((lead & 0xF0) == 0xE0) {
+    length = 3, code = lead & 0x0F, smallest = 0x800;
+  } else if ((lead & 0xF8) == 0xF0) {
+    length = 4, code = lead & 0x07, smallest = 0x10000;
+  } else {
+    return 0;
+  }
+  if (text.size() < length) return 0;
+  for (size_t i = 1; i < length; ++i) {
+    if ((byte(i) & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (byte(i) & 0x3F);
+  }
+  if (code < smallest || code > 0x10FFFF || (code >= 0xD800 && code <= 0xDFFF)) return 0;
+  return length;
+}
+
+// Appends `text` as a JSON string (quoted, escaped, control characters as \u00XX). Bytes that
+// are not well-formed UTF-8 (client strings may hold any) become U+FFFD, so every line is valid
+// UTF-8 and, in the json format, valid JSON.
 void AppendJsonString(std::string_view text, std::string& out) {
   out.push_back('"');
-  for (unsigned char c : text) {
+  for (size_t i = 0; i < text.size();) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {
+      const size_t length = Utf8SequenceLength(text.substr(i));
+      if (length == 0) {
+        out += "\\ufffd";
+        ++i;
+      } else {
+        out.append(text.substr(i, length));
+        i += length;
+      }
+      continue;
+    }
+    ++i;
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f) {
           out += absl::StrFormat("\\u%04x", c);
@@ -64,9 +116,9 @@ class JsonFormatter final : public spdlog::formatter {
     const auto level = spdlog::level::to_string_view(msg.level);
     AppendJsonString(std::string_view(level.data(), level.size()), line);
     line += ",\"logger\":";
-    AppendJsonString(msg.logger_name.size() ? std::string_view(msg.logger_name.data(),
-                                                               msg.logger_name.size())
-                                            : "server",
+    AppendJsonString(msg.logger_name.size()
+                         ? std::string_view(msg.logger_name.data(), msg.logger_name.size())
+                         : "server",
                      line);
     const std::string_view payload(msg.payload.data(), msg.payload.size());
     if (fields_in_payload_) {
@@ -88,7 +140,8 @@ class JsonFormatter final : public spdlog::formatter {
   const bool fields_in_payload_;
 };
 
-absl::Status ParseLevel(const std::string& name, const char* field, spdlog::level::level_enum* out) {
+absl::Status ParseLevel(const std::string& name, const char* field,
+                        spdlog::level::level_enum* out) {
   // Our names; spdlog itself spells warn "warning".
   static constexpr std::pair<const char*, spdlog::level::level_enum> kLevels[] = {
       {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
@@ -118,8 +171,8 @@ std::string Cut(std::string_view text, size_t limit = kMaxFieldLength) {
 absl::Status ConfigureLogging(const LogOptions& options) {
   spdlog::level::level_enum level, access_level;
   if (absl::Status s = ParseLevel(options.level, "logging.level", &level); !s.ok()) return s;
-  if (absl::Status s = ParseLevel(options.access_log_level, "logging.access_log_level",
-                                  &access_level);
+  if (absl::Status s =
+          ParseLevel(options.access_log_level, "logging.access_log_level", &access_level);
       !s.ok()) {
     return s;
   }
@@ -157,9 +210,8 @@ void LogAccess(const AccessRecord& r) {
   if (logger == nullptr) logger = spdlog::default_logger();
   // Rejections and failures are warnings whatever the access level; client cancellations are not.
   const bool rejected = r.code != "OK" && r.code != "CANCELLED";
-  const auto level = rejected
-                         ? spdlog::level::warn
-                         : static_cast<spdlog::level::level_enum>(access_line_level.load());
+  const auto level = rejected ? spdlog::level::warn
+                              : static_cast<spdlog::level::level_enum>(access_line_level.load());
   if (level == spdlog::level::off || !logger->should_log(level)) return;
   const bool json = json_format.load() && logger->name() == "access";
   // text: `rpc method="Embed" code="OK" images=1 ...`; json: "msg":"rpc","method":"Embed",...

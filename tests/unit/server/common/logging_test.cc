@@ -18,14 +18,26 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 AccessRecord Ok() {
-  return {.method = "Embed", .model = "small", .code = "OK", .images = 2, .seconds = 0.0125,
-          .peer = "ipv4:127.0.0.1:5000", .request_id = "r1", .reason = "", .error = ""};
+  return {.method = "Embed",
+          .model = "small",
+          .code = "OK",
+          .images = 2,
+          .seconds = 0.0125,
+          .peer = "ipv4:127.0.0.1:5000",
+          .request_id = "r1",
+          .reason = "",
+          .error = ""};
 }
 
 AccessRecord Rejected() {
-  return {.method = "Embed", .model = "small", .code = "RESOURCE_EXHAUSTED", .images = 1,
+  return {.method = "Embed",
+          .model = "small",
+          .code = "RESOURCE_EXHAUSTED",
+          .images = 1,
           .seconds = 0.001,
-          .peer = "ipv4:127.0.0.1:5001", .request_id = "r2", .reason = "queue_full",
+          .peer = "ipv4:127.0.0.1:5001",
+          .request_id = "r2",
+          .reason = "queue_full",
           .error = "queue full: 256 images waiting"};
 }
 
@@ -81,6 +93,25 @@ TEST(LoggingTest, CutsNeverSplitAUtf8Character) {
   EXPECT_EQ(line["request_id"], std::string(127, 'x'));
 }
 
+TEST(LoggingTest, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  ASSERT_TRUE(ConfigureLogging({.format = "json"}).ok());
+  AccessRecord record = Ok();
+  // A stray continuation byte, a truncated sequence, an overlong '/', a surrogate, a byte that
+  // never starts UTF-8; and good two- and four-byte characters, which stay.
+  record.request_id =
+      "a\x80"
+      "b\xc3(c\xc0\xaf"
+      "d\xed\xa0\x80"
+      "e\xff\xc3\xa9\xf0\x9f\x98\x80";
+  record.error = "no model '\xfe\xfe'";
+  const std::string out = Captured([&] { LogAccess(record); });
+  const auto line = nlohmann::json::parse(out);  // throws on invalid UTF-8
+  const std::string bad = "\xef\xbf\xbd";        // U+FFFD
+  EXPECT_EQ(line["request_id"], "a" + bad + "b" + bad + "(c" + bad + bad + "d" + bad + bad + bad +
+                                    "e" + bad + "\xc3\xa9\xf0\x9f\x98\x80");
+  EXPECT_EQ(line["error"], "no model '" + bad + bad + "'");
+}
+
 TEST(LoggingTest, TextAccessLinesQuoteAndEscapeClientStrings) {
   ASSERT_TRUE(ConfigureLogging({}).ok());
   AccessRecord record = Ok();
@@ -106,8 +137,8 @@ TEST(LoggingTest, JsonLinesCarryTheFieldsAsKeys) {
   EXPECT_EQ(server["logger"], "server");
   EXPECT_EQ(server["level"], "info");
   EXPECT_EQ(server["msg"], "model \"x\" loaded\tok");
-  EXPECT_THAT(server["time"].get<std::string>(), testing::MatchesRegex(
-                                                     "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"));
+  EXPECT_THAT(server["time"].get<std::string>(),
+              testing::MatchesRegex("[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"));
   const auto ok = nlohmann::json::parse(lines[1]);
   EXPECT_EQ(ok["logger"], "access");
   EXPECT_EQ(ok["msg"], "rpc");
