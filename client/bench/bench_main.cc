@@ -1,6 +1,9 @@
-// dinov3-bench: load generator for dinov3-server (and, over HTTP, the LitServe peer of the
-// benchmark suite). Sweeps closed-loop concurrencies or open-loop Poisson rates, measures each
-// point in windows until they agree (load_driver.h), prints a table and optionally JSON.
+// dinov3-bench: load generator for dinov3-server's front doors and the peers of the benchmark
+// suite. --protocol picks the door: grpc (dinov3.v1), http (LitServe's POST /predict),
+// oip-grpc / oip-rest (Open Inference Protocol ModelInfer, REST with the binary extension, e.g.
+// MLServer) or openai (POST /v1/embeddings); --target is HOST:PORT of whatever it talks to.
+// Sweeps closed-loop concurrencies or open-loop Poisson rates, measures each point in windows
+// until they agree (load_driver.h), prints a table and optionally JSON.
 // Exit status: 0 when the sweep ran (request errors are reported, not fatal), 1 when the
 // target cannot be used, 2 for bad flags.
 #include <cstdio>
@@ -21,13 +24,21 @@
 #include "client/bench/grpc_transport.h"
 #include "client/bench/http_transport.h"
 #include "client/bench/load_driver.h"
+#include "client/bench/oip_grpc_transport.h"
+#include "client/bench/oip_rest_transport.h"
+#include "client/bench/openai_transport.h"
 #include "client/bench/request_set.h"
 #include "client/cpp/commands.h"
 #include "client/cpp/tensor_decode.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server address, HOST:PORT");
-ABSL_FLAG(std::string, protocol, "grpc", "grpc (dinov3-server, the gRPC peer) or http (LitServe)");
+ABSL_FLAG(std::string, protocol, "grpc",
+          "grpc (dinov3.v1: dinov3-server, the gRPC peer), http (LitServe POST --http_path), "
+          "oip-grpc (KServe v2 ModelInfer), oip-rest (KServe v2 POST /v2/models/--model/infer, "
+          "binary tensors; needs --model) or openai (POST /v1/embeddings; needs --images)");
 ABSL_FLAG(std::string, http_path, "/predict", "path the http protocol POSTs to");
+ABSL_FLAG(std::string, openai_encoding, "base64",
+          "--protocol=openai: encoding_format of the answer, base64 or float");
 ABSL_FLAG(std::string, method, "embed", "embed (unary), stream (StreamEmbed) or dense (EmbedDense)");
 ABSL_FLAG(std::string, concurrency, "", "closed loop: comma-separated caller counts, e.g. 1,4,16");
 ABSL_FLAG(std::string, rate, "", "open loop: comma-separated request rates per second (Poisson)");
@@ -106,14 +117,30 @@ absl::StatusOr<Plan> ParseFlags() {
   d.target = absl::GetFlag(FLAGS_target);
   d.protocol = absl::GetFlag(FLAGS_protocol);
   d.method = absl::GetFlag(FLAGS_method);
-  if (d.protocol != "grpc" && d.protocol != "http") {
-    return absl::InvalidArgumentError("--protocol must be grpc or http");
+  if (d.protocol != "grpc" && d.protocol != "http" && d.protocol != "oip-grpc" &&
+      d.protocol != "oip-rest" && d.protocol != "openai") {
+    return absl::InvalidArgumentError(
+        "--protocol must be grpc, http, oip-grpc, oip-rest or openai");
   }
   if (d.method != "embed" && d.method != "stream" && d.method != "dense") {
     return absl::InvalidArgumentError("--method must be embed, stream or dense");
   }
-  if (d.protocol == "http" && d.method != "embed") {
-    return absl::InvalidArgumentError("--protocol=http supports --method=embed only");
+  if (d.protocol != "grpc" && d.method != "embed") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--protocol=", d.protocol, " supports --method=embed only"));
+  }
+  const std::string encoding = absl::GetFlag(FLAGS_openai_encoding);
+  if (encoding != "base64" && encoding != "float") {
+    return absl::InvalidArgumentError("--openai_encoding must be base64 or float");
+  }
+  if (d.protocol == "oip-rest" && absl::GetFlag(FLAGS_model).empty()) {
+    return absl::InvalidArgumentError(
+        "--protocol=oip-rest needs --model: the model's name is part of the path");
+  }
+  if (d.protocol == "openai" && absl::GetFlag(FLAGS_images).empty()) {
+    return absl::InvalidArgumentError(
+        "--protocol=openai sends image files as data URLs: give --images (raw pixels cannot "
+        "be sent)");
   }
   absl::StatusOr<std::vector<LoadShape>> shapes = ParseShapes();
   if (!shapes.ok()) return shapes.status();
@@ -169,6 +196,24 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeTransport(const Plan& plan) {
     if (!bodies.ok()) return bodies.status();
     return MakeHttpTransport({plan.description.target, absl::GetFlag(FLAGS_http_path), timeout},
                              *std::move(bodies));
+  }
+  if (plan.description.protocol == "oip-rest") {
+    return MakeOipRestTransport({.address = plan.description.target, .timeout_seconds = timeout},
+                                plan.spec, *images);
+  }
+  if (plan.description.protocol == "openai") {
+    const OpenAIEncoding encoding = absl::GetFlag(FLAGS_openai_encoding) == "float"
+                                        ? OpenAIEncoding::kFloat
+                                        : OpenAIEncoding::kBase64;
+    return MakeOpenAITransport({.address = plan.description.target, .timeout_seconds = timeout},
+                               plan.spec, *images, encoding);
+  }
+  if (plan.description.protocol == "oip-grpc") {
+    absl::StatusOr<std::vector<inference::ModelInferRequest>> requests =
+        MakeOipGrpcRequests(plan.spec, *images);
+    if (!requests.ok()) return requests.status();
+    return MakeOipGrpcTransport({.address = plan.description.target, .timeout_seconds = timeout},
+                                *std::move(requests));
   }
   const GrpcMethod method = plan.description.method == "stream"  ? GrpcMethod::kStream
                             : plan.description.method == "dense" ? GrpcMethod::kDense

@@ -18,7 +18,7 @@ namespace dinov3::bench {
 
 struct RunDescription {
   std::string target;
-  std::string protocol;  // "grpc" | "http"
+  std::string protocol;  // "grpc" | "http" | "oip-grpc" | "oip-rest" | "openai"
   std::string method;    // "embed" | "stream" | "dense"
   std::string mode;      // "closed" | "open"
   std::string image;     // "224x224 raw" or "files: a.png,b.jpg"

@@ -8,9 +8,12 @@
 
 namespace dinov3::bench {
 
+inline constexpr char kBadResponse[] = "BAD_RESPONSE";
+
 struct CallResult {
   // "" when the call succeeded; otherwise the gRPC status code name ("UNAVAILABLE"), "HTTP_<n>"
-  // for an HTTP answer other than 200, or "CONNECTION" when an HTTP exchange broke.
+  // for an HTTP answer other than 200, "CONNECTION" when an HTTP exchange broke, or
+  // kBadResponse when a successful answer is not what the request asked for.
   std::string error = "";
   int images = 0;             // images the request carried
   size_t response_bytes = 0;  // serialized response (all chunks of a stream), HTTP body bytes

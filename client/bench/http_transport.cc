@@ -39,8 +39,20 @@ absl::StatusOr<std::pair<std::string, std::string>> SplitHostPort(const std::str
 
 class HttpTransport : public Transport {
  public:
-  HttpTransport(const HttpTarget& target, std::vector<std::string> bodies)
-      : target_(target), bodies_(std::move(bodies)) {}
+  HttpTransport(const HttpTarget& target, std::vector<HttpRequest> requests, HttpAnswerCheck check)
+      : target_(target), requests_(std::move(requests)), check_(std::move(check)) {
+    for (HttpRequest& request : requests_) {
+      std::string text = absl::StrCat("POST ", request.path, " HTTP/1.1\r\nHost: ", target_.address,
+                                      "\r\nContent-Type: ", request.content_type,
+                                      "\r\nContent-Length: ", request.body.size(), "\r\n");
+      for (const auto& [name, value] : request.headers) {
+        absl::StrAppend(&text, name, ": ", value, "\r\n");
+      }
+      absl::StrAppend(&text, "Connection: keep-alive\r\n\r\n", request.body);
+      texts_.push_back(std::move(text));
+      request.body = std::string();  // held once, in texts_
+    }
+  }
   ~HttpTransport() override { Close(); }
 
   absl::Status Open(int workers) override {
@@ -49,13 +61,9 @@ class HttpTransport : public Transport {
     if (!host_port.ok()) return host_port.status();
     host_ = host_port->first;
     port_ = host_port->second;
-    for (const std::string& body : bodies_) {
-      requests_.push_back(absl::StrCat("POST ", target_.path, " HTTP/1.1\r\nHost: ", target_.address,
-                                       "\r\nContent-Type: application/json\r\nContent-Length: ",
-                                       body.size(), "\r\nConnection: keep-alive\r\n\r\n", body));
-    }
     sockets_.assign(workers, -1);
     pending_.assign(workers, std::string());
+    bodies_.assign(workers, std::string());
     // Checks reachability once, so a wrong address fails the run instead of every call.
     absl::StatusOr<int> probe = Connect();
     if (!probe.ok()) return probe.status();
@@ -64,26 +72,37 @@ class HttpTransport : public Transport {
   }
 
   CallResult Call(int worker) override {
-    const std::string& request = requests_[next_.fetch_add(1) % requests_.size()];
+    const size_t index = next_.fetch_add(1) % requests_.size();
+    const HttpRequest& request = requests_[index];
     int& fd = sockets_[worker];
     CallResult result;
-    result.images = 1;
+    result.images = request.images;
     if (fd < 0) {
       absl::StatusOr<int> connected = Connect();
-      if (!connected.ok()) return Failed(fd, "CONNECTION");
+      if (!connected.ok()) return Failed(fd, result, "CONNECTION");
       fd = *connected;
     }
-    if (!SendAll(fd, request)) return Failed(fd, "CONNECTION");
+    if (!SendAll(fd, texts_[index])) return Failed(fd, result, "CONNECTION");
     std::string& pending = pending_[worker];
     pending.clear();
     absl::StatusOr<ResponseHead> head = ReadHead(fd, pending);
-    if (!head.ok() || !SkipBody(fd, head->content_length, pending)) return Failed(fd, "CONNECTION");
+    if (!head.ok()) return Failed(fd, result, "CONNECTION");
+    const bool check = check_ != nullptr && head->status == 200;
+    std::string& body = bodies_[worker];
+    body.clear();
+    if (!ReadBody(fd, head->content_length, pending, check ? &body : nullptr)) {
+      return Failed(fd, result, "CONNECTION");
+    }
     result.response_bytes = head->content_length;
     if (head->close) {
       ::close(fd);
       fd = -1;
     }
-    if (head->status != 200) result.error = absl::StrCat("HTTP_", head->status);
+    if (head->status != 200) {
+      result.error = absl::StrCat("HTTP_", head->status);
+    } else if (check) {
+      result.error = check_(request, *head, body);
+    }
     return result;
   }
 
@@ -95,11 +114,9 @@ class HttpTransport : public Transport {
   }
 
  private:
-  static CallResult Failed(int& fd, const char* error) {
+  static CallResult Failed(int& fd, CallResult result, const char* error) {
     if (fd >= 0) ::close(fd);
     fd = -1;
-    CallResult result;
-    result.images = 1;
     result.error = error;
     return result;
   }
@@ -154,28 +171,35 @@ class HttpTransport : public Transport {
     return head;
   }
 
-  // Consumes `length` body bytes, first from `pending`.
-  static bool SkipBody(int fd, size_t length, std::string& pending) {
+  // Consumes `length` body bytes, first from `pending`; keeps them in `body` unless null.
+  static bool ReadBody(int fd, size_t length, std::string& pending, std::string* body) {
     const size_t buffered = std::min(length, pending.size());
+    if (body != nullptr) {
+      body->reserve(length);
+      body->append(pending, 0, buffered);
+    }
     pending.erase(0, buffered);
     length -= buffered;
     char buffer[64 * 1024];
     while (length > 0) {
       const ssize_t n = ::recv(fd, buffer, std::min(length, sizeof(buffer)), 0);
       if (n <= 0) return false;
+      if (body != nullptr) body->append(buffer, static_cast<size_t>(n));
       length -= static_cast<size_t>(n);
     }
     return true;
   }
 
   const HttpTarget target_;
-  const std::vector<std::string> bodies_;
-  std::vector<std::string> requests_;
+  std::vector<HttpRequest> requests_;  // their bodies moved into texts_
+  const HttpAnswerCheck check_;
+  std::vector<std::string> texts_;  // requests_[i] as sent: head and body
   std::string host_;
   std::string port_;
   // One per worker; entry w is only touched by worker w.
   std::vector<int> sockets_;
   std::vector<std::string> pending_;
+  std::vector<std::string> bodies_;
   std::atomic<size_t> next_{0};
 };
 
@@ -195,6 +219,7 @@ absl::StatusOr<ResponseHead> ParseResponseHead(const std::string& head) {
     if (colon == absl::string_view::npos) continue;
     const std::string name = absl::AsciiStrToLower(lines[i].substr(0, colon));
     const absl::string_view value = absl::StripAsciiWhitespace(lines[i].substr(colon + 1));
+    parsed.headers[name] = std::string(value);
     if (name == "content-length") {
       has_length = absl::SimpleAtoi(value, &parsed.content_length);
     } else if (name == "connection") {
@@ -207,9 +232,19 @@ absl::StatusOr<ResponseHead> ParseResponseHead(const std::string& head) {
   return parsed;
 }
 
+std::unique_ptr<Transport> MakeHttpRequestTransport(const HttpTarget& target,
+                                                    std::vector<HttpRequest> requests,
+                                                    HttpAnswerCheck check) {
+  return std::make_unique<HttpTransport>(target, std::move(requests), std::move(check));
+}
+
 std::unique_ptr<Transport> MakeHttpTransport(const HttpTarget& target,
                                              std::vector<std::string> bodies) {
-  return std::make_unique<HttpTransport>(target, std::move(bodies));
+  std::vector<HttpRequest> requests;
+  for (std::string& body : bodies) {
+    requests.push_back({.path = target.path, .body = std::move(body)});
+  }
+  return MakeHttpRequestTransport(target, std::move(requests));
 }
 
 }  // namespace dinov3::bench

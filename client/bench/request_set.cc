@@ -86,17 +86,12 @@ absl::StatusOr<std::vector<v1::Image>> LoadImages(const RequestSpec& spec) {
   return images;
 }
 
-namespace {
-
-// The model of each request made for one image, in order (spec.models expanded by weight).
 std::vector<std::string> ModelSequence(const RequestSpec& spec) {
   if (spec.models.empty()) return {""};
   std::vector<std::string> names;
   for (const auto& [name, weight] : spec.models) names.insert(names.end(), weight, name);
   return names;
 }
-
-}  // namespace
 
 std::vector<v1::EmbedRequest> MakeEmbedRequests(const RequestSpec& spec,
                                                 const std::vector<v1::Image>& images) {

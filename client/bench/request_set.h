@@ -39,6 +39,10 @@ std::vector<v1::EmbedRequest> MakeEmbedRequests(const RequestSpec& spec,
 std::vector<v1::EmbedDenseRequest> MakeDenseRequests(const RequestSpec& spec,
                                                      const std::vector<v1::Image>& images);
 
+// The model each request made for one image names, in order: spec.models expanded by weight
+// ({""} when none is given, the server's default).
+std::vector<std::string> ModelSequence(const RequestSpec& spec);
+
 // JSON bodies of the HTTP peer's POST /predict (tests/bench/peers/README.md): one image each,
 // base64 bytes with their encoding ("raw" RGB8 or "file"), outputs, dtype and resize.
 // InvalidArgument unless images_per_request is 1.

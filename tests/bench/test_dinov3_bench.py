@@ -1,11 +1,15 @@
 """dinov3-bench against the real server: each method and load mode runs without errors, its
 call counts agree exactly with the server's own counters, request errors are counted by status
-code, and bad flags or an unreachable target give the documented exit status.
+code, and bad flags or an unreachable target give the documented exit status. The same for the
+other front doors: --protocol=oip-grpc (ModelInfer), oip-rest (RestModelInfer, the binary tensor
+extension) and openai (OpenAIEmbeddings), each with raw pixels and / or files and an unknown
+model counted under NOT_FOUND.
 
 Short runs on the depth-1 test model; nothing here checks speed.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -13,7 +17,8 @@ import urllib.request
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration", "python"))
-from server_process import BIN_DIR, export_random_model, free_port, running_server  # noqa: E402
+from server_process import (BIN_DIR, export_random_model, free_port, http_port,  # noqa: E402
+                            running_server)
 
 BENCH = os.path.join(BIN_DIR, "dinov3-bench")
 QUICK = ["--warmup_seconds=0.2", "--window_seconds=0.3", "--min_window_calls=1",
@@ -21,13 +26,36 @@ QUICK = ["--warmup_seconds=0.2", "--window_seconds=0.3", "--min_window_calls=1",
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def doors(tmp_path_factory):
+    """(gRPC target, metrics port, HTTP front doors' target) of one server of model "model"."""
     directory = tmp_path_factory.mktemp("bench")
     model = export_random_model(directory, seed=4)
     metrics_port = free_port()
-    with running_server(model, str(directory / "server.log"), "--max_batch_size=4",
+    log = str(directory / "server.log")
+    with running_server(model, log, "--max_batch_size=4",
                         f"--metrics_listen=127.0.0.1:{metrics_port}") as (target, _):
-        yield target, metrics_port
+        yield target, metrics_port, f"127.0.0.1:{http_port(log)}"
+
+
+@pytest.fixture(scope="module")
+def server(doors):
+    target, metrics_port, _ = doors
+    return target, metrics_port
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    """A PNG and a JPEG of different sizes."""
+    from PIL import Image
+    import numpy as np
+    directory = tmp_path_factory.mktemp("images")
+    paths = []
+    for i, (size, fmt) in enumerate([((40, 30), "png"), ((64, 48), "jpeg")]):
+        path = directory / f"{i}.{fmt}"
+        pixels = np.random.default_rng(i).integers(0, 256, (size[1], size[0], 3), np.uint8)
+        Image.fromarray(pixels).save(path, format=fmt.upper())
+        paths.append(str(path))
+    return ",".join(paths)
 
 
 def bench(target, *flags):
@@ -37,12 +65,37 @@ def bench(target, *flags):
     return json.loads(out.stdout)
 
 
-def served(metrics_port, method, code="OK"):
+SAMPLE = re.compile(r'^(\w+)\{(.*)\}\s+(\S+)$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def served(metrics_port, method, code="OK", **labels):
+    """dinov3_requests_total of `method` and `code`, summed over every other label (the model,
+    "(unknown)" for none served, and any label added later) unless `labels` pins it."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
         text = r.read().decode()
-    # Summed over the model label (the served model, or "(unknown)").
-    key = f'dinov3_requests_total{{code="{code}",method="{method}",model='
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(key))
+    want = {"code": code, "method": method, **labels}
+    total = 0.0
+    for line in text.splitlines():
+        match = SAMPLE.match(line)
+        if match is None or match.group(1) != "dinov3_requests_total":
+            continue
+        have = dict(LABEL.findall(match.group(2)))
+        if all(have.get(name) == value for name, value in want.items()):
+            total += float(match.group(3))
+    return total
+
+
+def assert_counted(result, calls_served):
+    """Every point ran without errors, and every call the bench made (warm-up included) was
+    answered once by the server."""
+    calls = 0
+    for point in result["points"]:
+        assert point["errors"] == {}, point["errors"]
+        assert point["requests"] > 0 and point["images_per_second"] > 0
+        assert point["response_bytes"] > 0
+        calls += point["calls"]
+    assert calls_served == calls
 
 
 @pytest.mark.parametrize("method,server_method,flags", [
@@ -130,6 +183,88 @@ def test_bad_flags(server, flags, status):
     out = subprocess.run([BENCH, f"--target={target}", *QUICK, *flags],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == status, out.stderr
+    assert "dinov3-bench:" in out.stderr
+
+
+# Each protocol with the generated raw image (PIXELS) where it can carry one, and with files
+# (IMAGE / data URLs), several per request; the server method whose counter it moves.
+PROTOCOLS = [
+    ("oip-grpc", "ModelInfer", ["--concurrency=1,2"]),
+    ("oip-grpc", "ModelInfer", ["--rate=20", "--max_outstanding=4", "--model=model",
+                                "--outputs=cls,patch_tokens,registers", "--dtype=bfloat16",
+                                "--image_size=64x48", "--resize=64x48"]),
+    ("oip-grpc", "ModelInfer", ["--concurrency=2", "--images_per_request=3", "--dtype=float16",
+                                "FILES"]),
+    ("oip-rest", "RestModelInfer", ["--concurrency=1,2", "--model=model"]),
+    ("oip-rest", "RestModelInfer", ["--concurrency=2", "--model=model:2", "--images_per_request=2",
+                                    "--outputs=pooled,patch_tokens", "--dtype=float16", "FILES"]),
+    ("openai", "OpenAIEmbeddings", ["--concurrency=1,2", "FILES"]),
+    ("openai", "OpenAIEmbeddings", ["--rate=20", "--max_outstanding=4", "--model=model",
+                                    "--images_per_request=2", "--openai_encoding=float",
+                                    "--outputs=pooled", "FILES"]),
+]
+
+
+@pytest.mark.parametrize("protocol,server_method,flags", PROTOCOLS)
+def test_other_front_doors_count_match_the_server(doors, image_files, protocol, server_method,
+                                                  flags):
+    _, metrics_port, http_target = doors
+    target = doors[0] if protocol == "oip-grpc" else http_target
+    flags = [f"--images={image_files}" if flag == "FILES" else flag for flag in flags]
+    before = served(metrics_port, server_method, model="model")
+    result = bench(target, f"--protocol={protocol}", *flags)
+    after = served(metrics_port, server_method, model="model")
+    assert result["protocol"] == protocol
+    assert_counted(result, after - before)
+
+
+def test_oip_outputs_and_dtype_change_the_response_size(doors):
+    target, _, http_target = doors
+    tokens_bytes = 196 * 384 * 4  # 14x14 patches of vits16 in float32
+    for protocol, where, extra in [("oip-grpc", target, []),
+                                   ("oip-rest", http_target, ["--model=model"])]:
+        flags = ["--concurrency=1", "--outputs=patch_tokens", f"--protocol={protocol}", *extra]
+        f32 = bench(where, *flags, "--dtype=float32")["points"][0]["response_bytes"]
+        f16 = bench(where, *flags, "--dtype=float16")["points"][0]["response_bytes"]
+        assert tokens_bytes < f32 < tokens_bytes + 1024, protocol
+        assert tokens_bytes / 2 < f16 < tokens_bytes / 2 + 1024, protocol
+
+
+@pytest.mark.parametrize("protocol,server_method,error", [
+    ("oip-grpc", "ModelInfer", "NOT_FOUND"),
+    ("oip-rest", "RestModelInfer", "HTTP_404"),
+    ("openai", "OpenAIEmbeddings", "HTTP_404"),
+])
+def test_other_front_doors_count_errors(doors, image_files, protocol, server_method, error):
+    """An unknown model: every call fails, the run still exits 0, and the server counted each
+    under NOT_FOUND."""
+    _, metrics_port, http_target = doors
+    target = doors[0] if protocol == "oip-grpc" else http_target
+    before = served(metrics_port, server_method, "NOT_FOUND")
+    result = bench(target, f"--protocol={protocol}", "--concurrency=2", "--model=nope",
+                   f"--images={image_files}")
+    point = result["points"][0]
+    assert point["requests"] == 0
+    # Errors of the measured windows; calls: every call, warm-up included.
+    assert list(point["errors"]) == [error] and point["errors"][error] > 0
+    assert served(metrics_port, server_method, "NOT_FOUND") - before == point["calls"]
+
+
+@pytest.mark.parametrize("flags", [
+    ["--protocol=bogus"],
+    ["--protocol=oip-rest"],  # no --model: the path needs it
+    ["--protocol=oip-grpc", "--method=stream"],
+    ["--protocol=openai"],  # raw pixels: OpenAI takes files only
+    ["--protocol=openai", "FILES", "--outputs=patch_tokens"],
+    ["--protocol=openai", "FILES", "--dtype=float16"],
+    ["--protocol=openai", "FILES", "--openai_encoding=hex"],
+])
+def test_other_front_doors_bad_flags(doors, image_files, flags):
+    _, _, http_target = doors
+    flags = [f"--images={image_files}" if flag == "FILES" else flag for flag in flags]
+    out = subprocess.run([BENCH, f"--target={http_target}", *QUICK, *flags],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
     assert "dinov3-bench:" in out.stderr
 
 

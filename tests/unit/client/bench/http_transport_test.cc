@@ -120,6 +120,44 @@ TEST(HttpTransportTest, KeepAliveErrorsCloseAndHangUp) {
   transport->Close();
 }
 
+TEST(HttpTransportTest, PreparedRequestsAndTheAnswerCheck) {
+  ScriptedHttpServer server({Reply(200, "good", "Inference-Header-Content-Length: 2\r\n"),
+                             Reply(200, "bad"), Reply(404, "{\"error\":\"no\"}")});
+  std::vector<HttpRequest> requests = {{.path = "/v2/models/m/infer",
+                                        .content_type = "application/octet-stream",
+                                        .headers = {{"Inference-Header-Content-Length", "3"}},
+                                        .body = std::string("{}\n\0\1", 5),
+                                        .images = 4}};
+  std::atomic<int> checked{0};
+  std::unique_ptr<Transport> transport = MakeHttpRequestTransport(
+      {.address = server.address(), .timeout_seconds = 10}, std::move(requests),
+      [&](const HttpRequest& request, const ResponseHead& head, const std::string& body) {
+        ++checked;
+        EXPECT_EQ(request.images, 4);
+        const auto length = head.headers.find("inference-header-content-length");
+        return body == "good" && length != head.headers.end() && length->second == "2"
+                   ? ""
+                   : "BAD_RESPONSE";
+      });
+  ASSERT_TRUE(transport->Open(1).ok());
+  CallResult r = transport->Call(0);
+  EXPECT_EQ(r.error, "");
+  EXPECT_EQ(r.images, 4);
+  EXPECT_EQ(r.response_bytes, 4u);
+  EXPECT_TRUE(absl::StartsWith(server.last_request(), "POST /v2/models/m/infer HTTP/1.1\r\n"));
+  EXPECT_TRUE(
+      absl::StrContains(server.last_request(), "\r\nContent-Type: application/octet-stream\r\n"));
+  EXPECT_TRUE(absl::StrContains(server.last_request(), "\r\nContent-Length: 5\r\n"));
+  EXPECT_TRUE(
+      absl::StrContains(server.last_request(), "\r\nInference-Header-Content-Length: 3\r\n"));
+  EXPECT_TRUE(absl::EndsWith(server.last_request(), std::string("\r\n\r\n{}\n\0\1", 9)));
+  EXPECT_EQ(transport->Call(0).error, "BAD_RESPONSE");
+  EXPECT_EQ(transport->Call(0).error, "HTTP_404");  // not 200: not checked
+  EXPECT_EQ(checked, 2);
+  EXPECT_EQ(server.connections(), 1);
+  transport->Close();
+}
+
 TEST(HttpTransportTest, UnreachableTargetFailsOpen) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -144,6 +182,7 @@ TEST(ParseResponseHeadTest, StatusLengthAndConnection) {
   EXPECT_EQ(head->status, 200);
   EXPECT_EQ(head->content_length, 42u);
   EXPECT_TRUE(head->close);
+  EXPECT_EQ(head->headers.at("server"), "uvicorn");
   EXPECT_FALSE(ParseResponseHead("HTTP/1.1 200 OK\r\n\r\n").ok());  // no length
   EXPECT_FALSE(ParseResponseHead("SPDY 200\r\nContent-Length: 1\r\n\r\n").ok());
   EXPECT_FALSE(
