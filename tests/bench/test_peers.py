@@ -10,6 +10,12 @@ embeddings (float32: cosine >= 0.9999 and max |diff| <= 1e-4):
     the bench smoke run installs it): raw image at the default size and at resize [160, 224],
     sent concurrently so they can share a batch; HTTP 400 for a bad request; after SIGTERM no
     process of its session is left.
+  - mlserver_server.py (only where .venv-mlserver exists: tests/bench/peers/setup_mlserver.sh),
+    driven by tritonclient over the Open Inference Protocol: gRPC with a PNG that is resized and
+    raw PIXELS in one request (CLS and POOLED), REST JSON with base64 IMAGE asking POOLED alone,
+    four concurrent gRPC requests that its adaptive batching may merge; a bad image fails with
+    INVALID_ARGUMENT and the peer still serves; SIGTERM ends it with status 0 and no process of
+    its session left.
 
     .venv/bin/python -m pytest tests/bench/test_peers.py -q
 """
@@ -55,10 +61,11 @@ def assert_same(got, want, name):
     assert np.abs(got - want).max() <= 1e-4, f"{name}: max |diff| {np.abs(got - want).max()}"
 
 
-def start_peer(script, log_path, *args):
-    """Starts a peer in its own session; returns (process, port) once it prints READY."""
+def start_peer(script, log_path, *args, python=sys.executable):
+    """Starts a peer in its own session; returns (process, port) once it prints READY (a peer
+    that announces several ports, `READY <port> <port>...`: (process, [ports]))."""
     log = open(log_path, "w")
-    proc = subprocess.Popen([sys.executable, os.path.join(PEERS, script), *args],
+    proc = subprocess.Popen([python, os.path.join(PEERS, script), *args],
                             stdout=subprocess.PIPE, stderr=log, text=True,
                             start_new_session=True, cwd=ROOT)
     log.close()
@@ -67,7 +74,8 @@ def start_peer(script, log_path, *args):
         if select.select([proc.stdout], [], [], 0.2)[0]:
             line = proc.stdout.readline()
             if line.startswith("READY "):
-                return proc, int(line.split()[1])
+                ports = [int(p) for p in line.split()[1:]]
+                return proc, ports[0] if len(ports) == 1 else ports
             if not line and proc.poll() is not None:
                 break
     stop_peer(proc)
@@ -228,3 +236,68 @@ def test_litserve_peer_matches_server(model, reference, tmp_path):
     finally:
         status, leftover = stop_peer(proc)
     assert not leftover, f"litserve left processes behind after SIGTERM:\n{tail(log)}"
+
+
+MLSERVER_PYTHON = os.path.join(ROOT, ".venv-mlserver", "bin", "python")
+
+
+def test_mlserver_peer_matches_server(model, reference, tmp_path):
+    if not os.access(MLSERVER_PYTHON, os.X_OK):
+        pytest.skip("no .venv-mlserver: tests/bench/peers/setup_mlserver.sh")
+    triton_grpc = pytest.importorskip("tritonclient.grpc")
+    triton_http = pytest.importorskip("tritonclient.http")
+    from tritonclient.utils import InferenceServerException
+
+    log = str(tmp_path / "mlserver.log")
+    name = "dino-peer"
+    proc, (http, grpc_port) = start_peer("mlserver_server.py", log, "--model", model,
+                                         "--name", name, "--threads", "1",
+                                         "--max_batch_size", "4", "--max_batch_time", "0.05",
+                                         python=MLSERVER_PYTHON)
+    status, leftover = None, False
+    try:
+        pixels = random_image(224, 224, seed=1)
+        png = png_bytes(random_image(200, 300, seed=2))
+        want = reference.embed([png, pixels])
+        grpc_client = triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+
+        def infer_grpc(tensor, outputs=("CLS", "POOLED")):
+            return grpc_client.infer(name, [tensor], client_timeout=60, outputs=[
+                triton_grpc.InferRequestedOutput(o) for o in outputs])
+
+        image = triton_grpc.InferInput("IMAGE", [1], "BYTES")
+        image.set_data_from_numpy(np.array([png], dtype=np.object_))
+        raw = triton_grpc.InferInput("PIXELS", [1, 224, 224, 3], "UINT8")
+        raw.set_data_from_numpy(pixels[None])
+        for tensor, w in [(image, want[0]), (raw, want[1])]:
+            answer = infer_grpc(tensor)
+            assert answer.as_numpy("CLS").shape == (1, 384)
+            assert_same(answer.as_numpy("CLS")[0], w.cls, "cls")
+            assert_same(answer.as_numpy("POOLED")[0], w.pooled, "pooled")
+
+        rest = triton_http.InferenceServerClient(f"127.0.0.1:{http}", network_timeout=60)
+        json_image = triton_http.InferInput("IMAGE", [1], "BYTES")
+        json_image.set_data_from_numpy(np.array([base64.b64encode(png).decode()], np.object_),
+                                       binary_data=False)
+        answer = rest.infer(name, [json_image], outputs=[
+            triton_http.InferRequestedOutput("POOLED", binary_data=False)])
+        assert [o["name"] for o in answer.get_response()["outputs"]] == ["POOLED"]
+        assert_same(answer.as_numpy("POOLED")[0], want[0].pooled, "pooled (REST)")
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:  # may share one batch
+            answers = list(pool.map(lambda _: infer_grpc(image, ("CLS",)), range(4)))
+        for a in answers:
+            assert_same(a.as_numpy("CLS")[0], want[0].cls, "cls (concurrent)")
+
+        bad = triton_grpc.InferInput("IMAGE", [1], "BYTES")
+        bad.set_data_from_numpy(np.array([b"not an image"], dtype=np.object_))
+        with pytest.raises(InferenceServerException) as error:
+            infer_grpc(bad)
+        assert "INVALID_ARGUMENT" in str(error.value.status()), error.value
+        assert "cannot decode image" in error.value.message()
+        assert_same(infer_grpc(image).as_numpy("CLS")[0], want[0].cls, "cls after an error")
+        grpc_client.close()
+        rest.close()
+    finally:
+        status, leftover = stop_peer(proc)
+    assert status == 0 and not leftover, f"mlserver peer exit {status}:\n{tail(log)}"
