@@ -476,6 +476,30 @@ def big_request_bytes(images, key=None):
             ).encode() + body
 
 
+def wait_images_queued(server, before, images):
+    """Waits until `images` more images than the blocker's were decoded since `before`: the
+    request was read whole and its images wait in the queue behind the held forward."""
+    decoded = "dinov3_preprocess_duration_seconds_count"
+    server.wait_for(lambda c: c.of_model(decoded) - before.of_model(decoded) >= 1 + images,
+                    f"the {images} images decoded and queued")
+
+
+def assert_hung_up_request_dropped(server, before, blocker):
+    """After the client of the OpenAI request queued behind `blocker` hung up (and a barrier):
+    releases the held forward, then checks that the request is recorded CANCELLED and that its
+    images were dropped before the model (only the blocker's image ran)."""
+    assert not blocker.done()  # still held: the queued images cannot have run
+    server.release_slow()
+    assert blocker.result().embeddings[0].cls.data
+    server.wait_for(lambda c: c.delta(before, "OpenAIEmbeddings").get("CANCELLED", 0) >= 1,
+                    "the hung-up request recorded CANCELLED")
+    after = server.wait_idle()
+    assert after.delta(before, "OpenAIEmbeddings") == {"CANCELLED": 1}, server.access_log()
+    assert after.delta(before, "Embed") == {"OK": 1}
+    assert after.of_model("dinov3_images_total") - before.of_model("dinov3_images_total") \
+        == 1, server.access_log()
+
+
 @pytest.fixture(scope="module")
 def fault_model(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile_fault")
@@ -493,30 +517,17 @@ def test_client_that_hangs_up_is_recorded_cancelled(fault_model, tmp_path):
         before = server.counters()
         blocker = server.stub.Embed.future(server.client.build_request([black()]), timeout=HANG)
         server.wait_running(before)  # the only worker is held on the black image
-        decoded = "dinov3_preprocess_duration_seconds_count"
         with socket.create_connection(("127.0.0.1", port), timeout=HANG) as s:
             s.sendall(big_request_bytes(16))
             # Read whole and handed to the pipeline (on a busy machine the 3 MB body can take
-            # longer to read than the barrier below to answer): its images are decoded.
-            server.wait_for(lambda c: c.of_model(decoded) - before.of_model(decoded) >= 17,
-                            "the 16 images decoded and queued")
+            # longer to read than the barrier below to answer).
+            wait_images_queued(server, before, 16)
         # Closed. Barrier: a request on another connection, answered by the same event loop
         # thread, which had the hang-up (the FIN is in the server's socket when close()
         # returns on loopback) before it could read this one. Instead of a sleep.
         status, _, _ = request(port, "GET", "/v1/models")
         assert status == 200
-        assert not blocker.done()  # still held: the 16 images cannot have run
-        server.release_slow()
-        assert blocker.result().embeddings[0].cls.data
-        after = server.wait_for(
-            lambda c: c.delta(before, "OpenAIEmbeddings").get("CANCELLED", 0) >= 1,
-            "the hung-up request recorded CANCELLED")
-        after = server.wait_idle()
-        assert after.delta(before, "OpenAIEmbeddings") == {"CANCELLED": 1}, server.access_log()
-        assert after.delta(before, "Embed") == {"OK": 1}
-        # Dropped before the model: only the blocker's image ran.
-        assert after.of_model("dinov3_images_total") - before.of_model("dinov3_images_total") \
-            == 1, server.access_log()
+        assert_hung_up_request_dropped(server, before, blocker)
         assert_still_serving(srv)
 
 
