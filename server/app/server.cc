@@ -137,6 +137,11 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
   // still answer: /v2/health/live 200, /v2/health/ready 503).
   http.draining_body = "";
   http.body_budget = &memory_budget_;
+  http_pool_ = std::make_unique<pipeline::ThreadPool>(std::max(1, DetectUsableCpus().count),
+                                                      std::max(1, http.max_connections));
+  const http::SubmitJob submit = [pool = http_pool_.get()](absl::AnyInvocable<void() &&>& job) {
+    return pool->TrySubmit(job);
+  };
   // The API-key check of each front door, answering in its protocol's error shape.
   using Guard = std::function<http::HttpHandler(http::HttpHandler)>;
   Guard openai_guard;
@@ -160,6 +165,7 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
   openai_.max_call = options_.max_call;
   openai_.max_json_depth = options_.max_json_depth;
   openai_.max_images = options_.limits.max_images_per_request;
+  openai_.submit = submit;
   openai_.refused = [this] {
     return http_draining_.load() ? absl::UnavailableError(kDrainingMessage) : absl::OkStatus();
   };
@@ -171,6 +177,7 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
   rest_.max_json_depth = options_.max_json_depth;
   rest_.version = DINOV3_VERSION;
   rest_.refused = openai_.refused;
+  rest_.submit = submit;
   kserve::AddRestRoutes(*http_router_, rest_, rest_guard, !options_.security.exempt_health);
   openapi::AddOpenApiRoute(*http_router_);  // no API key: the API's public description
   ASSIGN_OR_RETURN(
@@ -383,6 +390,7 @@ void EmbeddingServer::Shutdown() {
     grpc_server_->Shutdown(absl::ToChronoTime(deadline));
   }
   if (http_server_ != nullptr) http_server_->Stop(deadline);
+  http_pool_.reset();      // runs what is still queued: refused (draining), answers dropped
   admin_service_.reset();  // after the admin call in progress, if any
   for (const registry::ModelRegistry::Entry& entry : registry_.List()) {
     if (entry.model != nullptr) {

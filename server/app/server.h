@@ -147,6 +147,10 @@ class EmbeddingServer {
   std::atomic<bool> http_draining_{false};
   std::unique_ptr<http::HttpRouter> http_router_;
   std::unique_ptr<http::HttpServer> http_server_;  // null unless http_enabled
+  // Where the HTTP front doors parse and handle bodies, off the event loop; its backlog is
+  // http.max_connections (each connection has one request at a time), so it never refuses
+  // one while it runs.
+  std::unique_ptr<pipeline::ThreadPool> http_pool_;
   int port_ = 0;
   std::unique_ptr<pipeline::ThreadPool> pool_;
   registry::SharedParts shared_;

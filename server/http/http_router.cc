@@ -1,5 +1,6 @@
 #include "server/http/http_router.h"
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <utility>
 
@@ -112,6 +113,20 @@ HttpHandler RequireBearerKey(std::vector<std::string> keys, ErrorFormat error_fo
     HttpResponse response = error_format(401, refusal);
     response.headers.emplace_back("WWW-Authenticate", "Bearer");
     std::move(exchange.respond)(std::move(response));
+  };
+}
+
+HttpHandler OffEventLoop(SubmitJob submit, ErrorFormat error_format, HttpHandler next) {
+  if (!submit) return next;
+  return [submit = std::move(submit), error_format = std::move(error_format),
+          next = std::move(next)](HttpExchange exchange) {
+    auto held = std::make_shared<HttpExchange>(std::move(exchange));
+    absl::AnyInvocable<void()&&> job = [next, held]() mutable { next(std::move(*held)); };
+    if (submit(job)) return;
+    std::move(held->respond)(error_format(
+        503,
+        "the server cannot take this request now (its request queue is full or stopping); "
+        "retry"));
   };
 }
 

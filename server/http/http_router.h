@@ -14,6 +14,10 @@
 // <one of keys>" (the scheme in any case; 401 otherwise) / "Authorization: Basic <base64 of one
 // of user:password>" (401 with WWW-Authenticate). Secrets are compared in constant time
 // (server/common/secret_file.h).
+//
+// OffEventLoop wraps a handler that parses a large body (JSON): it runs on a job queued through
+// `submit` instead of on the server's event-loop thread, so one request's parse never stalls
+// the other connections.
 #ifndef DINOV3_SERVER_HTTP_HTTP_ROUTER_H_
 #define DINOV3_SERVER_HTTP_HTTP_ROUTER_H_
 
@@ -21,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "server/http/http_exchange.h"
@@ -38,6 +43,10 @@ int HttpStatusOf(absl::StatusCode code);
 
 // {"error": "<message>"}: the Open Inference Protocol's error shape, also the router's default.
 HttpResponse JsonErrorResponse(int status, absl::string_view message);
+
+// Queues `job` on some other thread and returns true, or returns false and leaves `job` as it
+// was (e.g. pipeline::ThreadPool::TrySubmit).
+using SubmitJob = std::function<bool(absl::AnyInvocable<void() &&>& job)>;
 
 class HttpRouter {
  public:
@@ -61,6 +70,11 @@ class HttpRouter {
 HttpHandler RequireBearerKey(std::vector<std::string> keys, ErrorFormat error_format,
                              std::function<void()> refused, HttpHandler next);
 // `user_passwords`: "user:password" lines.
+// `next` runs in a job given to `submit`; when `submit` refuses it (full or stopping), the
+// request is answered 503 in `error_format` and `next` never sees it. An empty `submit` runs
+// `next` at once, on the calling thread.
+HttpHandler OffEventLoop(SubmitJob submit, ErrorFormat error_format, HttpHandler next);
+
 HttpHandler RequireBasicAuth(const std::vector<std::string>& user_passwords, std::string realm,
                              HttpHandler next);
 

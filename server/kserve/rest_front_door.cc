@@ -213,10 +213,13 @@ void AddRestRoutes(http::HttpRouter& router, const RestEnvironment& environment,
                                     {"version", env->version},
                                     {"extensions", json::array({"binary_tensor_data"})}}));
              }));
-  const http::HttpHandler model =
-      wrap([env](http::HttpExchange exchange) { HandleModel(*env, std::move(exchange)); });
-  router.Add("GET", kModelsPrefix, model, /*prefix=*/true);
-  router.Add("POST", kModelsPrefix, model, /*prefix=*/true);
+  const http::HttpHandler model = [env](http::HttpExchange exchange) {
+    HandleModel(*env, std::move(exchange));
+  };
+  router.Add("GET", kModelsPrefix, wrap(model), /*prefix=*/true);
+  router.Add("POST", kModelsPrefix,
+             wrap(http::OffEventLoop(env->submit, http::JsonErrorResponse, model)),
+             /*prefix=*/true);
 }
 
 }  // namespace dinov3::kserve

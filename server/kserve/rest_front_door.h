@@ -35,6 +35,9 @@ struct RestEnvironment {
   std::string version;  // the server's, for GET /v2
   // Unavailable while the server drains (new requests are refused), OK otherwise.
   std::function<absl::Status()> refused;
+  // Where POST requests (infer) are parsed and handled, off the HTTP event loop
+  // (http::OffEventLoop); empty: on the event loop.
+  http::SubmitJob submit;
 };
 
 // Adds the routes. `guard` wraps every handler but the two health probes (API keys), and those

@@ -200,9 +200,14 @@ void AddOpenAIRoutes(http::HttpRouter& router, const OpenAIEnvironment& environm
     return guard ? guard(std::move(handler)) : handler;
   };
   const OpenAIEnvironment* env = &environment;
-  router.Add("POST", "/v1/embeddings", wrap([env](http::HttpExchange exchange) {
-               HandleEmbeddings(*env, std::move(exchange));
-             }));
+  router.Add(
+      "POST", "/v1/embeddings",
+      wrap(http::OffEventLoop(
+          env->submit,
+          [](int status, absl::string_view message) {
+            return OpenAIErrorResponse(status, message);
+          },
+          [env](http::HttpExchange exchange) { HandleEmbeddings(*env, std::move(exchange)); })));
   router.Add("GET", "/v1/models",
              wrap([env](http::HttpExchange exchange) { HandleModels(*env, std::move(exchange)); }));
 }

@@ -35,6 +35,9 @@ struct OpenAIEnvironment {
   int max_images = 64;
   // Refuses new requests while the server drains (Unavailable), OK otherwise.
   std::function<absl::Status()> refused;
+  // Where POST /v1/embeddings is parsed and handled, off the HTTP event loop
+  // (http::OffEventLoop); empty: on the event loop.
+  http::SubmitJob submit;
 };
 
 // OpenAI's error object for `status`.

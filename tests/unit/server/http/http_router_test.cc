@@ -2,7 +2,7 @@
 // prefix routes (the longest match wins), 404, 405 with Allow, HEAD routed as GET, the router's
 // ErrorFormat, RequireBearerKey (401 with WWW-Authenticate for a missing header, another scheme
 // or a wrong key; the `refused` callback), RequireBasicAuth, HttpStatusOf and JsonErrorResponse,
-// 415 for a compressed body.
+// 415 for a compressed body, OffEventLoop.
 #include "server/http/http_router.h"
 
 #include <gmock/gmock.h>
@@ -158,6 +158,46 @@ TEST(HttpRouterTest, ACompressedBodyIs415AndNeverReachesTheHandler) {
   EXPECT_EQ(Call(handle, "POST", "/a")->body, "a");
   // An unknown path stays 404 whatever its encoding.
   EXPECT_EQ(Call(handle, "POST", "/b", {{"content-encoding", "gzip"}})->status, 404);
+}
+
+TEST(HttpRouterTest, OffEventLoopRunsTheHandlerOnlyInTheSubmittedJob) {
+  std::vector<absl::AnyInvocable<void() &&>> queued;
+  const HttpHandler handler = OffEventLoop(
+      [&queued](absl::AnyInvocable<void() &&>& job) {
+        queued.push_back(std::move(job));
+        return true;
+      },
+      JsonErrorResponse, Named("ran"));
+  auto answer = std::make_shared<std::optional<HttpResponse>>();
+  HttpExchange exchange;
+  exchange.request.method = "POST";
+  exchange.respond = [answer](HttpResponse response) { *answer = std::move(response); };
+  handler(std::move(exchange));
+  ASSERT_EQ(queued.size(), 1u);
+  EXPECT_FALSE(answer->has_value());  // nothing ran on the calling thread
+  std::move(queued[0])();
+  ASSERT_TRUE(answer->has_value());
+  EXPECT_EQ((*answer)->body, "ran");
+}
+
+TEST(HttpRouterTest, OffEventLoopAnswers503WhenTheJobIsRefused) {
+  bool ran = false;
+  const HttpHandler handler = OffEventLoop([](absl::AnyInvocable<void() &&>&) { return false; },
+                                           [](int status, absl::string_view message) {
+                                             HttpResponse response;
+                                             response.status = status;
+                                             response.body = absl::StrCat("custom: ", message);
+                                             return response;
+                                           },
+                                           [&ran](HttpExchange) { ran = true; });
+  const auto reply = Call(handler, "POST", "/v1/embeddings");
+  ASSERT_TRUE(reply.has_value());
+  EXPECT_EQ(reply->status, 503);
+  EXPECT_THAT(reply->body, HasSubstr("custom: the server cannot take this request now"));
+  EXPECT_FALSE(ran);
+  // Without a submit function the handler runs at once.
+  EXPECT_EQ(Call(OffEventLoop({}, JsonErrorResponse, Named("inline")), "POST", "/a")->body,
+            "inline");
 }
 
 TEST(HttpRouterTest, UsesItsErrorFormat) {
