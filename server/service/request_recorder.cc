@@ -72,8 +72,10 @@ void RequestRecorder::Finish(const absl::Status& answer) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start_);
   const std::string code = absl::StatusCodeToString(status.code());
   const std::string reason = ReasonOf(status);
-  metrics->RequestEnded();
+  // Counted before it leaves the in-flight gauge: once that reads 0, every finished request is
+  // in dinov3_requests_total (what a scrape-and-compare, as the fault tests do, relies on).
   metrics->RecordRequest(method_, model_, code, seconds, reason);
+  metrics->RequestEnded();
   logging::LogAccess({.method = method_,
                       .model = model_,
                       .code = code,
