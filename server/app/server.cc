@@ -137,7 +137,7 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
   // still answer: /v2/health/live 200, /v2/health/ready 503).
   http.draining_body = "";
   http.body_budget = &memory_budget_;
-  http_pool_ = std::make_unique<pipeline::ThreadPool>(std::max(1, DetectUsableCpus().count),
+  http_pool_ = std::make_unique<pipeline::ThreadPool>(std::max(1, usable_cpus_.count),
                                                       std::max(1, http.max_connections));
   const http::SubmitJob submit = [pool = http_pool_.get()](absl::AnyInvocable<void() &&>& job) {
     return pool->TrySubmit(job);
@@ -245,8 +245,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
   const absl::Time start = absl::Now();
   if (options_.models.empty()) return absl::InvalidArgumentError("no model to serve");
   // The default of both thread counts; the engine derives its own the same way.
-  const UsableCpus usable_cpus = DetectUsableCpus();
-  spdlog::info("thread defaults: {}", usable_cpus.derivation);
+  spdlog::info("thread defaults: {}", usable_cpus_.derivation);
   const CpuFeatures& cpu = options_.models.front().engine.cpu;
   metrics_->SetCpuInfo(cpu.model, absl::StrJoin(cpu.features, ","));
   std::vector<std::shared_ptr<registry::ServedModel>> models;
@@ -281,7 +280,7 @@ absl::Status EmbeddingServer::LoadAndWarmUp() {
     return usage;
   });
   const int threads =
-      options_.preprocess_threads > 0 ? options_.preprocess_threads : usable_cpus.count;
+      options_.preprocess_threads > 0 ? options_.preprocess_threads : usable_cpus_.count;
   RETURN_IF_ERROR(ReserveFixedTransients(threads, any_host_input, models));
   pool_ = std::make_unique<pipeline::ThreadPool>(threads, options_.preprocess_backlog);
   shared_ = {.limits = options_.limits,

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "server/batching/batcher.h"
 #include "server/common/memory_budget.h"
+#include "server/common/usable_cpus.h"
 #include "server/http/http_router.h"
 #include "server/http/http_server.h"
 #include "server/kserve/grpc_inference_service.h"
@@ -132,6 +133,9 @@ class EmbeddingServer {
   void SetServing(bool serving);
 
   const ServerOptions options_;
+  // The CPUs this process may use (affinity, container quota): the default thread counts of
+  // the preprocess and HTTP pools. Detected once.
+  const UsableCpus usable_cpus_ = DetectUsableCpus();
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   std::unique_ptr<http::HttpServer> metrics_http_;  // /metrics
   MemoryBudget memory_budget_;

@@ -172,8 +172,6 @@ absl::Status AddJobImage(const v1::Image& image, int index, pipeline::EmbedJob& 
   return absl::OkStatus();
 }
 
-}  // namespace
-
 v1::DType ToProtoDType(DType dtype) {
   switch (dtype) {
     case DType::kFloat16:
@@ -185,6 +183,8 @@ v1::DType ToProtoDType(DType dtype) {
   }
   return v1::FLOAT32;
 }
+
+}  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   // absl::StatusCode values are the canonical gRPC codes.

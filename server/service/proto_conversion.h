@@ -38,7 +38,6 @@ absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedDen
 v1::EmbedResponse ToEmbedResponse(pipeline::EmbedResult&& result);
 
 // Moves the bytes of `data` into `tensor` (no copy).
-v1::DType ToProtoDType(DType dtype);
 void MoveToProto(TensorData&& data, v1::Tensor* tensor);
 void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding);
 
