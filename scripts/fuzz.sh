@@ -59,8 +59,16 @@ for t in "${targets[@]}"; do
     failed=1
     echo "fuzz: $t FOUND SOMETHING; log $dir/fuzz-logs/$t.log, inputs in $dir/fuzz-artifacts/$t/:"
     ls -l "$dir/fuzz-artifacts/$t/" || true
-    grep -E -A30 '^==[0-9]+==ERROR|runtime error|fuzz invariant broken|ALARM' \
+    # libFuzzer writes "==N== ERROR: libFuzzer: ..." (out-of-memory, timeout, leak), ASan
+    # "==N==ERROR: AddressSanitizer: ...".
+    grep -a -E -A30 '^==[0-9]+== ?ERROR|runtime error|fuzz invariant broken|ALARM' \
       "$dir/fuzz-logs/$t.log" | head -60 || true
+    # The inputs themselves (small: max_len), so a finding on a CI machine can be replayed.
+    for input in "$dir/fuzz-artifacts/$t"/*; do
+      [ -f "$input" ] || continue
+      echo "fuzz: $t input $(basename "$input") as base64:"
+      head -c "${max_len[$t]}" "$input" | base64 -w 100
+    done
   fi
 done
 exit "$failed"
