@@ -37,44 +37,6 @@ absl::Status ToAbsl(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-absl::StatusOr<std::string> ReadFile(const std::string& path);
-
-absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptions& connection) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);  // patch tokens of many images exceed the 4 MiB default
-  args.SetMaxSendMessageSize(-1);
-  if (!connection.tls) {
-    return grpc::CreateCustomChannel(connection.server, grpc::InsecureChannelCredentials(), args);
-  }
-  grpc::SslCredentialsOptions ssl;
-  if (!connection.tls_ca_file.empty()) {
-    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile(connection.tls_ca_file));
-  }
-  if (!connection.tls_cert_file.empty()) {
-    ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadFile(connection.tls_cert_file));
-    ASSIGN_OR_RETURN(ssl.pem_private_key, ReadFile(connection.tls_key_file));
-  }
-  return grpc::CreateCustomChannel(connection.server, grpc::SslCredentials(ssl), args);
-}
-
-// The deadline and the API key of one call.
-void SetUpContext(const ConnectionOptions& connection, grpc::ClientContext& context) {
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
-                           std::chrono::duration<double>(connection.timeout_seconds)));
-  if (!connection.api_key.empty()) {
-    context.AddMetadata("authorization", absl::StrCat("Bearer ", connection.api_key));
-  }
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return absl::UnknownError(absl::StrCat("cannot read ", path));
-  return bytes;
-}
-
 std::string FileName(const std::string& path) {
   return std::filesystem::path(path).filename().string();
 }
@@ -105,42 +67,85 @@ void AppendJsonFloat(float value, std::string& json) {
   json.append(buffer, result.ptr);
 }
 
+void AppendJsonValue(float value, std::string& json) { AppendJsonFloat(value, json); }
+void AppendJsonValue(int value, std::string& json) { absl::StrAppend(&json, value); }
+
 // Appends values[offset...] as nested arrays following shape[axis...]; advances offset.
-void AppendJsonArray(const std::vector<float>& values, const v1::Tensor& tensor, int axis,
-                     size_t& offset, std::string& json) {
-  if (axis == tensor.shape_size()) {
-    AppendJsonFloat(values[offset++], json);
+template <typename Value>
+void AppendJsonArray(const std::vector<Value>& values, const std::vector<int64_t>& shape,
+                     size_t axis, size_t& offset, std::string& json) {
+  if (axis == shape.size()) {
+    AppendJsonValue(values[offset++], json);
     return;
   }
   json.push_back('[');
-  for (int64_t i = 0; i < tensor.shape(axis); ++i) {
+  for (int64_t i = 0; i < shape[axis]; ++i) {
     if (i > 0) json.push_back(',');
-    AppendJsonArray(values, tensor, axis + 1, offset, json);
+    AppendJsonArray(values, shape, axis + 1, offset, json);
   }
   json.push_back(']');
 }
 
+// The shape of the values a tensor stores: BINARY's last dimension is its packed bytes.
+std::vector<int64_t> StoredShape(const v1::Tensor& tensor) {
+  std::vector<int64_t> shape(tensor.shape().begin(), tensor.shape().end());
+  if (tensor.dtype() == v1::BINARY && !shape.empty()) shape.back() = (shape.back() + 7) / 8;
+  return shape;
+}
+
+// Float tensors as numbers; compact ones as the stored integers (plus "<name>_scales" for
+// INT8 and UINT8), which is what a vector database takes.
 absl::Status AppendJsonTensor(absl::string_view name, const v1::Tensor& tensor, std::string& json) {
-  absl::StatusOr<std::vector<float>> values = DecodeTensor(tensor);
-  if (!values.ok()) {
+  const auto bad = [&](const absl::Status& status) {
     return absl::InternalError(
-        absl::StrCat("server sent a bad ", name, " tensor: ", values.status().message()));
-  }
+        absl::StrCat("server sent a bad ", name, " tensor: ", status.message()));
+  };
   absl::StrAppend(&json, ",\"", name, "\":");
   size_t offset = 0;
-  AppendJsonArray(*values, tensor, 0, offset, json);
+  if (!IsCompact(tensor.dtype())) {
+    absl::StatusOr<std::vector<float>> values = DecodeTensor(tensor);
+    if (!values.ok()) return bad(values.status());
+    AppendJsonArray(*values, StoredShape(tensor), 0, offset, json);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<int>> values = CompactValues(tensor);
+  if (!values.ok()) return bad(values.status());
+  AppendJsonArray(*values, StoredShape(tensor), 0, offset, json);
+  if (tensor.scales_size() > 0) {
+    const std::vector<float> scales(tensor.scales().begin(), tensor.scales().end());
+    std::vector<int64_t> shape = StoredShape(tensor);
+    shape.pop_back();
+    absl::StrAppend(&json, ",\"", name, "_scales\":");
+    offset = 0;
+    AppendJsonArray(scales, shape, 0, offset, json);
+  }
   return absl::OkStatus();
 }
 
-// Writes `tensor` as .npy: float32 and float16 bytes unchanged, bfloat16 widened to float32.
+// Writes `tensor` as .npy: float32 and float16 bytes unchanged, bfloat16 widened to float32,
+// INT8 / UINT8 / BINARY as their stored bytes (int8, uint8, uint8 packed bits); the INT8 and
+// UINT8 scales go to `<path without .npy>.scales.npy` (float32, one per vector).
 absl::Status WriteTensorNpy(const std::string& path, const v1::Tensor& tensor) {
   RETURN_IF_ERROR(ValidateTensor(tensor));
-  const std::vector<int64_t> shape(tensor.shape().begin(), tensor.shape().end());
+  const std::vector<int64_t> shape = StoredShape(tensor);
+  if (tensor.scales_size() > 0) {
+    const std::vector<int64_t> vectors(shape.begin(), shape.end() - 1);
+    const std::string scales_path = absl::StrCat(path.substr(0, path.size() - 4), ".scales.npy");
+    RETURN_IF_ERROR(
+        WriteNpy(scales_path, NpyDType::kFloat32, vectors,
+                 absl::string_view(reinterpret_cast<const char*>(tensor.scales().data()),
+                                   tensor.scales_size() * sizeof(float))));
+  }
   switch (tensor.dtype()) {
     case v1::FLOAT32:
       return WriteNpy(path, NpyDType::kFloat32, shape, tensor.data());
     case v1::FLOAT16:
       return WriteNpy(path, NpyDType::kFloat16, shape, tensor.data());
+    case v1::INT8:
+      return WriteNpy(path, NpyDType::kInt8, shape, tensor.data());
+    case v1::UINT8:
+    case v1::BINARY:
+      return WriteNpy(path, NpyDType::kUint8, shape, tensor.data());
     default: {
       ASSIGN_OR_RETURN(const std::vector<float> values, DecodeTensor(tensor));
       return WriteNpy(path, NpyDType::kFloat32, shape,
@@ -207,6 +212,42 @@ absl::Status CheckNpyOutput(const EmbedOptions& options) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return absl::UnknownError(absl::StrCat("cannot read ", path));
+  return bytes;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptions& connection) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);  // patch tokens of many images exceed the 4 MiB default
+  args.SetMaxSendMessageSize(-1);
+  if (!connection.tls) {
+    return grpc::CreateCustomChannel(connection.server, grpc::InsecureChannelCredentials(), args);
+  }
+  grpc::SslCredentialsOptions ssl;
+  if (!connection.tls_ca_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadFile(connection.tls_ca_file));
+  }
+  if (!connection.tls_cert_file.empty()) {
+    ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadFile(connection.tls_cert_file));
+    ASSIGN_OR_RETURN(ssl.pem_private_key, ReadFile(connection.tls_key_file));
+  }
+  return grpc::CreateCustomChannel(connection.server, grpc::SslCredentials(ssl), args);
+}
+
+// The deadline and the API key of one call.
+void SetUpContext(const ConnectionOptions& connection, grpc::ClientContext& context) {
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                           std::chrono::duration<double>(connection.timeout_seconds)));
+  if (!connection.api_key.empty()) {
+    context.AddMetadata("authorization", absl::StrCat("Bearer ", connection.api_key));
+  }
+}
 
 absl::StatusOr<std::vector<v1::Output>> ParseOutputs(absl::string_view list) {
   std::vector<v1::Output> outputs;

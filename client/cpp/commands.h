@@ -10,6 +10,7 @@
 #define DINOV3_CLIENT_CPP_COMMANDS_H_
 
 #include <cstdint>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -19,6 +20,11 @@
 #include "absl/strings/string_view.h"
 #include "dinov3/v1/embedding.pb.h"
 #include "grpc/health/v1/health.pb.h"
+
+namespace grpc {
+class Channel;
+class ClientContext;
+}  // namespace grpc
 
 namespace dinov3::client {
 
@@ -56,6 +62,14 @@ struct DenseOptions {
   uint32_t rows_per_chunk = 0;  // 0 = the server's choice
 };
 
+// The connection every command uses: a channel to connection.server (plaintext, or TLS with
+// its files; no message size limits), and per call the deadline and the API key.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(const ConnectionOptions& connection);
+void SetUpContext(const ConnectionOptions& connection, grpc::ClientContext& context);
+
+// The bytes of the file at `path` (NotFound when it cannot be opened).
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
 // "cls,pooled,patch_tokens,registers" (any subset, any order, no duplicates) -> outputs.
 absl::StatusOr<std::vector<v1::Output>> ParseOutputs(absl::string_view list);
 // "fixed" | "crop" | "keep_aspect" -> resize mode.
@@ -80,8 +94,10 @@ absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> RunHealth(
     const ConnectionOptions& connection, const std::string& service, std::ostream& out);
 
 // One Embed call with all images. kJson: one JSON object per image and line, with "id",
-// "grid" [h, w] and each returned tensor as (nested) float arrays. kNpy: one .npy file per
-// image and tensor (float16 stays float16, bfloat16 becomes float32); prints the paths.
+// "grid" [h, w] and each returned tensor as (nested) float arrays (compact dtypes: the stored
+// integers, with "<name>_scales" for int8/uint8). kNpy: one .npy file per image and tensor
+// (float16 stays float16, bfloat16 becomes float32, compact dtypes keep their stored bytes,
+// int8/uint8 scales in <name>.scales.npy); prints the paths.
 absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& options,
                       std::ostream& out);
 

@@ -17,7 +17,7 @@ absl::Status DenseAssembler::CheckHeader(const v1::DenseChunk& chunk) const {
                                                      chunk.grid_height(), "x", chunk.grid_width(),
                                                      "x", chunk.dim()));
     }
-    if (DTypeSize(chunk.dtype()) == 0) {
+    if (VectorBytes(chunk.dtype(), 1) == 0) {
       return absl::InvalidArgumentError(absl::StrCat("dense chunk dtype ", chunk.dtype()));
     }
     return absl::OkStatus();
@@ -61,12 +61,13 @@ absl::Status DenseAssembler::Add(const v1::DenseChunk& chunk) {
     grid_width_ = chunk.grid_width();
     dim_ = chunk.dim();
     dtype_ = chunk.dtype();
-    const uint64_t row_bytes = uint64_t{grid_width_} * dim_ * DTypeSize(dtype_);
-    data_.assign(row_bytes * grid_height_, '\0');
+    data_.assign(grid_width_ * VectorBytes(dtype_, dim_) * grid_height_, '\0');
+    scales_.assign(rows.scales_size() > 0 ? uint64_t{grid_width_} * grid_height_ : 0, 0.0f);
     row_received_.assign(grid_height_, false);
   }
-  const uint64_t row_bytes = uint64_t{grid_width_} * dim_ * DTypeSize(dtype_);
+  const uint64_t row_bytes = grid_width_ * VectorBytes(dtype_, dim_);
   std::copy(rows.data().begin(), rows.data().end(), data_.begin() + row_start * row_bytes);
+  std::copy(rows.scales().begin(), rows.scales().end(), scales_.begin() + row_start * grid_width_);
   std::fill(row_received_.begin() + row_start, row_received_.begin() + row_start + row_count, true);
   ++chunks_;
   return absl::OkStatus();
@@ -86,6 +87,7 @@ absl::StatusOr<v1::Tensor> DenseAssembler::Finish() {
   tensor.add_shape(grid_width_);
   tensor.add_shape(dim_);
   tensor.set_data(std::move(data_));
+  tensor.mutable_scales()->Add(scales_.begin(), scales_.end());
   *this = DenseAssembler();
   return tensor;
 }

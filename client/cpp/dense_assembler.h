@@ -1,8 +1,9 @@
 // Reassembles the DenseChunk stream of EmbedDense into one [grid_height, grid_width, dim] tensor.
 //
 // Chunks may arrive in any order; each carries the same header (grid size, dim, dtype) and a
-// [rows, grid_width, dim] tensor placed at row_start. The assembler copies the wire bytes
-// unchanged, so the result is bitwise the server's output. Errors are InvalidArgument: header
+// [rows, grid_width, dim] tensor (with one scale per patch for INT8 and UINT8) placed at
+// row_start. The assembler copies the wire bytes and scales unchanged, so the result is bitwise
+// the server's output. Errors are InvalidArgument: header
 // that changes between chunks, malformed rows tensor, rows out of range or sent twice, and (in
 // Finish) rows never sent or no chunk at all. Not thread-safe; one instance per stream.
 #ifndef DINOV3_CLIENT_CPP_DENSE_ASSEMBLER_H_
@@ -37,7 +38,8 @@ class DenseAssembler {
   uint32_t grid_width_ = 0;
   uint32_t dim_ = 0;
   v1::DType dtype_ = v1::FLOAT32;
-  std::string data_;                // grid_height * grid_width * dim elements once started
+  std::string data_;                // grid_height * grid_width vectors once started
+  std::vector<float> scales_;       // INT8, UINT8: one per patch; empty otherwise
   std::vector<bool> row_received_;  // one flag per patch row
 };
 

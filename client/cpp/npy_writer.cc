@@ -29,10 +29,39 @@ struct FileCloser {
 
 }  // namespace
 
-size_t NpyElementSize(NpyDType dtype) { return dtype == NpyDType::kFloat32 ? 4 : 2; }
+size_t NpyElementSize(NpyDType dtype) {
+  switch (dtype) {
+    case NpyDType::kFloat32:
+      return 4;
+    case NpyDType::kFloat16:
+      return 2;
+    case NpyDType::kInt8:
+    case NpyDType::kUint8:
+      break;
+  }
+  return 1;
+}
+
+namespace {
+
+const char* NpyDescr(NpyDType dtype) {
+  switch (dtype) {
+    case NpyDType::kFloat32:
+      return "<f4";
+    case NpyDType::kFloat16:
+      return "<f2";
+    case NpyDType::kInt8:
+      return "|i1";
+    case NpyDType::kUint8:
+      break;
+  }
+  return "|u1";
+}
+
+}  // namespace
 
 std::string NpyHeader(NpyDType dtype, absl::Span<const int64_t> shape) {
-  std::string dict = absl::StrCat("{'descr': '", dtype == NpyDType::kFloat32 ? "<f4" : "<f2",
+  std::string dict = absl::StrCat("{'descr': '", NpyDescr(dtype),
                                   "', 'fortran_order': False, 'shape': ", ShapeRepr(shape), ", }");
   // Pad with spaces so that preamble + dict + '\n' is a multiple of the alignment.
   const size_t unpadded = kPreambleSize + dict.size() + 1;

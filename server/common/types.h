@@ -9,11 +9,34 @@
 
 namespace dinov3 {
 
-// Element type of an output tensor on the wire.
-enum class DType { kFloat32, kFloat16, kBFloat16 };
+// Element type of an output tensor on the wire. The compact ones (for vector databases) encode
+// each vector (the last dimension) on its own: kInt8 as round(x / scale) in [-127, 127] with
+// scale = max|x| / 127 (1 for a zero vector), kUint8 as that plus 128, kBinary as sign bits
+// (1 where x > 0) packed 8 per byte, least significant bit first. dinov3.v1.DType documents it
+// for clients.
+enum class DType { kFloat32, kFloat16, kBFloat16, kInt8, kUint8, kBinary };
 
-// Bytes per element of `dtype`.
+// Bytes per element of a float dtype (kFloat32, kFloat16, kBFloat16).
 inline int DTypeSize(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
+
+// True for kInt8 and kUint8, whose tensors carry one float scale per vector.
+inline bool HasScales(DType dtype) { return dtype == DType::kInt8 || dtype == DType::kUint8; }
+
+// Wire bytes of one vector of `dim` values in `dtype`, its scale included.
+inline int64_t VectorWireBytes(DType dtype, int64_t dim) {
+  switch (dtype) {
+    case DType::kInt8:
+    case DType::kUint8:
+      return dim + static_cast<int64_t>(sizeof(float));
+    case DType::kBinary:
+      return (dim + 7) / 8;
+    case DType::kFloat32:
+    case DType::kFloat16:
+    case DType::kBFloat16:
+      break;
+  }
+  return dim * DTypeSize(dtype);
+}
 
 // Which token groups a request wants back.
 struct OutputSet {
@@ -27,7 +50,10 @@ struct OutputSet {
 struct TensorData {
   DType dtype = DType::kFloat32;
   std::vector<int64_t> shape;
-  std::string data;  // product(shape) * DTypeSize(dtype) bytes
+  // Float dtypes: product(shape) * DTypeSize(dtype) bytes. Compact dtypes: per vector (last
+  // dimension) `dim` bytes (kInt8, kUint8) or ceil(dim / 8) bytes (kBinary).
+  std::string data;
+  std::vector<float> scales;  // kInt8, kUint8: one per vector, row-major; empty otherwise
 };
 
 // A decoded image: 8-bit RGB, interleaved, row-major, no row padding.

@@ -7,16 +7,55 @@ namespace {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "wire format is little-endian");
 
+// The wire scalar type of a float dtype.
 torch::ScalarType ScalarTypeOf(DType dtype) {
   switch (dtype) {
     case DType::kFloat16:
       return torch::kFloat16;
     case DType::kBFloat16:
       return torch::kBFloat16;
-    case DType::kFloat32:
+    default:
       break;
   }
   return torch::kFloat32;
+}
+
+// `host` (contiguous, CPU, any dtype) as the data of a TensorData of `dtype` and `shape`.
+TensorData CopyOut(const torch::Tensor& host, DType dtype, torch::IntArrayRef shape) {
+  TensorData data;
+  data.dtype = dtype;
+  data.shape.assign(shape.begin(), shape.end());
+  data.data.resize(host.numel() * host.element_size());
+  std::memcpy(data.data.data(), host.data_ptr(), data.data.size());
+  return data;
+}
+
+// kInt8 / kUint8: symmetric per-vector quantisation of `vectors` [V, D] float32 (see
+// DType): q = round(x / scale), ties to even, scale = max|x| / 127 or 1 for a zero vector.
+TensorData Quantize(const torch::Tensor& vectors, DType dtype, torch::IntArrayRef shape) {
+  const torch::Tensor max_abs = vectors.abs().amax(/*dim=*/-1, /*keepdim=*/true);
+  const torch::Tensor scales =
+      torch::where(max_abs > 0, max_abs / 127.0, torch::ones_like(max_abs));
+  torch::Tensor q = (vectors / scales).round_().clamp_(-127, 127);
+  q = dtype == DType::kInt8 ? q.to(torch::kInt8) : q.add_(128).to(torch::kUInt8);
+  TensorData data = CopyOut(q.contiguous(), dtype, shape);
+  const torch::Tensor flat = scales.reshape(-1).contiguous();
+  data.scales.assign(flat.data_ptr<float>(), flat.data_ptr<float>() + flat.numel());
+  return data;
+}
+
+// kBinary: the sign bits of `vectors` [V, D], 1 where x > 0, packed 8 per byte, least
+// significant bit first; each vector padded with zero bits to whole bytes.
+TensorData PackSigns(const torch::Tensor& vectors, torch::IntArrayRef shape) {
+  const int64_t dim = vectors.size(1);
+  const int64_t padded = (dim + 7) / 8 * 8;
+  torch::Tensor bits = vectors.gt(0).to(torch::kUInt8);
+  if (padded != dim) bits = torch::constant_pad_nd(bits, {0, padded - dim});
+  const torch::Tensor weights =
+      torch::tensor({1, 2, 4, 8, 16, 32, 64, 128}, torch::dtype(torch::kUInt8));
+  const torch::Tensor packed =
+      bits.view({vectors.size(0), padded / 8, 8}).mul(weights).sum(-1, false, torch::kUInt8);
+  return CopyOut(packed.contiguous(), DType::kBinary, shape);
 }
 
 torch::Tensor L2Normalize(const torch::Tensor& x) {
@@ -26,15 +65,16 @@ torch::Tensor L2Normalize(const torch::Tensor& x) {
 }  // namespace
 
 TensorData ToTensorData(const torch::Tensor& tensor, DType dtype) {
-  const torch::Tensor host =
-      tensor.to(torch::kCPU, ScalarTypeOf(dtype), /*non_blocking=*/false, /*copy=*/false)
-          .contiguous();
-  TensorData data;
-  data.dtype = dtype;
-  data.shape.assign(host.sizes().begin(), host.sizes().end());
-  data.data.resize(host.numel() * host.element_size());
-  std::memcpy(data.data.data(), host.data_ptr(), data.data.size());
-  return data;
+  if (dtype == DType::kFloat32 || dtype == DType::kFloat16 || dtype == DType::kBFloat16) {
+    const torch::Tensor host =
+        tensor.to(torch::kCPU, ScalarTypeOf(dtype), /*non_blocking=*/false, /*copy=*/false)
+            .contiguous();
+    return CopyOut(host, dtype, host.sizes());
+  }
+  const torch::Tensor vectors =
+      tensor.to(torch::kCPU, torch::kFloat32).contiguous().view({-1, tensor.size(-1)});
+  return dtype == DType::kBinary ? PackSigns(vectors, tensor.sizes())
+                                 : Quantize(vectors, dtype, tensor.sizes());
 }
 
 EmbeddingResult EncodeOutputs(const ImageOutputs& outputs, const EncodeOptions& options,

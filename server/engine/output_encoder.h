@@ -1,7 +1,8 @@
 // Turns one image's slice of the model outputs into wire-ready EmbeddingResult tensors:
 // pooled = mean of the patch tokens, optional L2 normalisation of cls, pooled and each patch
-// token (all computed in float32), then conversion to the requested dtype and a single copy of
-// the bytes into the result (row-major, little-endian; this code assumes a little-endian host).
+// token (all computed in float32), then conversion to the requested dtype (float, or the
+// compact kInt8 / kUint8 / kBinary per-vector encodings of server/common/types.h) and a single
+// copy of the bytes into the result (row-major, little-endian; assumes a little-endian host).
 #ifndef DINOV3_SERVER_ENGINE_OUTPUT_ENCODER_H_
 #define DINOV3_SERVER_ENGINE_OUTPUT_ENCODER_H_
 

@@ -87,7 +87,7 @@ const char* DatatypeName(DType dtype) {
       return "FP16";
     case DType::kBFloat16:
       return "BF16";
-    case DType::kFloat32:
+    default:  // kFloat32 (the compact dtypes are not offered over the OIP)
       break;
   }
   return "FP32";

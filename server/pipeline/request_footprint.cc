@@ -35,14 +35,14 @@ absl::StatusOr<ImageShape> ShapeOf(const JobImage& image, const EmbedSettings& s
   return shape;
 }
 
-// Values of the requested outputs of one image.
-int64_t OutputValues(const OutputSet& outputs, int64_t patches, const ModelShape& model) {
-  int64_t tokens = 0;
-  if (outputs.cls) tokens += 1;
-  if (outputs.pooled) tokens += 1;
-  if (outputs.registers) tokens += model.num_registers;
-  if (outputs.patch_tokens) tokens += patches;
-  return tokens * model.embed_dim;
+// Vectors (of embed_dim values each) of the requested outputs of one image.
+int64_t OutputVectors(const OutputSet& outputs, int64_t patches, const ModelShape& model) {
+  int64_t vectors = 0;
+  if (outputs.cls) vectors += 1;
+  if (outputs.pooled) vectors += 1;
+  if (outputs.registers) vectors += model.num_registers;
+  if (outputs.patch_tokens) vectors += patches;
+  return vectors;
 }
 
 int64_t Scaled(double factor, int64_t bytes) {
@@ -75,8 +75,8 @@ absl::StatusOr<RequestFootprint> EstimateFootprint(const EmbedJob& job,
     f.model_input_bytes += kModelInputBytesPerPixel * shape->model_pixels;
     f.model_output_bytes +=
         (1 + model.num_registers + shape->patches) * model.embed_dim * kModelOutputBytesPerValue;
-    tensor_bytes +=
-        OutputValues(settings.outputs, shape->patches, model) * DTypeSize(settings.dtype);
+    tensor_bytes += OutputVectors(settings.outputs, shape->patches, model) *
+                    VectorWireBytes(settings.dtype, model.embed_dim);
     other_bytes += kResponseBytesPerImage + static_cast<int64_t>(job.images[i].id.size());
   }
   f.response_bytes = tensor_bytes + other_bytes;

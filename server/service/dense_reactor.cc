@@ -114,6 +114,10 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     out->add_shape(grid_w_);
     out->add_shape(dim_);
     out->set_data(tokens.data().substr(next_row_ * row_bytes_, rows * row_bytes_));
+    if (tokens.scales_size() > 0) {  // INT8, UINT8: one scale per patch, rows * grid_w_ here
+      const auto first = tokens.scales().begin() + int64_t{next_row_} * grid_w_;
+      out->mutable_scales()->Add(first, first + int64_t{rows} * grid_w_);
+    }
     next_row_ += rows;
     StartWrite(&chunk_);
   }

@@ -89,9 +89,16 @@ absl::StatusOr<DType> ToDType(int dtype) {
       return DType::kFloat16;
     case v1::BFLOAT16:
       return DType::kBFloat16;
+    case v1::INT8:
+      return DType::kInt8;
+    case v1::UINT8:
+      return DType::kUint8;
+    case v1::BINARY:
+      return DType::kBinary;
     default:
       return absl::InvalidArgumentError(absl::StrCat(
-          "dtype: unknown dtype ", dtype, "; expected FLOAT32 (0), FLOAT16 (1) or BFLOAT16 (2)"));
+          "dtype: unknown dtype ", dtype,
+          "; expected FLOAT32 (0), FLOAT16 (1), BFLOAT16 (2), INT8 (3), UINT8 (4) or BINARY (5)"));
   }
 }
 
@@ -178,10 +185,25 @@ v1::DType ToProtoDType(DType dtype) {
       return v1::FLOAT16;
     case DType::kBFloat16:
       return v1::BFLOAT16;
+    case DType::kInt8:
+      return v1::INT8;
+    case DType::kUint8:
+      return v1::UINT8;
+    case DType::kBinary:
+      return v1::BINARY;
     case DType::kFloat32:
       break;
   }
   return v1::FLOAT32;
+}
+
+// Intermediate layers are in the API but not served yet.
+template <typename Request>
+absl::Status CheckNoLayers(const Request& request) {
+  if (request.layers_size() > 0 || request.last_layers() > 0 || request.has_layer_norm()) {
+    return absl::UnimplementedError("layers: intermediate layers are not served yet");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -195,6 +217,7 @@ absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedReq
                                               const pipeline::RequestLimits& limits) {
   RETURN_IF_ERROR(pipeline::CheckImageCount(request->images_size(), limits));
   RETURN_IF_ERROR(pipeline::CheckRequestIdLength(request->request_id().size()));
+  RETURN_IF_ERROR(CheckNoLayers(*request));
   pipeline::EmbedJob job;
   ASSIGN_OR_RETURN(job.settings.outputs, ToOutputSet(request->outputs()));
   RETURN_IF_ERROR(FillSettings(request->dtype(), request->priority(), request->preprocess(),
@@ -216,6 +239,7 @@ absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedDen
     return absl::InvalidArgumentError("image: no image in the request");
   }
   RETURN_IF_ERROR(pipeline::CheckRequestIdLength(request->request_id().size()));
+  RETURN_IF_ERROR(CheckNoLayers(*request));
   pipeline::EmbedJob job;
   job.settings.outputs.patch_tokens = true;
   RETURN_IF_ERROR(FillSettings(request->dtype(), request->priority(), request->preprocess(),
@@ -250,6 +274,7 @@ void MoveToProto(TensorData&& data, v1::Tensor* tensor) {
   tensor->set_dtype(ToProtoDType(data.dtype));
   for (int64_t dim : data.shape) tensor->add_shape(dim);
   tensor->set_data(std::move(data.data));
+  tensor->mutable_scales()->Add(data.scales.begin(), data.scales.end());
 }
 
 void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding) {
@@ -277,7 +302,9 @@ v1::ModelInfo MakeModelInfo(const registry::ModelDescription& description) {
   info.set_default_width(m.default_width);
   for (float v : m.image_mean) info.add_image_mean(v);
   for (float v : m.image_std) info.add_image_std(v);
-  for (v1::DType d : {v1::FLOAT32, v1::FLOAT16, v1::BFLOAT16}) info.add_dtypes(d);
+  for (v1::DType d : {v1::FLOAT32, v1::FLOAT16, v1::BFLOAT16, v1::INT8, v1::UINT8, v1::BINARY}) {
+    info.add_dtypes(d);
+  }
   info.set_model_dtype(m.compute_dtype);
   info.set_export_dtype(m.dtype);
   for (const std::string& feature : cpu.features) info.add_cpu_features(feature);

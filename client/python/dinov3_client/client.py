@@ -2,7 +2,9 @@
 
 Images are given as encoded file bytes (JPEG/PNG/WebP/BMP), a path to such a file, or a numpy
 uint8 array (H x W x 3 RGB, H x W x 4 RGBA, or H x W gray) sent as raw pixels. Embeddings come
-back as numpy arrays (float32; float16 for dtype="float16"; bfloat16 is widened to float32).
+back as numpy arrays (float32; float16 for dtype="float16"; bfloat16 is widened to float32;
+dtype "int8" / "uint8" / "binary" give the stored int8 / uint8 / packed-bit uint8 arrays, with
+the int8 and uint8 per-vector scales in EmbeddingResult.scales: see tensors.py).
 
 Errors: every failed RPC raises EmbeddingError, which carries the gRPC status `code`
 (grpc.StatusCode) and the server's `details` (e.g. "image[3]: unsupported format GIF").
@@ -21,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dinov3_client._stubs import embedding_pb2 as pb2
 from dinov3_client._stubs import embedding_pb2_grpc as pb2_grpc
-from dinov3_client.tensors import assemble_dense, decode_tensor, dtype_value
+from dinov3_client.tensors import assemble_dense, decode_tensor, dtype_value, tensor_scales
 
 ImageLike = Union[bytes, bytearray, memoryview, np.ndarray, str, os.PathLike, "pb2.Image"]
 PreprocessLike = Union[None, dict, "pb2.Preprocess"]
@@ -56,13 +58,18 @@ class EmbeddingResult:
     patch_tokens: Optional[np.ndarray]  # [grid_height * grid_width, D], row-major over the grid
     grid_height: int
     grid_width: int
+    # dtype "int8" / "uint8": each present output's per-vector scales (its shape minus the
+    # last dimension), by output name; x ~ (q - offset) * scale (tensors.dequantize).
+    scales: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_proto(cls, emb: "pb2.Embedding") -> "EmbeddingResult":
-        def get(name):
-            return decode_tensor(getattr(emb, name)) if emb.HasField(name) else None
-        return cls(emb.id, get("cls"), get("pooled"), get("registers"), get("patch_tokens"),
-                   emb.grid_height, emb.grid_width)
+        names = ("cls", "pooled", "registers", "patch_tokens")
+        present = [n for n in names if emb.HasField(n)]
+        values = {n: decode_tensor(getattr(emb, n)) for n in present}
+        scales = {n: tensor_scales(getattr(emb, n)) for n in present}
+        return cls(emb.id, *(values.get(n) for n in names), emb.grid_height, emb.grid_width,
+                   {n: s for n, s in scales.items() if s is not None})
 
 
 @dataclasses.dataclass
@@ -266,7 +273,9 @@ class EmbeddingClient:
         """Dense patch features [grid_height, grid_width, dim] of one image via EmbedDense.
 
         preprocess None is the server default (RESIZE_FIXED); {"mode": "keep_aspect"} keeps
-        the image's aspect ratio, the usual choice for dense features.
+        the image's aspect ratio, the usual choice for dense features. For dtype "int8" and
+        "uint8" the per-patch scales are dropped: use assemble_dense(..., with_scales=True) on
+        the stub's stream to keep them.
         """
         request = pb2.EmbedDenseRequest(
             image=make_image(image), dtype=dtype_value(dtype), l2_normalize=l2_normalize,

@@ -174,7 +174,8 @@ def test_model_info(server):
     assert info.depth == 2 and info.num_heads == 6 and info.untrained
     assert (info.default_height, info.default_width) == (224, 224)
     np.testing.assert_allclose(info.image_mean, server.meta["image_mean"], atol=1e-6)
-    assert set(info.dtypes) == {pb2.FLOAT32, pb2.FLOAT16, pb2.BFLOAT16}
+    assert set(info.dtypes) == {pb2.FLOAT32, pb2.FLOAT16, pb2.BFLOAT16, pb2.INT8, pb2.UINT8,
+                                pb2.BINARY}
     assert info.HasField("limits")
     assert info.limits.max_images_per_request > 0 and info.limits.max_pixels > 0
     assert info.limits.max_image_bytes > 0 and info.limits.max_patches > 0

@@ -21,7 +21,7 @@ std::string Floats(const std::vector<float>& values) {
 using pipeline::OutputKind;
 
 TensorData Tensor(std::vector<int64_t> shape, const std::vector<float>& values) {
-  return TensorData{DType::kFloat32, std::move(shape), Floats(values)};
+  return TensorData{DType::kFloat32, std::move(shape), Floats(values), {}};
 }
 
 // Two images, D = 2, P = 3 (a 1 x 3 grid).
@@ -90,7 +90,7 @@ TEST(InferenceResponseTest, SixteenBitRunsPassThrough) {
   pipeline::EmbedResult r;
   EmbeddingResult e;
   const std::string values = "abcdef" + std::string(58, 'x');  // 32 values, beyond SSO
-  e.cls = TensorData{DType::kFloat16, {32}, values};
+  e.cls = TensorData{DType::kFloat16, {32}, values, {}};
   const char* const bytes = e.cls->data.data();
   r.embeddings.push_back({"", std::move(e)});
   OutputPlan plan;
