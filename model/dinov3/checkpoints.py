@@ -4,13 +4,25 @@ The returned state dict uses the parameter names of DinoV3ViT (Meta's official n
 validated key by key against the architecture, and is float32-or-as-stored; `rope_embed.periods`
 is always present (Meta's stored bf16-rounded values, or exact values for Hugging Face, which
 recomputes them). Every mismatch raises CheckpointError naming the key and what was expected.
+
+Both layouts are memory-mapped (safetensors does so itself; a .pth is loaded with mmap=True where
+its format allows): the returned tensors are backed by the file's pages, copy-on-write, so the
+checkpoint's bytes are page cache (resident, but reclaimable), not this process's own memory.
+Large checkpoints: hf_tensor_sizes / meta_tensor_sizes read every tensor's dtype and size without
+loading any data (the safetensors headers; the .pth pickle), for a memory estimate before loading.
+Both loaders read the pages tensor by tensor and report the bytes to a Progress, which draws a
+one-line counter on stderr only when stderr is a terminal and the checkpoint is large or sharded
+(progress_enabled); otherwise it prints nothing.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
-from typing import Callable, Dict, Optional, Tuple
+import struct
+import sys
+from typing import Callable, Dict, List, NamedTuple, Optional, TextIO, Tuple
 
 import torch
 from torch import Tensor
@@ -50,23 +62,114 @@ def validate_state_dict(state: StateDict, config: ArchConfig, source: str,
             raise CheckpointError(f"{source}: unexpected key {key!r} for {config.variant}")
 
 
+# ---------------------------------------------------------------- sizes and progress
+
+LARGE_CHECKPOINT_BYTES = 512 * 2**20  # vitl16 and up (vitl16 in bfloat16 is about 0.6 GB)
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool}
+_MAX_HEADER_BYTES = 100 * 2**20
+
+
+class TensorSize(NamedTuple):
+    """One stored tensor, as a checkpoint's header describes it."""
+
+    name: str
+    dtype: torch.dtype
+    numel: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * self.dtype.itemsize
+
+
+class Progress:
+    """Bytes read out of `total`, drawn as one '\\r'-rewritten line on `stream` (redrawn per
+    whole percent) when `enabled`; a no-op otherwise."""
+
+    def __init__(self, total: int, enabled: bool, stream: Optional[TextIO] = None) -> None:
+        self.total, self.enabled = max(total, 1), enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.done, self._drawn = 0, -1
+
+    def update(self, label: str, nbytes: int) -> None:
+        self.done += nbytes
+        percent = min(100, self.done * 100 // self.total)
+        if self.enabled and percent != self._drawn:
+            self._drawn = percent
+            self.stream.write(f"\rloading {label}: {percent:3d}% "
+                              f"({self.done / 2**30:.2f} of {self.total / 2**30:.2f} GiB)\x1b[K")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._drawn >= 0:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _read_pages(tensor: Tensor) -> None:
+    """Reads one byte of every 4 KiB page of a memory-mapped tensor: the file is read now (what
+    a progress line shows) rather than by whatever touches the tensor first; nothing is copied."""
+    if tensor.numel() and tensor.is_contiguous():
+        tensor.reshape(-1).view(torch.uint8)[::4096].sum()
+
+
+def progress_enabled(total_bytes: int, files: int, stream: Optional[TextIO] = None) -> bool:
+    """A progress line is worth drawing: stderr is a terminal and the checkpoint is large
+    (LARGE_CHECKPOINT_BYTES or more) or sharded over several files."""
+    stream = stream if stream is not None else sys.stderr
+    return stream.isatty() and (total_bytes >= LARGE_CHECKPOINT_BYTES or files > 1)
+
+
+def _safetensors_sizes(path: str) -> List[TensorSize]:
+    """Reads only the header: 8 bytes of little-endian length, then that much JSON."""
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > _MAX_HEADER_BYTES:
+                raise ValueError(f"header of {length} bytes")
+            header = json.loads(f.read(length))
+        header.pop("__metadata__", None)
+        return [TensorSize(name, _SAFETENSORS_DTYPES[info["dtype"]], math.prod(info["shape"]))
+                for name, info in header.items()]
+    except (OSError, ValueError, KeyError, TypeError, struct.error) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from e
+
+
 # ---------------------------------------------------------------- Hugging Face folders
 
-def _read_hf_tensors(hf_dir: str) -> StateDict:
-    from safetensors.torch import load_file
-
+def hf_weight_files(hf_dir: str) -> List[str]:
+    """The safetensors files of a folder: model.safetensors, or the shards that
+    model.safetensors.index.json names (sorted)."""
     single = os.path.join(hf_dir, "model.safetensors")
     index = os.path.join(hf_dir, "model.safetensors.index.json")
     if os.path.exists(single):
-        return load_file(single)
+        return [single]
     if os.path.exists(index):
         with open(index) as f:
             shards = sorted(set(json.load(f)["weight_map"].values()))
-        state: StateDict = {}
-        for shard in shards:
-            state.update(load_file(os.path.join(hf_dir, shard)))
-        return state
+        return [os.path.join(hf_dir, shard) for shard in shards]
     raise CheckpointError(f"{hf_dir}: neither model.safetensors nor model.safetensors.index.json")
+
+
+def hf_tensor_sizes(hf_dir: str) -> List[TensorSize]:
+    """Every tensor of the folder's weight files, from their headers (no data read)."""
+    return [size for path in hf_weight_files(hf_dir) for size in _safetensors_sizes(path)]
+
+
+def _read_hf_tensors(hf_dir: str, progress: Optional[Progress]) -> StateDict:
+    from safetensors import safe_open
+
+    state: StateDict = {}
+    for path in hf_weight_files(hf_dir):
+        with safe_open(path, framework="pt") as f:
+            for key in f.keys():
+                state[key] = f.get_tensor(key)
+                _read_pages(state[key])
+                if progress is not None:
+                    progress.update(os.path.basename(path), state[key].nbytes)
+    return state
 
 
 def hf_arch_config(hf: dict, source: str, variant: Optional[str]) -> ArchConfig:
@@ -175,14 +278,16 @@ def hf_to_internal(hf_state: StateDict, config: ArchConfig, source: str) -> Stat
     return out
 
 
-def load_hf_dir(hf_dir: str, variant: Optional[str] = None) -> Tuple[ArchConfig, StateDict, dict]:
-    """Loads a Hugging Face DINOv3 folder. Returns (config, state, preprocessor config or {})."""
+def load_hf_dir(hf_dir: str, variant: Optional[str] = None, progress: Optional[Progress] = None
+                ) -> Tuple[ArchConfig, StateDict, dict]:
+    """Loads a Hugging Face DINOv3 folder. Returns (config, state, preprocessor config or {}).
+    `progress`, if given, is told the bytes of each tensor read."""
     config_path = os.path.join(hf_dir, "config.json")
     if not os.path.isfile(config_path):
         raise CheckpointError(f"{hf_dir}: no config.json (not a Hugging Face model folder)")
     with open(config_path) as f:
         config = hf_arch_config(json.load(f), config_path, variant)
-    state = hf_to_internal(_read_hf_tensors(hf_dir), config, hf_dir)
+    state = hf_to_internal(_read_hf_tensors(hf_dir, progress), config, hf_dir)
     validate_state_dict(state, config, hf_dir, lambda key: hf_name(key, config.ffn))
     processor: dict = {}
     processor_path = os.path.join(hf_dir, "preprocessor_config.json")
@@ -239,20 +344,63 @@ def meta_to_internal(state: StateDict, config: ArchConfig) -> StateDict:
     return out
 
 
-def load_meta_checkpoint(path: str, variant: Optional[str] = None) -> Tuple[ArchConfig, StateDict]:
-    """Loads Meta's official .pth state dict (plain, or under a 'model'/'teacher' key)."""
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{path}: no such file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 -- any unpickling failure means a bad file
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from e
+def _unwrap_meta(state: object, path: str) -> StateDict:
+    """The state dict inside a loaded .pth (plain, or under 'model'/'teacher'; 'backbone.'
+    prefixes dropped)."""
     for wrapper in ("model", "teacher"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise CheckpointError(f"{path}: expected a state dict of tensors")
-    state = {re.sub(r"^backbone\.", "", k): v for k, v in state.items()}
+    return {re.sub(r"^backbone\.", "", k): v for k, v in state.items()}
+
+
+def _mmap_pth(path: str) -> Optional[StateDict]:
+    """The .pth memory-mapped (tensor data not read yet), or None where it cannot be (a file in
+    the legacy, non-zip format, or not a checkpoint at all)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 -- the plain load reports what is wrong with the file
+        return None
+    return _unwrap_meta(state, path)
+
+
+def meta_tensor_sizes(path: str) -> Optional[List[TensorSize]]:
+    """Every tensor of a .pth without reading its data (memory-mapped); None for a legacy
+    (non-zip) file, whose sizes are not known before loading it."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such file")
+    state = _mmap_pth(path)
+    if state is None:
+        return None
+    return [TensorSize(name, value.dtype, value.numel()) for name, value in state.items()]
+
+
+def _read_pth(path: str, progress: Optional[Progress]) -> StateDict:
+    """The .pth's state dict: memory-mapped (copy-on-write, never written back; the data stays
+    in the page cache, not in this process's own memory), each tensor's pages read once here so
+    that `progress` shows the reading. A legacy file is read by torch.load in one piece."""
+    state = _mmap_pth(path)
+    if state is None:
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 -- any unpickling failure means a bad file
+            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from e
+        return _unwrap_meta(loaded, path)
+    for value in state.values():
+        _read_pages(value)
+        if progress is not None:
+            progress.update(os.path.basename(path), value.nbytes)
+    return state
+
+
+def load_meta_checkpoint(path: str, variant: Optional[str] = None,
+                         progress: Optional[Progress] = None) -> Tuple[ArchConfig, StateDict]:
+    """Loads Meta's official .pth state dict (plain, or under a 'model'/'teacher' key).
+    `progress`, if given, is told the bytes of each tensor read."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such file")
+    state = _read_pth(path, progress)
     config = meta_arch_config(state, path, variant)
     state = meta_to_internal(state, config)
     validate_state_dict(state, config, path)

@@ -81,6 +81,32 @@ def exported_tensors(model: DinoV3ViT) -> Dict[str, Tensor]:
     return state
 
 
+def check_scripted(scripted: torch.jit.ScriptModule, config: ArchConfig) -> None:
+    """Runs forward and forward_layers on a zero input, so that a scripting problem fails the
+    export, not the server: checks their shapes and that forward_layers' final outputs equal
+    forward's exactly."""
+    patch, dim, registers = config.patch_size, config.embed_dim, config.num_registers
+    layers = [config.depth - 1, 0]
+    pixels = torch.zeros(1, 3, patch, 2 * patch)
+    with torch.inference_mode():
+        out = scripted(pixels)
+        out_layers = scripted.forward_layers(pixels, layers, True)
+    expected = {"cls": [1, dim], "registers": [1, registers, dim], "patch_tokens": [1, 2, dim]}
+    _check_shapes("forward", out, expected)
+    expected.update({"layer_cls": [1, 2, dim], "layer_registers": [1, 2, registers, dim],
+                     "layer_patch_tokens": [1, 2, 2, dim]})
+    _check_shapes("forward_layers", out_layers, expected)
+    for key, value in out.items():
+        if not torch.equal(out_layers[key], value):
+            raise RuntimeError(f"scripted forward_layers' {key!r} differs from forward's")
+
+
+def _check_shapes(method: str, out: Dict[str, Tensor], expected: Dict[str, list]) -> None:
+    got = {k: list(v.shape) for k, v in out.items()}
+    if got != expected:
+        raise RuntimeError(f"scripted {method} produced shapes {got}, expected {expected}")
+
+
 def make_metadata(config: ArchConfig, dtype: str, source: dict, weights_hash: str,
                   dataset: str, mean: Sequence[float] | None = None,
                   std: Sequence[float] | None = None) -> dict:
@@ -122,14 +148,7 @@ def export_torchscript(config: ArchConfig, state: Dict[str, Tensor], dtype: str,
     metadata = make_metadata(config, dtype, source, weights_sha256(exported_tensors(model)),
                              dataset, mean, std)
     scripted = torch.jit.script(model)
-    patch = config.patch_size
-    with torch.inference_mode():  # Fail here, not in the server, if scripting broke anything.
-        out = scripted(torch.zeros(1, 3, patch, 2 * patch))
-    expected = {"cls": [1, config.embed_dim], "registers": [1, config.num_registers, config.embed_dim],
-                "patch_tokens": [1, 2, config.embed_dim]}
-    got = {k: list(v.shape) for k, v in out.items()}
-    if got != expected:
-        raise RuntimeError(f"scripted module produced shapes {got}, expected {expected}")
+    check_scripted(scripted, config)
     torch.jit.save(scripted, output,
                    _extra_files={METADATA_FILE: json.dumps(metadata, indent=2, sort_keys=True)})
     return metadata

@@ -10,6 +10,19 @@ forward(pixel_values [B,3,H,W] float, already normalised) -> {
     "patch_tokens": [B, h*w, D]     final-normed patch tokens, row-major (y outer, x inner),
 } in the dtype of the weights. The input is cast to that dtype; RoPE runs in float32.
 
+forward_layers(pixel_values, layers: List[int], norm: bool) -> forward's three outputs (the same
+code path, bit-identical) plus, for L = len(layers), in the order of `layers`:
+    "layer_cls":          [B, L, D]
+    "layer_registers":    [B, L, R, D]
+    "layer_patch_tokens": [B, L, h*w, D]
+the token sequence after each named block (Hugging Face: hidden_states[i + 1]), passed through
+the final LayerNorm `norm` if `norm` is true (the official get_intermediate_layers(norm=True)),
+raw otherwise; dtype of the weights. `layers` are absolute 0-based block indices in [0, depth),
+repeats allowed; the caller resolves negative or last-n indices. An empty list or an index out of
+range raises RuntimeError (from Python, the scripted module raises torch.jit.Error). The block
+outputs are copies into one [B, L, 1+R+h*w, D] buffer (the outputs are views of it), taken
+before the next block adds into the sequence in place.
+
 Written for few elementwise passes on CPU (each is a memory pass and, with several intra-op
 threads, a barrier): q and k are rotated together from cos/sin tables that cover the CLS and
 register tokens too (cos 1, sin 0), so nothing is sliced or concatenated per block; q, k and v go
@@ -22,7 +35,7 @@ tests/bench/cpu_forward_profile.py measures it.
 from __future__ import annotations
 
 import math
-from typing import Dict, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -175,7 +188,7 @@ class PatchEmbed(nn.Module):
 
 
 class DinoV3ViT(nn.Module):
-    """See the module docstring for the forward contract."""
+    """See the module docstring for the forward and forward_layers contracts."""
 
     def __init__(self, config: ArchConfig) -> None:
         super().__init__()
@@ -189,6 +202,52 @@ class DinoV3ViT(nn.Module):
         self.norm = nn.LayerNorm(config.embed_dim, eps=config.layer_norm_eps)
 
     def forward(self, pixel_values: Tensor) -> Dict[str, Tensor]:
+        x, cos, sin = self._embed(pixel_values)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self._split(self.norm(x))
+
+    @torch.jit.export
+    def forward_layers(self, pixel_values: Tensor, layers: List[int],
+                       norm: bool) -> Dict[str, Tensor]:
+        """forward's three outputs plus the outputs of the blocks in `layers` (module docstring)."""
+        self._check_layers(layers)
+        x, cos, sin = self._embed(pixel_values)
+        kept = x.new_empty([x.size(0), len(layers), x.size(1), x.size(2)])
+        for index, block in enumerate(self.blocks):
+            x = block(x, cos, sin)
+            self._keep_layer(x, index, layers, norm, kept)
+        out = self._split(self.norm(x))
+        num_prefix = 1 + self.num_registers
+        out["layer_cls"] = kept[:, :, 0]
+        out["layer_registers"] = kept[:, :, 1:num_prefix]
+        out["layer_patch_tokens"] = kept[:, :, num_prefix:]
+        return out
+
+    def _check_layers(self, layers: List[int]) -> None:
+        if len(layers) == 0:
+            raise RuntimeError("forward_layers: layers must name at least one block")
+        depth = len(self.blocks)
+        for layer in layers:
+            if layer < 0 or layer >= depth:
+                raise RuntimeError("forward_layers: block index " + str(layer) + " is out of "
+                                   "range [0, " + str(depth) + ") (absolute, 0-based)")
+
+    def _keep_layer(self, x: Tensor, index: int, layers: List[int], norm: bool,
+                    kept: Tensor) -> None:
+        """Copies block `index`'s output x (final-normed if `norm`) into every slot of `kept`
+        [B, L, T, D] that asks for it. A copy, never x itself: the next block adds into x in
+        place when autograd is off."""
+        if index not in layers:
+            return
+        tokens = self.norm(x) if norm else x
+        for slot in range(len(layers)):
+            if layers[slot] == index:
+                kept.select(1, slot).copy_(tokens)
+
+    def _embed(self, pixel_values: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        """Checks the input; returns the token sequence [B, 1+R+h*w, D] entering block 0 (CLS,
+        registers, patches) and the RoPE cos/sin tables for it."""
         if pixel_values.dim() != 4 or pixel_values.size(1) != 3:
             raise RuntimeError("pixel_values must have shape [B, 3, H, W]")
         height, width = pixel_values.size(2), pixel_values.size(3)
@@ -201,11 +260,12 @@ class DinoV3ViT(nn.Module):
         batch = x.size(0)
         x = torch.cat([self.cls_token.expand(batch, -1, -1),
                        self.storage_tokens.expand(batch, -1, -1), x], dim=1)
+        cos, sin = self.rope_embed(grid_h, grid_w, 1 + self.num_registers)
+        return x, cos, sin
+
+    def _split(self, x: Tensor) -> Dict[str, Tensor]:
+        """forward's outputs: views of the final-normed sequence x [B, 1+R+N, D]."""
         num_prefix = 1 + self.num_registers
-        cos, sin = self.rope_embed(grid_h, grid_w, num_prefix)
-        for block in self.blocks:
-            x = block(x, cos, sin)
-        x = self.norm(x)
         return {
             "cls": x[:, 0],
             "registers": x[:, 1:num_prefix],

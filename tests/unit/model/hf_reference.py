@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict
+from typing import Dict, List
 
 import torch
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
 from model import export as export_cli
 from model.dinov3.config import ArchConfig, preset
+
+LAYER_KEYS = ("layer_cls", "layer_registers", "layer_patch_tokens")  # of forward_layers
 
 # Reduced-depth stand-ins for the released architectures (same widths, heads, FFN kind).
 TEST_DEPTH = 2
@@ -61,5 +63,36 @@ def reference_tokens(model: DINOv3ViTModel, pixels: torch.Tensor) -> Dict[str, t
             "patch_tokens": hidden[:, 1 + registers:]}
 
 
+def reference_layers(model: DINOv3ViTModel, pixels: torch.Tensor, layers: List[int],
+                     norm: bool) -> Dict[str, torch.Tensor]:
+    """The reference of forward_layers: block i's output is hidden_states[i + 1] (index 0 is
+    the embedding output), through model.norm when `norm`; stacked along dim 1 in the order of
+    `layers` and split like reference_tokens, under layer_* keys."""
+    registers = model.config.num_register_tokens
+    with torch.no_grad():
+        hidden = model(pixel_values=pixels, output_hidden_states=True).hidden_states
+        assert len(hidden) == model.config.num_hidden_layers + 1
+        stacked = torch.stack([model.norm(hidden[i + 1]) if norm else hidden[i + 1]
+                               for i in layers], dim=1)
+    return {"layer_cls": stacked[:, :, 0], "layer_registers": stacked[:, :, 1:1 + registers],
+            "layer_patch_tokens": stacked[:, :, 1 + registers:]}
+
+
 def per_token_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=-1)
+
+
+def check_layers(got: Dict[str, torch.Tensor], expected: Dict[str, torch.Tensor],
+                 layers: List[int], label: str, max_abs: float, min_cosine: float) -> None:
+    """Compares forward_layers' layer_* outputs with reference_layers' slot by slot, against
+    max abs difference and least per-token cosine; prints one line of max abs diffs per layer."""
+    for slot, layer in enumerate(layers):
+        diffs = []
+        for key in LAYER_KEYS:
+            a, b = got[key][:, slot], expected[key][:, slot]
+            diff = (a - b).abs().max().item()
+            diffs.append(f"{key.removeprefix('layer_')} {diff:.2e}")
+            assert diff <= max_abs, f"{label} layer={layer} {key}: max abs difference {diff}"
+            cosine = per_token_cosine(a, b).min().item()
+            assert cosine >= min_cosine, f"{label} layer={layer} {key}: least cosine {cosine}"
+        print(f"{label} layer={layer}: max|d| " + ", ".join(diffs))

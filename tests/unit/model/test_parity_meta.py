@@ -1,7 +1,8 @@
 """Parity through Meta's .pth layout: the reference weights are rewritten into the official key
 layout (the inverse of the mapping in DESIGN.md section 5, written here independently of the
 loader), with bf16-rounded RoPE periods, a bias_mask and junk in the masked K bias, then exported
-with --meta-checkpoint and compared with the reference run on the same bf16-rounded periods.
+with --meta-checkpoint and compared with the reference run on the same bf16-rounded periods;
+forward_layers' block outputs likewise (against the reference's hidden states).
 
 Tolerances as for the Hugging Face path: max abs <= 1e-4, per-token cosine >= 0.99999.
 """
@@ -11,7 +12,8 @@ import pytest
 import torch
 
 from tests.unit.model.hf_reference import (
-    export, per_token_cosine, random_hf_model, reference_tokens)
+    TEST_DEPTH, check_layers, export, per_token_cosine, random_hf_model, reference_layers,
+    reference_tokens)
 
 MAX_ABS = 1e-4
 MIN_COSINE = 0.99999
@@ -53,9 +55,10 @@ def to_meta_layout(hf: dict, dim: int, depth: int, gated: bool, periods: torch.T
     return meta
 
 
-@pytest.mark.parametrize("variant", ["vits16", "vits16plus"])
-def test_meta_checkpoint_matches_reference_with_stored_periods(variant, tmp_path):
-    reference = random_hf_model(variant, seed=11)
+def export_meta(variant: str, tmp_path, depth: int = TEST_DEPTH):
+    """A random reference written as a Meta .pth (bf16 periods) and exported with
+    --meta-checkpoint. Returns (reference set to the same bf16 periods, scripted module)."""
+    reference = random_hf_model(variant, seed=11, depth=depth)
     cfg = reference.config
     head_dim = cfg.hidden_size // cfg.num_attention_heads
     exact = 100.0 ** (4 * torch.arange(head_dim // 4, dtype=torch.float64) / head_dim)
@@ -67,8 +70,13 @@ def test_meta_checkpoint_matches_reference_with_stored_periods(variant, tmp_path
     pth = tmp_path / f"dinov3_{variant}_pretrain_lvd1689m-0000.pth"
     torch.save(meta, pth)
     scripted = torch.jit.load(export(str(tmp_path), "meta.pt", "--meta-checkpoint", str(pth)))
-
     reference.rope_embeddings.inv_freq = 1.0 / periods.float()
+    return reference, scripted
+
+
+@pytest.mark.parametrize("variant", ["vits16", "vits16plus"])
+def test_meta_checkpoint_matches_reference_with_stored_periods(variant, tmp_path):
+    reference, scripted = export_meta(variant, tmp_path)
     for height, width in [(224, 224), (160, 320)]:
         pixels = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(3))
         expected = reference_tokens(reference, pixels)
@@ -79,6 +87,21 @@ def test_meta_checkpoint_matches_reference_with_stored_periods(variant, tmp_path
             print(f"meta {variant} {height}x{width} {key}: max|d|={diff:.2e}")
             assert math.isfinite(diff) and diff <= MAX_ABS, f"{key}: {diff}"
             assert per_token_cosine(got[key], expected[key]).min().item() >= MIN_COSINE
+
+
+@pytest.mark.parametrize("variant", ["vits16", "vits16plus"])
+def test_meta_checkpoint_forward_layers_match_reference(variant, tmp_path):
+    """forward_layers of a Meta .pth export against the same bf16-period reference, as strict
+    as forward: block i = hidden_states[i + 1], model.norm applied for norm=True."""
+    reference, scripted = export_meta(variant, tmp_path, depth=3)
+    layers = [2, 0]
+    pixels = torch.randn(2, 3, 160, 320, generator=torch.Generator().manual_seed(4))
+    for norm in (True, False):
+        expected = reference_layers(reference, pixels, layers, norm)
+        with torch.inference_mode():
+            got = scripted.forward_layers(pixels, layers, norm)
+        check_layers(got, expected, layers, f"meta {variant} 160x320 b=2 norm={norm}",
+                     MAX_ABS, MIN_COSINE)
 
 
 def test_bf16_periods_change_the_output(tmp_path):
