@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "client/cpp/commands.h"
+#include "client/cpp/pictures.h"
 #include "client/cpp/tensor_decode.h"
 #include "server/common/secret_file.h"
 
@@ -39,8 +40,10 @@ ABSL_FLAG(std::string, model, "",
 ABSL_FLAG(std::string, outputs, "cls,pooled",
           "embed: comma-separated outputs among cls, pooled, patch_tokens, registers.");
 ABSL_FLAG(std::string, dtype, "float32",
-          "embed, dense: wire dtype float32, float16 or bfloat16 (printed and written as floats; "
-          "float16 .npy files stay float16, bfloat16 becomes float32).");
+          "embed, dense: wire dtype float32, float16, bfloat16, int8, uint8 or binary (floats "
+          "print as numbers, float16 .npy files stay float16, bfloat16 becomes float32; int8, "
+          "uint8 and binary print and write their stored integers, binary as packed bytes, "
+          "with int8/uint8 scales beside them: NAME_scales in JSON, .scales.npy files).");
 ABSL_FLAG(bool, l2_normalize, false,
           "embed, dense: L2-normalize cls, pooled and each patch token on the server.");
 ABSL_FLAG(std::string, preprocess, "",
@@ -59,7 +62,13 @@ ABSL_FLAG(std::string, format, "json",
           "embed: json (one object per image and line on stdout) or npy (files under --out).");
 ABSL_FLAG(std::string, out, "",
           "embed --format=npy: output directory for <file name>.<output>.npy files; "
-          "dense: the output .npy file (required).");
+          "dense: the output .npy file (required); pca: the output directory (required); "
+          "similarity: the output .png file (required).");
+ABSL_FLAG(int32_t, size, 768,
+          "pca, similarity: pixels on the longer side of the image the server embeds (keep "
+          "aspect) and of the pictures written.");
+ABSL_FLAG(std::string, patch, "",
+          "similarity: the patch ROW,COL (0-based, in the patch grid) compared with all others.");
 
 namespace dinov3::client {
 namespace {
@@ -78,7 +87,7 @@ Usage:
   dinov3-client health                grpc.health.v1 Check of service "" (with --model: of that
                                       model); prints the status, exits 0 only when SERVING
   dinov3-client embed IMG... [--outputs=cls,pooled,patch_tokens,registers]
-      [--dtype=float32|float16|bfloat16] [--l2_normalize] [--preprocess=fixed|crop|keep_aspect]
+      [--dtype=float32|float16|bfloat16|int8|uint8|binary] [--l2_normalize] [--preprocess=fixed|crop|keep_aspect]
       [--height=H --width=W --max_patches=N] [--decode=exact|fast]
       [--format=json|npy] [--out=DIR]
                                       one Embed call with all image files (id = file name).
@@ -90,6 +99,14 @@ Usage:
   dinov3-client dense IMG --out=FILE.npy [--dtype=...] [--l2_normalize]
       [--preprocess=keep_aspect] [--max_patches=N] [--rows_per_chunk=N]
                                       EmbedDense; writes the [grid_h, grid_w, dim] patch grid.
+  dinov3-client pca IMG... --out=DIR [--size=768]
+                                      PCA of the dense features (3 components fitted jointly
+                                      over all images) as RGB; writes DIR/<stem>_pca.png: the
+                                      input and its PCA picture side by side.
+  dinov3-client similarity IMG --patch=ROW,COL --out=FILE.png [--size=768]
+                                      cosine similarity of one patch to every patch: the input
+                                      (patch outlined) and a heat map (black, red, yellow, white
+                                      from the lowest cosine to 1) side by side.
 
 Common flags: --server=host:port (default localhost:50051), --timeout=SECONDS (default 30),
   --model=NAME (the served model; default: the server's default model),
@@ -253,6 +270,34 @@ int RunDenseCommand(const ConnectionOptions& connection, const std::vector<std::
   return status.ok() ? 0 : Fail(status);
 }
 
+int RunPcaCommand(const ConnectionOptions& connection, std::vector<std::string> images) {
+  if (images.empty()) return UsageError("pca needs at least one image file");
+  PcaOptions options;
+  options.images = std::move(images);
+  options.out_dir = absl::GetFlag(FLAGS_out);
+  if (options.out_dir.empty()) return UsageError("pca needs --out=DIR");
+  options.size = absl::GetFlag(FLAGS_size);
+  if (options.size <= 0) return UsageError("--size must be > 0");
+  const absl::Status status = RunPca(connection, options, std::cout);
+  return status.ok() ? 0 : Fail(status);
+}
+
+int RunSimilarityCommand(const ConnectionOptions& connection,
+                         const std::vector<std::string>& images) {
+  if (images.size() != 1) return UsageError("similarity takes exactly one image file");
+  SimilarityOptions options;
+  options.image = images[0];
+  options.out_path = absl::GetFlag(FLAGS_out);
+  if (options.out_path.empty()) return UsageError("similarity needs --out=FILE.png");
+  absl::StatusOr<PatchIndex> patch = ParsePatchIndex(absl::GetFlag(FLAGS_patch));
+  if (!patch.ok()) return UsageError(patch.status().message());
+  options.patch = *patch;
+  options.size = absl::GetFlag(FLAGS_size);
+  if (options.size <= 0) return UsageError("--size must be > 0");
+  const absl::Status status = RunSimilarity(connection, options, std::cout);
+  return status.ok() ? 0 : Fail(status);
+}
+
 // --help lists the flags defined in this file (absl's default filter expects a file named
 // after the program).
 bool IsClientFlagFile(absl::string_view file) { return absl::StrContains(file, "client_main"); }
@@ -268,7 +313,9 @@ int Main(int argc, char** argv) {
   }
   const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() < 2) {
-    return UsageError("missing command (models, load, unload, info, health, embed or dense)");
+    return UsageError(
+        "missing command (models, load, unload, info, health, embed, dense, pca or "
+        "similarity)");
   }
   const std::string command = positional[1];
   const std::vector<std::string> args(positional.begin() + 2, positional.end());
@@ -304,6 +351,8 @@ int Main(int argc, char** argv) {
   }
   if (command == "embed") return RunEmbedCommand(connection, args);
   if (command == "dense") return RunDenseCommand(connection, args);
+  if (command == "pca") return RunPcaCommand(connection, args);
+  if (command == "similarity") return RunSimilarityCommand(connection, args);
   return UsageError(absl::StrCat("unknown command '", command, "'"));
 }
 
