@@ -14,6 +14,7 @@
 #include "server/common/usable_cpus.h"
 #include "server/openapi/openapi_document.h"
 #include "server/pipeline/request_footprint.h"
+#include "server/webui/web_page.h"
 
 namespace dinov3::service {
 namespace {
@@ -180,6 +181,7 @@ absl::Status EmbeddingServer::StartHttpFrontDoors() {
   rest_.submit = submit;
   kserve::AddRestRoutes(*http_router_, rest_, rest_guard, !options_.security.exempt_health);
   openapi::AddOpenApiRoute(*http_router_);  // no API key: the API's public description
+  webui::AddWebPageRoutes(*http_router_);   // GET /: static files, no API key (the page asks)
   ASSIGN_OR_RETURN(
       http_server_,
       http::HttpServer::Start(http, [router = http_router_.get()](http::HttpExchange exchange) {
