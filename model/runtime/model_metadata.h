@@ -38,10 +38,13 @@ struct ModelMetadata {
   // The dtype the loaded module computes in: `dtype` as parsed; ModelRuntime::Load sets it when
   // asked to compute in another (model.compute_dtype). What logs, metrics and clients are shown.
   std::string compute_dtype;
-  std::string source_kind;      // "huggingface", "meta" or "random"
-  bool untrained = false;       // true for random weights
+  std::string source_kind;  // "huggingface", "meta" or "random"
+  bool untrained = false;   // true for random weights
   std::string weights_sha256;
   std::string torch_version;  // torch version that exported the archive
+  // Whether the module has forward_layers (intermediate layers; exports since it was added):
+  // set by ModelRuntime::Load from the module, false from the JSON alone.
+  bool has_forward_layers = false;
 };
 
 // Parses and validates the JSON text. Errors are InvalidArgument and name the offending field.

@@ -63,8 +63,8 @@ absl::StatusOr<torch::ScalarType> ParseDtype(absl::string_view name) {
   if (name == "float32") return torch::kFloat32;
   if (name == "bfloat16") return torch::kBFloat16;
   if (name == "float16") return torch::kFloat16;
-  return absl::InvalidArgumentError(absl::StrCat("compute dtype '", name,
-                                                 "' is not float32, bfloat16 or float16"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("compute dtype '", name, "' is not float32, bfloat16 or float16"));
 }
 
 // Converts the parameters (not the buffers) of `module` to `dtype`, in place, the way
@@ -75,29 +75,47 @@ void ConvertParameters(torch::jit::Module& module, torch::ScalarType dtype) {
   }
 }
 
-// Checks the forward result against the metadata and the batch/grid it was run on.
+// The tensor `key` of a forward's dict (FailedPrecondition when it has none).
+absl::StatusOr<torch::Tensor> OutputTensor(const c10::Dict<c10::IValue, c10::IValue>& dict,
+                                           const char* key) {
+  auto it = dict.find(key);
+  if (it == dict.end() || !it->value().isTensor()) {
+    return absl::FailedPreconditionError(absl::StrCat("forward output has no tensor '", key, "'"));
+  }
+  return it->value().toTensor();
+}
+
+// Checks the forward result against the metadata and the batch/grid it was run on; `layers`
+// blocks' outputs too when not 0.
 absl::StatusOr<ModelOutputs> UnpackOutputs(const c10::IValue& result, const ModelMetadata& m,
-                                           int64_t batch, int64_t patches) {
+                                           int64_t batch, int64_t patches, int64_t layers) {
   if (!result.isGenericDict()) {
     return absl::FailedPreconditionError("forward did not return a dict");
   }
   const c10::Dict<c10::IValue, c10::IValue> dict = result.toGenericDict();
   ModelOutputs out;
-  for (auto [key, field] : {std::pair{"cls", &out.cls},
-                            {"registers", &out.registers},
-                            {"patch_tokens", &out.patch_tokens}}) {
-    auto it = dict.find(key);
-    if (it == dict.end() || !it->value().isTensor()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("forward output has no tensor '", key, "'"));
-    }
-    *field = it->value().toTensor();
+  std::vector<std::pair<const char*, torch::Tensor*>> fields = {
+      {"cls", &out.cls}, {"registers", &out.registers}, {"patch_tokens", &out.patch_tokens}};
+  if (layers > 0) {
+    fields.insert(fields.end(), {{"layer_cls", &out.layer_cls},
+                                 {"layer_registers", &out.layer_registers},
+                                 {"layer_patch_tokens", &out.layer_patch_tokens}});
+  }
+  for (const auto& [key, field] : fields) {
+    absl::StatusOr<torch::Tensor> tensor = OutputTensor(dict, key);
+    if (!tensor.ok()) return tensor.status();
+    *field = *std::move(tensor);
   }
   const int64_t d = m.embed_dim;
-  const std::vector<std::pair<const torch::Tensor*, std::vector<int64_t>>> expected = {
+  std::vector<std::pair<const torch::Tensor*, std::vector<int64_t>>> expected = {
       {&out.cls, {batch, d}},
       {&out.registers, {batch, m.num_registers, d}},
       {&out.patch_tokens, {batch, patches, d}}};
+  if (layers > 0) {
+    expected.push_back({&out.layer_cls, {batch, layers, d}});
+    expected.push_back({&out.layer_registers, {batch, layers, m.num_registers, d}});
+    expected.push_back({&out.layer_patch_tokens, {batch, layers, patches, d}});
+  }
   for (const auto& [tensor, shape] : expected) {
     if (tensor->sizes() != c10::IntArrayRef(shape)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -162,15 +180,21 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::stri
   }
   if (metadata->dtype == "int8") {
     if (!device->is_cpu()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "'", path, "' is an int8 export, which runs on CPU only (its Linear layers are "
-          "quantised for x86 CPUs); for device '", device_name, "' export in float16 or bfloat16"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("'", path,
+                       "' is an int8 export, which runs on CPU only (its Linear layers are "
+                       "quantised for x86 CPUs); for device '",
+                       device_name, "' export in float16 or bfloat16"));
     }
     if (convert_to.has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "'", path, "' is an int8 export (Linear layers int8, the rest float32) and computes "
-          "only as exported: compute dtype ", compute_dtype, " needs a float export "
-          "(python -m model.export --dtype ", compute_dtype, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", path,
+                       "' is an int8 export (Linear layers int8, the rest float32) and computes "
+                       "only as exported: compute dtype ",
+                       compute_dtype,
+                       " needs a float export "
+                       "(python -m model.export --dtype ",
+                       compute_dtype, ")"));
     }
   }
 
@@ -186,6 +210,7 @@ absl::StatusOr<std::unique_ptr<ModelRuntime>> ModelRuntime::Load(const std::stri
         absl::StrCat("'", path, "' is not a loadable TorchScript archive: ", FirstLine(e)));
   }
   module.eval();
+  metadata->has_forward_layers = module.find_method("forward_layers").has_value();
   if (convert_to.has_value() && compute_dtype != metadata->dtype) {
     ConvertParameters(module, *convert_to);
     metadata->compute_dtype = std::string(compute_dtype);
@@ -221,14 +246,33 @@ absl::Status ModelRuntime::CheckInput(const torch::Tensor& x) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<ModelOutputs> ModelRuntime::Forward(const torch::Tensor& pixel_values) const {
+absl::StatusOr<ModelOutputs> ModelRuntime::Forward(const torch::Tensor& pixel_values,
+                                                   absl::Span<const int> layers,
+                                                   bool layer_norm) const {
   if (absl::Status s = CheckInput(pixel_values); !s.ok()) return s;
+  if (!layers.empty() && !metadata_.has_forward_layers) {
+    return absl::FailedPreconditionError(
+        "this export has no forward_layers (intermediate layers): export it again with "
+        "python -m model.export");
+  }
+  for (const int layer : layers) {
+    if (layer < 0 || layer >= metadata_.depth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layer ", layer, " is outside the model's blocks 0..", metadata_.depth - 1));
+    }
+  }
   const int64_t p = metadata_.patch_size;
   const int64_t patches = (pixel_values.size(2) / p) * (pixel_values.size(3) / p);
   c10::IValue result;
   try {
     c10::InferenceMode guard;
-    result = module_.forward({pixel_values.to(device_)});
+    if (layers.empty()) {
+      result = module_.forward({pixel_values.to(device_)});
+    } else {
+      result = module_.get_method("forward_layers")(
+          {pixel_values.to(device_),
+           c10::List<int64_t>(std::vector<int64_t>(layers.begin(), layers.end())), layer_norm});
+    }
   } catch (const std::exception& e) {
     // The TorchScript interpreter re-throws a c10::OutOfMemoryError as a plain error whose
     // first line names the interpreter; the allocator's message is further down.
@@ -241,7 +285,8 @@ absl::StatusOr<ModelOutputs> ModelRuntime::Forward(const torch::Tensor& pixel_va
     failed.SetPayload(kCausePayload, absl::Cord(LastLine(e)));
     return failed;
   }
-  return UnpackOutputs(result, metadata_, pixel_values.size(0), patches);
+  return UnpackOutputs(result, metadata_, pixel_values.size(0), patches,
+                       static_cast<int64_t>(layers.size()));
 }
 
 }  // namespace dinov3::model

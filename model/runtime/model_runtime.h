@@ -3,6 +3,9 @@
 // Contract (DESIGN.md section 4): the archive's forward takes pixel_values [B,3,H,W] (float,
 // normalised, H and W multiples of the patch size) and returns a dict with `cls` [B,D],
 // `registers` [B,R,D] and `patch_tokens` [B,(H/p)*(W/p),D]; the archive carries `dinov3.json`.
+// Exports since intermediate layers were added also have forward_layers(pixel_values, layers,
+// norm) (model/dinov3/vit.py), which adds `layer_cls` [B,L,D], `layer_registers` [B,L,R,D] and
+// `layer_patch_tokens` [B,L,N,D] for the L blocks asked for.
 //
 // Errors are absl::Status, never exceptions: NotFound (no file), InvalidArgument (not a
 // TorchScript archive, not a DINOv3 export, bad metadata, bad input), FailedPrecondition
@@ -18,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "model/runtime/model_metadata.h"
 
 namespace dinov3::model {
@@ -27,6 +31,10 @@ struct ModelOutputs {
   torch::Tensor cls;           // [B, D]
   torch::Tensor registers;     // [B, R, D]
   torch::Tensor patch_tokens;  // [B, h*w, D], row-major over the patch grid
+  // Forward with layers only (undefined otherwise): the blocks' tokens, final-normed if asked.
+  torch::Tensor layer_cls;           // [B, L, D]
+  torch::Tensor layer_registers;     // [B, L, R, D]
+  torch::Tensor layer_patch_tokens;  // [B, L, h*w, D]
 };
 
 class ModelRuntime {
@@ -57,7 +65,12 @@ class ModelRuntime {
 
   // Runs the model in inference mode. `pixel_values` may live on any device; it is moved to
   // this runtime's device. Rejects inputs that break the contract above with InvalidArgument.
-  absl::StatusOr<ModelOutputs> Forward(const torch::Tensor& pixel_values) const;
+  // With `layers` (0-based block indices below depth), runs forward_layers with them and
+  // `layer_norm` instead: FailedPrecondition when the export has no forward_layers
+  // (metadata().has_forward_layers), InvalidArgument for an index out of range.
+  absl::StatusOr<ModelOutputs> Forward(const torch::Tensor& pixel_values,
+                                       absl::Span<const int> layers = {},
+                                       bool layer_norm = true) const;
 
  private:
   ModelRuntime(torch::jit::Module module, ModelMetadata metadata, torch::Device device);

@@ -34,9 +34,9 @@ absl::Status ValidateBatchingOptions(const BatchingOptions& o) {
   }
   for (int size : o.preferred_batch_sizes) {
     if (size < 1 || size > o.max_batch_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "preferred_batch_sizes: ", size, " is not within 1..max_batch_size (",
-          o.max_batch_size, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("preferred_batch_sizes: ", size,
+                                                     " is not within 1..max_batch_size (",
+                                                     o.max_batch_size, ")"));
     }
   }
   return absl::OkStatus();
@@ -44,14 +44,14 @@ absl::Status ValidateBatchingOptions(const BatchingOptions& o) {
 
 absl::Status BatchPolicy::Add(std::unique_ptr<EmbedTask>& task, absl::Time now) {
   if (size_ >= options_.max_queue_size) {
-    return WithReason(absl::ResourceExhaustedError(absl::StrCat(
-                          "queue full: ", size_, " images waiting (max_queue_size ",
-                          options_.max_queue_size, "); retry later")),
+    return WithReason(absl::ResourceExhaustedError(
+                          absl::StrCat("queue full: ", size_, " images waiting (max_queue_size ",
+                                       options_.max_queue_size, "); retry later")),
                       kReasonQueueFull);
   }
   task->enqueue_time = now;
-  const GroupKey key{task->plan.out_height, task->plan.out_width,
-                     static_cast<int>(task->dtype)};
+  const GroupKey key{task->plan.out_height, task->plan.out_width, static_cast<int>(task->dtype),
+                     task->layers.indices, task->layers.norm};
   groups_[key].push_back(std::move(task));
   ++size_;
   return absl::OkStatus();

@@ -3,8 +3,10 @@
 // unit-tested deterministically; Batcher (batcher.h) adds the locking and the worker threads.
 //
 // Rules (Triton's dynamic batcher, simplified):
-//   - Tasks are grouped by shape (out_height x out_width) and output dtype; only a group's tasks
-//     share a batch, at most max_batch_size of them and at most max_batch_pixels in total.
+//   - Tasks are grouped by shape (out_height x out_width), output dtype and intermediate layers
+//     (a forward returns one layer set: requests for different sets never share one); only a
+//     group's tasks share a batch, at most max_batch_size of them and at most max_batch_pixels in
+//     total.
 //   - The group served next is the one whose best task has the highest priority; among equal
 //     priorities the oldest task's group goes first, so no shape starves.
 //   - A group is ready when it can fill a batch, or when its oldest task has waited
@@ -32,11 +34,11 @@
 namespace dinov3::batching {
 
 struct BatchingOptions {
-  int max_batch_size = 8;                              // images per batch
+  int max_batch_size = 8;                                  // images per batch
   absl::Duration max_queue_delay = absl::Milliseconds(2);  // oldest task's wait for a fuller batch
-  std::vector<int> preferred_batch_sizes;              // optional, e.g. {4, 8}
-  int max_queue_size = 256;                            // waiting images
-  int64_t max_batch_pixels = 0;                        // sum of out_h*out_w per batch; 0 = no cap
+  std::vector<int> preferred_batch_sizes;                  // optional, e.g. {4, 8}
+  int max_queue_size = 256;                                // waiting images
+  int64_t max_batch_pixels = 0;  // sum of out_h*out_w per batch; 0 = no cap
 };
 
 // Returns InvalidArgument naming the bad field.
@@ -50,8 +52,8 @@ class BatchPolicy {
   absl::Status Add(std::unique_ptr<EmbedTask>& task, absl::Time now);
 
   struct Decision {
-    TaskBatch batch;  // empty when nothing is ready
-    TaskBatch dead;   // cancelled or expired tasks to finish now
+    TaskBatch batch;                    // empty when nothing is ready
+    TaskBatch dead;                     // cancelled or expired tasks to finish now
     std::optional<absl::Time> wake_at;  // when a waiting group becomes ready by delay
   };
   // Forms the next ready batch, if any. With `flush` every group counts as ready and batches
@@ -64,7 +66,8 @@ class BatchPolicy {
   int size() const { return size_; }
 
  private:
-  using GroupKey = std::tuple<int, int, int>;  // out_height, out_width, dtype
+  // out_height, out_width, dtype, layer indices, layer norm
+  using GroupKey = std::tuple<int, int, int, std::vector<int>, bool>;
   using Group = std::list<std::unique_ptr<EmbedTask>>;  // arrival order
 
   void DropDead(absl::Time now, TaskBatch& dead);

@@ -28,7 +28,8 @@ struct EmbedTask {
   OutputSet outputs;
   DType dtype = DType::kFloat32;
   bool l2_normalize = false;
-  int priority = 0;  // larger is more urgent (API: LOW -1, NORMAL 0, HIGH 1)
+  LayerSelection layers;  // intermediate layers, besides the final outputs
+  int priority = 0;       // larger is more urgent (API: LOW -1, NORMAL 0, HIGH 1)
   absl::Time deadline = absl::InfiniteFuture();
   std::function<bool()> is_cancelled;  // may be empty; must be cheap and thread-safe
   absl::Time enqueue_time;             // set by the queue
@@ -59,7 +60,7 @@ class BatchRunner {
  public:
   virtual ~BatchRunner() = default;
   virtual absl::Status PrepareThread() { return absl::OkStatus(); }
-  // All tasks share out_height x out_width and dtype.
+  // All tasks share out_height x out_width, dtype and layers.
   virtual void Run(TaskBatch batch) = 0;
 };
 

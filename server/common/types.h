@@ -56,6 +56,14 @@ struct TensorData {
   std::vector<float> scales;  // kInt8, kUint8: one per vector, row-major; empty otherwise
 };
 
+// Intermediate layers a request asks for (DINOv3's get_intermediate_layers): absolute 0-based
+// block indices, resolved and without repeats, in the order asked; `norm` applies the model's
+// final LayerNorm to their tokens. Empty `indices`: none (the final outputs only).
+struct LayerSelection {
+  std::vector<int> indices;
+  bool norm = true;
+};
+
 // A decoded image: 8-bit RGB, interleaved, row-major, no row padding.
 struct RgbImage {
   int width = 0;
@@ -78,6 +86,15 @@ struct ResizePlan {
   Interpolation interpolation = Interpolation::kBilinear;
 };
 
+// One block's outputs for one image, encoded like the final ones (EmbeddingResult).
+struct LayerResult {
+  int layer = 0;                           // 0-based block index
+  std::optional<TensorData> cls;           // [D]
+  std::optional<TensorData> pooled;        // [D]
+  std::optional<TensorData> registers;     // [R, D]
+  std::optional<TensorData> patch_tokens;  // [grid_height * grid_width, D]
+};
+
 // The embeddings of one image, encoded for the wire. Absent outputs were not requested.
 struct EmbeddingResult {
   std::optional<TensorData> cls;           // [D]
@@ -86,6 +103,7 @@ struct EmbeddingResult {
   std::optional<TensorData> patch_tokens;  // [grid_height * grid_width, D]
   int grid_height = 0;
   int grid_width = 0;
+  std::vector<LayerResult> layers;  // LayerSelection::indices, in that order
   double queue_seconds = 0;
   double inference_seconds = 0;
   int batch_size = 0;  // images in the batch this image ran in

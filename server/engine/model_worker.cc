@@ -155,7 +155,9 @@ absl::Status ModelWorker::RunTasksOrThrow(TaskSpan tasks, absl::Time start) {
                                                             {3, plan.out_height, plan.out_width})
                                                .to(device));
   }
-  ASSIGN_OR_RETURN(model::ModelOutputs out, runtime_->Forward(torch::stack(inputs)));
+  const LayerSelection& layers = tasks.front()->layers;  // the batch's (batch_policy.h)
+  ASSIGN_OR_RETURN(model::ModelOutputs out,
+                   runtime_->Forward(torch::stack(inputs), layers.indices, layers.norm));
   SynchronizeStream(stream_);  // the forward is asynchronous on a GPU
   const absl::Time forward_done = absl::Now();
   if (options_.on_batch) {  // this (sub-)batch's own time, also after an out-of-memory split
@@ -168,9 +170,18 @@ absl::Status ModelWorker::RunTasksOrThrow(TaskSpan tasks, absl::Time start) {
   for (size_t i = 0; i < tasks.size(); ++i) {
     const batching::EmbedTask& task = *tasks[i];
     const auto index = static_cast<int64_t>(i);
+    const EncodeOptions options{task.outputs, task.dtype, task.l2_normalize};
     results.push_back(EncodeOutputs({out.cls[index], out.registers[index], out.patch_tokens[index]},
-                                    {task.outputs, task.dtype, task.l2_normalize},
-                                    task.plan.out_height / patch, task.plan.out_width / patch));
+                                    options, task.plan.out_height / patch,
+                                    task.plan.out_width / patch));
+    for (size_t l = 0; l < layers.indices.size(); ++l) {
+      const auto slot = static_cast<int64_t>(l);
+      results.back().layers.push_back(
+          EncodeLayer(layers.indices[l],
+                      {out.layer_cls[index][slot], out.layer_registers[index][slot],
+                       out.layer_patch_tokens[index][slot]},
+                      options));
+    }
     results.back().queue_seconds = SecondsBetween(task.enqueue_time, start);
     results.back().inference_seconds = SecondsBetween(start, forward_done);
     results.back().batch_size = task.batch_size;

@@ -1,6 +1,7 @@
 #include "server/engine/output_encoder.h"
 
 #include <cstring>
+#include <utility>
 
 namespace dinov3::engine {
 namespace {
@@ -95,6 +96,12 @@ EmbeddingResult EncodeOutputs(const ImageOutputs& outputs, const EncodeOptions& 
     result.registers = ToTensorData(outputs.registers.to(torch::kFloat32), options.dtype);
   }
   return result;
+}
+
+LayerResult EncodeLayer(int layer, const ImageOutputs& outputs, const EncodeOptions& options) {
+  EmbeddingResult encoded = EncodeOutputs(outputs, options, 0, 0);
+  return LayerResult{layer, std::move(encoded.cls), std::move(encoded.pooled),
+                     std::move(encoded.registers), std::move(encoded.patch_tokens)};
 }
 
 }  // namespace dinov3::engine

@@ -28,6 +28,9 @@ struct EncodeOptions {
 EmbeddingResult EncodeOutputs(const ImageOutputs& outputs, const EncodeOptions& options,
                               int grid_height, int grid_width);
 
+// Block `layer`'s outputs of one image, encoded as EncodeOutputs encodes the final ones.
+LayerResult EncodeLayer(int layer, const ImageOutputs& outputs, const EncodeOptions& options);
+
 // Copies a tensor to host bytes of `dtype` (helper, exposed for tests).
 TensorData ToTensorData(const torch::Tensor& tensor, DType dtype);
 

@@ -55,7 +55,8 @@ struct EmbedSettings {
   DType dtype = DType::kFloat32;
   preprocess::PreprocessOptions preprocess;  // decode: already the server's default if unset
   bool l2_normalize = false;
-  int priority = 0;  // EmbedTask priority: low -1, normal 0, high 1
+  LayerSelection layers;  // intermediate layers beside the final outputs
+  int priority = 0;       // EmbedTask priority: low -1, normal 0, high 1
 };
 
 // The native gRPC answer is held twice while gRPC serializes it: the message and its wire bytes.

@@ -94,6 +94,7 @@ class EmbedPipeline::Call : public std::enable_shared_from_this<Call> {
     task->outputs = settings_.outputs;
     task->dtype = settings_.dtype;
     task->l2_normalize = settings_.l2_normalize;
+    task->layers = settings_.layers;
     task->priority = settings_.priority;
     task->deadline = deadline_;
     task->is_cancelled = [self = shared_from_this()] { return self->Cancelled(); };
@@ -216,8 +217,8 @@ absl::StatusOr<MemoryBudget::Reservation> EmbedPipeline::Admit(const EmbedJob& j
         absl::InvalidArgumentError(absl::StrCat(
             "the response would be ", footprint.response_bytes,
             " bytes, above the largest message protobuf can encode (", kMaxResponseMessageBytes,
-            " bytes); ask for fewer images per request, a 16-bit dtype, or fewer outputs "
-            "(EmbedDense streams patch tokens in chunks)")),
+            " bytes); ask for fewer images per request, a smaller dtype, fewer outputs or "
+            "fewer layers (EmbedDense streams patch tokens in chunks)")),
         kReasonTooLarge);
   }
   const int64_t bytes = footprint.total();

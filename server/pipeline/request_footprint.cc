@@ -73,9 +73,11 @@ absl::StatusOr<RequestFootprint> EstimateFootprint(const EmbedJob& job,
     if (!shape.ok()) return ImageError(static_cast<int>(i), shape.status());
     f.decoded_bytes += kDecodedBytesPerPixel * shape->pixels;
     f.model_input_bytes += kModelInputBytesPerPixel * shape->model_pixels;
-    f.model_output_bytes +=
-        (1 + model.num_registers + shape->patches) * model.embed_dim * kModelOutputBytesPerValue;
-    tensor_bytes += OutputVectors(settings.outputs, shape->patches, model) *
+    // The final outputs and those of each intermediate layer asked for.
+    const int64_t outputs = 1 + static_cast<int64_t>(settings.layers.indices.size());
+    f.model_output_bytes += outputs * (1 + model.num_registers + shape->patches) * model.embed_dim *
+                            kModelOutputBytesPerValue;
+    tensor_bytes += outputs * OutputVectors(settings.outputs, shape->patches, model) *
                     VectorWireBytes(settings.dtype, model.embed_dim);
     other_bytes += kResponseBytesPerImage + static_cast<int64_t>(job.images[i].id.size());
   }

@@ -16,6 +16,8 @@ namespace dinov3::pipeline {
 struct ModelShape {
   int embed_dim = 0;
   int num_registers = 0;
+  int depth = 0;               // transformer blocks
+  bool serves_layers = false;  // the export has forward_layers (intermediate layers)
 };
 
 // Limits a request is checked against, and the server's defaults for what it leaves unset.

@@ -15,6 +15,13 @@ ModelRegistry::Entry* ModelRegistry::FindEntry(absl::string_view name) {
   return nullptr;
 }
 
+ModelRegistry::Entry& ModelRegistry::FindOrAddEntry(const std::string& name) {
+  if (Entry* entry = FindEntry(name)) return *entry;
+  Entry& added = entries_.emplace_back();
+  added.name = name;
+  return added;
+}
+
 const ModelRegistry::Entry* ModelRegistry::FindEntry(absl::string_view name) const {
   for (const Entry& entry : entries_) {
     if (entry.name == name) return &entry;
@@ -60,8 +67,7 @@ std::string ModelRegistry::Label(absl::string_view name) const {
 
 void ModelRegistry::SetLoading(const std::string& name) {
   absl::MutexLock lock(&mu_);
-  Entry* entry = FindEntry(name);
-  if (entry == nullptr) entry = &entries_.emplace_back(Entry{.name = name});
+  Entry* entry = &FindOrAddEntry(name);
   entry->state = State::kLoading;
   entry->message.clear();
 }
@@ -69,8 +75,7 @@ void ModelRegistry::SetLoading(const std::string& name) {
 std::shared_ptr<ServedModel> ModelRegistry::SetReady(const std::string& name,
                                                      std::shared_ptr<ServedModel> model) {
   absl::MutexLock lock(&mu_);
-  Entry* entry = FindEntry(name);
-  if (entry == nullptr) entry = &entries_.emplace_back(Entry{.name = name});
+  Entry* entry = &FindOrAddEntry(name);
   entry->state = State::kReady;
   entry->message.clear();
   entry->description =
@@ -107,8 +112,7 @@ std::optional<ModelRegistry::State> ModelRegistry::StateOf(absl::string_view nam
 
 void ModelRegistry::SetFailed(const std::string& name, std::string message) {
   absl::MutexLock lock(&mu_);
-  Entry* entry = FindEntry(name);
-  if (entry == nullptr) entry = &entries_.emplace_back(Entry{.name = name});
+  Entry* entry = &FindOrAddEntry(name);
   entry->state = State::kFailed;
   entry->message = std::move(message);
   entry->model.reset();

@@ -66,6 +66,8 @@ class ModelRegistry {
  private:
   Entry* FindEntry(absl::string_view name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Entry* FindEntry(absl::string_view name) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The entry of `name`, appended (state kLoading) when there is none.
+  Entry& FindOrAddEntry(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string ServedNames() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string default_name_;

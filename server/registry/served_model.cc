@@ -113,7 +113,10 @@ ServedModel::~ServedModel() { Shutdown(absl::ZeroDuration()); }
 absl::Status ServedModel::Start(const SharedParts& shared) {
   const model::ModelMetadata& m = metadata();
   pipeline::RequestLimits limits = shared.limits;
-  limits.model = {.embed_dim = m.embed_dim, .num_registers = m.num_registers};
+  limits.model = {.embed_dim = m.embed_dim,
+                  .num_registers = m.num_registers,
+                  .depth = m.depth,
+                  .serves_layers = m.has_forward_layers};
   limits.geometry.patch_size = m.patch_size;
   limits.geometry.default_height = m.default_height;
   limits.geometry.default_width = m.default_width;

@@ -91,13 +91,21 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     WriteNext();
   }
 
-  // Writes rows [next_row_, next_row_ + rows_per_chunk_) or finishes after the last row.
+  // Writes rows [next_row_, next_row_ + rows_per_chunk_) of the final patch tokens, then of
+  // each intermediate layer's in turn (DenseChunk.layer), or finishes after the last row.
   void WriteNext() {
+    const v1::Embedding& embedding = response_.embeddings(0);
     if (next_row_ >= grid_h_) {
-      FinishCall(absl::OkStatus());
-      return;
+      if (layer_slot_ == embedding.layers_size()) {
+        FinishCall(absl::OkStatus());
+        return;
+      }
+      ++layer_slot_;
+      next_row_ = 0;
     }
-    const v1::Tensor& tokens = response_.embeddings(0).patch_tokens();
+    const bool final_tokens = layer_slot_ == 0;
+    const v1::Tensor& tokens =
+        final_tokens ? embedding.patch_tokens() : embedding.layers(layer_slot_ - 1).patch_tokens();
     const uint32_t rows = std::min(rows_per_chunk_, grid_h_ - next_row_);
     chunk_.Clear();
     chunk_.set_grid_height(grid_h_);
@@ -107,7 +115,8 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
     chunk_.set_row_start(next_row_);
     chunk_.set_request_id(request_id_);
     chunk_.set_model_name(model_name_);
-    if (next_row_ == 0) *chunk_.mutable_timing() = response_.timing();
+    if (final_tokens && next_row_ == 0) *chunk_.mutable_timing() = response_.timing();
+    if (!final_tokens) chunk_.set_layer(embedding.layers(layer_slot_ - 1).layer());
     v1::Tensor* out = chunk_.mutable_rows();
     out->set_dtype(tokens.dtype());
     out->add_shape(rows);
@@ -136,6 +145,7 @@ class DenseReactor : public grpc::ServerWriteReactor<v1::DenseChunk> {
   int64_t dim_ = 0;
   int64_t row_bytes_ = 0;
   uint32_t next_row_ = 0;
+  int layer_slot_ = 0;  // 0: the final patch tokens; i > 0: embedding.layers(i - 1)
 };
 
 }  // namespace

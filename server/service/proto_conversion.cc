@@ -1,5 +1,6 @@
 #include "server/service/proto_conversion.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -197,13 +198,58 @@ v1::DType ToProtoDType(DType dtype) {
   return v1::FLOAT32;
 }
 
-// Intermediate layers are in the API but not served yet.
+// The request's intermediate layers as absolute block indices, in the order asked (the official
+// convention: a negative index counts from the end; last_layers n = the last n blocks).
 template <typename Request>
-absl::Status CheckNoLayers(const Request& request) {
-  if (request.layers_size() > 0 || request.last_layers() > 0 || request.has_layer_norm()) {
-    return absl::UnimplementedError("layers: intermediate layers are not served yet");
+absl::StatusOr<LayerSelection> ToLayerSelection(const Request& request,
+                                                const pipeline::ModelShape& model) {
+  LayerSelection selection;
+  selection.norm = !request.has_layer_norm() || request.layer_norm();
+  const int depth = model.depth;
+  if (request.layers_size() == 0 && request.last_layers() == 0) {
+    if (request.has_layer_norm()) {
+      return absl::InvalidArgumentError("layer_norm: set without layers or last_layers");
+    }
+    return selection;
   }
-  return absl::OkStatus();
+  if (request.layers_size() > 0 && request.last_layers() > 0) {
+    return absl::InvalidArgumentError(
+        "layers, last_layers: set block indices or the last n blocks, not both");
+  }
+  if (!model.serves_layers) {
+    return absl::FailedPreconditionError(
+        "layers: this model's export has no forward_layers (intermediate layers); export it "
+        "again with this version's python -m model.export");
+  }
+  if (request.last_layers() > static_cast<uint32_t>(depth)) {
+    return absl::InvalidArgumentError(absl::StrCat("last_layers: ", request.last_layers(),
+                                                   " is above the model's depth of ", depth));
+  }
+  const int last = static_cast<int>(request.last_layers());
+  for (int layer = depth - last; last > 0 && layer < depth; ++layer) {
+    selection.indices.push_back(layer);
+  }
+  if (request.layers_size() > depth) {
+    return absl::InvalidArgumentError(absl::StrCat("layers: ", request.layers_size(),
+                                                   " indices, above the model's depth of ", depth));
+  }
+  for (int i = 0; i < request.layers_size(); ++i) {
+    const int asked = request.layers(i);
+    const int layer = asked < 0 ? depth + asked : asked;
+    if (layer < 0 || layer >= depth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layers[", i, "]: block ", asked, " is outside the model's ", depth,
+                       " blocks (0..", depth - 1, " or -", depth, "..-1)"));
+    }
+    const auto seen = std::find(selection.indices.begin(), selection.indices.end(), layer);
+    if (seen != selection.indices.end()) {
+      return absl::InvalidArgumentError(absl::StrCat("layers[", i, "]: block ", layer,
+                                                     " repeats layers[",
+                                                     seen - selection.indices.begin(), "]"));
+    }
+    selection.indices.push_back(layer);
+  }
+  return selection;
 }
 
 }  // namespace
@@ -217,8 +263,8 @@ absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedReq
                                               const pipeline::RequestLimits& limits) {
   RETURN_IF_ERROR(pipeline::CheckImageCount(request->images_size(), limits));
   RETURN_IF_ERROR(pipeline::CheckRequestIdLength(request->request_id().size()));
-  RETURN_IF_ERROR(CheckNoLayers(*request));
   pipeline::EmbedJob job;
+  ASSIGN_OR_RETURN(job.settings.layers, ToLayerSelection(*request, limits.model));
   ASSIGN_OR_RETURN(job.settings.outputs, ToOutputSet(request->outputs()));
   RETURN_IF_ERROR(FillSettings(request->dtype(), request->priority(), request->preprocess(),
                                request->l2_normalize(), limits, job.settings));
@@ -239,8 +285,8 @@ absl::StatusOr<pipeline::EmbedJob> ToEmbedJob(std::shared_ptr<const v1::EmbedDen
     return absl::InvalidArgumentError("image: no image in the request");
   }
   RETURN_IF_ERROR(pipeline::CheckRequestIdLength(request->request_id().size()));
-  RETURN_IF_ERROR(CheckNoLayers(*request));
   pipeline::EmbedJob job;
+  ASSIGN_OR_RETURN(job.settings.layers, ToLayerSelection(*request, limits.model));
   job.settings.outputs.patch_tokens = true;
   RETURN_IF_ERROR(FillSettings(request->dtype(), request->priority(), request->preprocess(),
                                request->l2_normalize(), limits, job.settings));
@@ -286,6 +332,15 @@ void MoveToProto(EmbeddingResult&& result, v1::Embedding* embedding) {
   }
   embedding->set_grid_height(static_cast<uint32_t>(result.grid_height));
   embedding->set_grid_width(static_cast<uint32_t>(result.grid_width));
+  for (LayerResult& layer : result.layers) {
+    v1::LayerEmbedding* out = embedding->add_layers();
+    out->set_layer(layer.layer);
+    if (layer.cls) MoveToProto(*std::move(layer.cls), out->mutable_cls());
+    if (layer.pooled) MoveToProto(*std::move(layer.pooled), out->mutable_pooled());
+    if (layer.registers) MoveToProto(*std::move(layer.registers), out->mutable_registers());
+    if (layer.patch_tokens)
+      MoveToProto(*std::move(layer.patch_tokens), out->mutable_patch_tokens());
+  }
 }
 
 v1::ModelInfo MakeModelInfo(const registry::ModelDescription& description) {

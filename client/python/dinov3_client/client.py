@@ -23,7 +23,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from dinov3_client._stubs import embedding_pb2 as pb2
 from dinov3_client._stubs import embedding_pb2_grpc as pb2_grpc
-from dinov3_client.tensors import assemble_dense, decode_tensor, dtype_value, tensor_scales
+from dinov3_client.tensors import (assemble_dense, assemble_dense_layers, decode_tensor,
+                                   dtype_value, tensor_scales)
 
 ImageLike = Union[bytes, bytearray, memoryview, np.ndarray, str, os.PathLike, "pb2.Image"]
 PreprocessLike = Union[None, dict, "pb2.Preprocess"]
@@ -48,6 +49,34 @@ class EmbeddingError(Exception):
         self.method, self.code, self.details = method, code, details
 
 
+_OUTPUT_NAMES = ("cls", "pooled", "registers", "patch_tokens")
+
+
+def _decode_outputs(message) -> tuple[dict, dict]:
+    """{name: array} of the outputs a message (Embedding or LayerEmbedding) carries, and the
+    int8 / uint8 scales of those that have them."""
+    present = [n for n in _OUTPUT_NAMES if message.HasField(n)]
+    values = {n: decode_tensor(getattr(message, n)) for n in present}
+    scales = {n: tensor_scales(getattr(message, n)) for n in present}
+    return values, {n: s for n, s in scales.items() if s is not None}
+
+
+@dataclasses.dataclass
+class LayerResult:
+    """One intermediate block's outputs of one image (embed(layers=...)), as EmbeddingResult's."""
+    layer: int  # 0-based block index
+    cls: Optional[np.ndarray]
+    pooled: Optional[np.ndarray]
+    registers: Optional[np.ndarray]
+    patch_tokens: Optional[np.ndarray]
+    scales: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_proto(cls, layer: "pb2.LayerEmbedding") -> "LayerResult":
+        values, scales = _decode_outputs(layer)
+        return cls(layer.layer, *(values.get(n) for n in _OUTPUT_NAMES), scales)
+
+
 @dataclasses.dataclass
 class EmbeddingResult:
     """The embeddings of one image; outputs that were not requested are None."""
@@ -61,15 +90,14 @@ class EmbeddingResult:
     # dtype "int8" / "uint8": each present output's per-vector scales (its shape minus the
     # last dimension), by output name; x ~ (q - offset) * scale (tensors.dequantize).
     scales: dict = dataclasses.field(default_factory=dict)
+    # The intermediate layers asked for (embed(layers=... or last_layers=...)), in that order.
+    layers: list = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_proto(cls, emb: "pb2.Embedding") -> "EmbeddingResult":
-        names = ("cls", "pooled", "registers", "patch_tokens")
-        present = [n for n in names if emb.HasField(n)]
-        values = {n: decode_tensor(getattr(emb, n)) for n in present}
-        scales = {n: tensor_scales(getattr(emb, n)) for n in present}
-        return cls(emb.id, *(values.get(n) for n in names), emb.grid_height, emb.grid_width,
-                   {n: s for n, s in scales.items() if s is not None})
+        values, scales = _decode_outputs(emb)
+        return cls(emb.id, *(values.get(n) for n in _OUTPUT_NAMES), emb.grid_height,
+                   emb.grid_width, scales, [LayerResult.from_proto(x) for x in emb.layers])
 
 
 @dataclasses.dataclass
@@ -221,9 +249,13 @@ class EmbeddingClient:
     def build_request(self, images: Sequence[ImageLike], outputs=("cls", "pooled"),
                       dtype: Union[str, int] = "float32", l2_normalize: bool = False,
                       preprocess: PreprocessLike = None, ids: Optional[Sequence[str]] = None,
-                      request_id: str = "", model: Optional[str] = None) -> "pb2.EmbedRequest":
+                      request_id: str = "", model: Optional[str] = None,
+                      layers: Sequence[int] = (), last_layers: int = 0,
+                      layer_norm: Optional[bool] = None) -> "pb2.EmbedRequest":
         """The EmbedRequest that embed() sends (for StreamEmbed, or to adjust by hand).
-        `model` None = the client's model."""
+        `model` None = the client's model. `layers` (block indices, negative from the end) or
+        `last_layers` (the last n blocks) add intermediate layers; `layer_norm` None = the
+        server's default (the final LayerNorm applied)."""
         ids = list(ids) if ids is not None else [""] * len(images)
         if len(ids) != len(images):
             raise ValueError(f"{len(ids)} ids for {len(images)} images")
@@ -231,17 +263,21 @@ class EmbeddingClient:
             images=[make_image(im, i) for im, i in zip(images, ids)],
             outputs=[_output_value(o) for o in outputs], dtype=dtype_value(dtype),
             l2_normalize=l2_normalize, preprocess=make_preprocess(preprocess),
-            request_id=request_id, model=self.model if model is None else model)
+            request_id=request_id, model=self.model if model is None else model,
+            layers=list(layers), last_layers=last_layers,
+            **({} if layer_norm is None else {"layer_norm": layer_norm}))
 
     def embed(self, images: Sequence[ImageLike], outputs=("cls", "pooled"),
               dtype: Union[str, int] = "float32", l2_normalize: bool = False,
               preprocess: PreprocessLike = None,
               ids: Optional[Sequence[str]] = None,
-              model: Optional[str] = None) -> list[EmbeddingResult]:
+              model: Optional[str] = None, layers: Sequence[int] = (), last_layers: int = 0,
+              layer_norm: Optional[bool] = None) -> list[EmbeddingResult]:
         """Embeds `images` in one Embed call; results are in the order of `images`.
-        `model` None = the client's model."""
+        `model` None = the client's model; layers, last_layers, layer_norm: build_request."""
         request = self.build_request(images, outputs, dtype, l2_normalize, preprocess, ids,
-                                     model=model)
+                                     model=model, layers=layers, last_layers=last_layers,
+                                     layer_norm=layer_norm)
         try:
             response = self.stub.Embed(request, timeout=self.timeout)
         except grpc.RpcError as e:
@@ -283,6 +319,23 @@ class EmbeddingClient:
             model=self.model if model is None else model)
         try:
             return assemble_dense(self.stub.EmbedDense(request, timeout=self.timeout))
+        except grpc.RpcError as e:
+            raise EmbeddingError("EmbedDense", e.code(), e.details()) from None
+
+    def embed_dense_layers(self, image: ImageLike, layers: Sequence[int] = (),
+                           last_layers: int = 0, layer_norm: Optional[bool] = None,
+                           dtype: Union[str, int] = "float32", l2_normalize: bool = False,
+                           preprocess: PreprocessLike = None, rows_per_chunk: int = 0,
+                           model: Optional[str] = None) -> tuple[np.ndarray, dict]:
+        """embed_dense with intermediate layers (`layers` or `last_layers`, see build_request):
+        (the final [grid_height, grid_width, dim] features, {block index: its features})."""
+        request = pb2.EmbedDenseRequest(
+            image=make_image(image), dtype=dtype_value(dtype), l2_normalize=l2_normalize,
+            preprocess=make_preprocess(preprocess), rows_per_chunk=rows_per_chunk,
+            model=self.model if model is None else model, layers=list(layers),
+            last_layers=last_layers, **({} if layer_norm is None else {"layer_norm": layer_norm}))
+        try:
+            return assemble_dense_layers(self.stub.EmbedDense(request, timeout=self.timeout))
         except grpc.RpcError as e:
             raise EmbeddingError("EmbedDense", e.code(), e.details()) from None
 

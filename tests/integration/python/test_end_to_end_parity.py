@@ -57,3 +57,36 @@ def test_server_matches_processor_and_automodel(served, tmp_path, height, width,
     for name, cos in checks.items():
         print(f"{fmt} {height}x{width} {name}: min cosine {cos.min().item():.7f}")
         assert cos.min().item() >= MIN_COSINE, name
+
+
+@pytest.mark.parametrize("layer_norm", [True, False])
+@pytest.mark.parametrize("height,width,fmt", CASES[1:3])
+def test_intermediate_layers_match_hidden_states(served, tmp_path, height, width, fmt,
+                                                 layer_norm):
+    """Embedding.layers against transformers' output_hidden_states: hidden state i + 1 is block
+    i's output; with layer_norm the model's final norm is applied to it."""
+    client, model, processor = served
+    path = save(photo_like(height, width, seed=height * width), str(tmp_path / f"x.{fmt}"), fmt)
+    asked = [-1, 0, 5, -4]  # out of order, negative from the end (12 blocks)
+    with open(path, "rb") as f:
+        [got] = client.embed([f.read()], outputs=("cls", "pooled", "registers", "patch_tokens"),
+                             layers=asked, layer_norm=layer_norm)
+    inputs = processor(images=Image.open(path).convert("RGB"), return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**inputs, output_hidden_states=True).hidden_states
+    registers = model.config.num_register_tokens
+    assert [layer.layer for layer in got.layers] == [11, 0, 5, 8]
+    for layer in got.layers:
+        tokens = hidden[layer.layer + 1][0]
+        if layer_norm:
+            with torch.no_grad():
+                tokens = model.norm(tokens)
+        patches = tokens[1 + registers:]
+        checks = {"cls": cosine(layer.cls, tokens[0]),
+                  "registers": cosine(layer.registers, tokens[1:1 + registers]),
+                  "pooled": cosine(layer.pooled, patches.mean(0)),
+                  "patch_tokens": cosine(layer.patch_tokens, patches)}
+        for name, cos in checks.items():
+            print(f"{fmt} {height}x{width} norm={layer_norm} layer {layer.layer} {name}: "
+                  f"min cosine {cos.min().item():.7f}")
+            assert cos.min().item() >= MIN_COSINE, (layer.layer, name)

@@ -123,7 +123,8 @@ TEST(ModelRuntimeComputeDtype, ConvertedModuleEqualsAnExportInThatDtype) {
   auto b = (*exported)->Forward(pixels);
   ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
   EXPECT_EQ(a->patch_tokens.scalar_type(), torch::kBFloat16);
-  for (auto [x, y] : {std::pair{a->cls, b->cls}, {a->registers, b->registers},
+  for (auto [x, y] : {std::pair{a->cls, b->cls},
+                      {a->registers, b->registers},
                       {a->patch_tokens, b->patch_tokens}}) {
     EXPECT_TRUE(torch::equal(x, y));
   }
@@ -194,6 +195,38 @@ TEST(ModelRuntimeForward, RejectsInputsThatBreakTheContract) {
         torch::zeros({1, 3, 16, 16}, torch::kInt64), torch::zeros({0, 3, 16, 16})}) {
     auto out = (*runtime)->Forward(bad);
     EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << bad.sizes();
+  }
+}
+
+TEST(ModelRuntimeForward, LayersComeFromForwardLayersBesideTheFinalOutputs) {
+  auto runtime = ModelRuntime::Load(Fixture("model.pt"));
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  ASSERT_TRUE((*runtime)->metadata().has_forward_layers);
+  torch::manual_seed(4);
+  const torch::Tensor pixels = torch::randn({2, 3, 32, 48});
+  auto plain = (*runtime)->Forward(pixels);
+  auto normed = (*runtime)->Forward(pixels, std::vector<int>{1, 0}, /*layer_norm=*/true);
+  auto raw = (*runtime)->Forward(pixels, std::vector<int>{1}, /*layer_norm=*/false);
+  ASSERT_TRUE(plain.ok() && normed.ok() && raw.ok()) << normed.status() << raw.status();
+  EXPECT_TRUE(torch::equal(normed->cls, plain->cls));
+  EXPECT_TRUE(torch::equal(normed->patch_tokens, plain->patch_tokens));
+  EXPECT_FALSE(plain->layer_cls.defined());
+  ASSERT_EQ(normed->layer_patch_tokens.sizes(), (std::vector<int64_t>{2, 2, 6, 384}));
+  ASSERT_EQ(normed->layer_registers.sizes(), (std::vector<int64_t>{2, 2, 4, 384}));
+  // The fixture has 2 blocks: block 1 through the final norm is the final output; without the
+  // norm it is not; block 0 differs from block 1.
+  EXPECT_LE((normed->layer_cls.select(1, 0) - plain->cls).abs().max().item<double>(), 1e-6);
+  EXPECT_GT((raw->layer_cls.select(1, 0) - plain->cls).abs().max().item<double>(), 1e-2);
+  EXPECT_GT((normed->layer_cls.select(1, 1) - plain->cls).abs().max().item<double>(), 1e-2);
+}
+
+TEST(ModelRuntimeForward, LayersOutsideTheModelAreRejected) {
+  auto runtime = ModelRuntime::Load(Fixture("model.pt"));
+  ASSERT_TRUE(runtime.ok()) << runtime.status();
+  for (const int layer : {2, -1}) {
+    auto out = (*runtime)->Forward(torch::zeros({1, 3, 16, 16}), std::vector<int>{layer});
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << layer;
+    EXPECT_THAT(out.status().message(), HasSubstr("outside the model's blocks 0..1"));
   }
 }
 

@@ -30,6 +30,8 @@ struct TaskSpec {
   DType dtype = DType::kFloat32;
   int priority = 0;
   absl::Time deadline = absl::InfiniteFuture();
+  std::vector<int> layers = {};
+  bool layer_norm = true;
 };
 
 // A task whose `done` counts its calls in *calls (may be null: not counted).
@@ -39,6 +41,7 @@ std::unique_ptr<EmbedTask> MakeTask(const TaskSpec& spec, int* calls = nullptr) 
   task->plan.out_height = spec.height;
   task->plan.out_width = spec.width;
   task->dtype = spec.dtype;
+  task->layers = {spec.layers, spec.layer_norm};
   task->priority = spec.priority;
   task->deadline = spec.deadline;
   task->done = [calls](absl::StatusOr<EmbeddingResult>) {
@@ -223,6 +226,29 @@ TEST(BatchPolicy, DifferentShapesAndDtypesNeverShareABatch) {
   EXPECT_THAT(batches, ElementsAre(ElementsAre(0, 5), ElementsAre(1), ElementsAre(2),
                                    ElementsAre(3), ElementsAre(4)));
   EXPECT_EQ(policy.size(), 0);
+}
+
+TEST(BatchPolicy, DifferentLayerSelectionsNeverShareABatch) {
+  BatchPolicy policy(Options(8, absl::ZeroDuration()));
+  AddOk(policy, {.id = 0}, kT0);
+  AddOk(policy, {.id = 1, .layers = {3, 1}}, kT0 + absl::Milliseconds(1));
+  AddOk(policy, {.id = 2, .layers = {1, 3}}, kT0 + absl::Milliseconds(2));
+  AddOk(policy, {.id = 3, .layers = {3, 1}, .layer_norm = false}, kT0 + absl::Milliseconds(3));
+  AddOk(policy, {.id = 4, .layers = {3, 1}}, kT0 + absl::Milliseconds(4));
+  AddOk(policy, {.id = 5}, kT0 + absl::Milliseconds(5));
+  std::vector<std::vector<int>> batches;
+  const absl::Time now = kT0 + absl::Milliseconds(10);
+  for (BatchPolicy::Decision d = policy.NextBatch(now); !d.batch.empty();
+       d = policy.NextBatch(now)) {
+    for (const auto& task : d.batch) {
+      EXPECT_EQ(task->layers.indices, d.batch[0]->layers.indices);
+      EXPECT_EQ(task->layers.norm, d.batch[0]->layers.norm);
+    }
+    batches.push_back(Ids(d.batch));
+  }
+  // A forward returns one layer set, in its order, with or without the norm.
+  EXPECT_THAT(batches,
+              ElementsAre(ElementsAre(0, 5), ElementsAre(1, 4), ElementsAre(2), ElementsAre(3)));
 }
 
 TEST(BatchPolicy, GroupWithTheOldestTaskGoesFirst) {

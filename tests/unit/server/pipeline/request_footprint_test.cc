@@ -55,6 +55,29 @@ TEST(RequestFootprintTest, EachTermFollowsTheImagesTheModelAndTheOutputs) {
               HasSubstr(absl::StrCat("+ response 2 x ", f->response_bytes, " bytes")));
 }
 
+TEST(RequestFootprintTest, EachIntermediateLayerAddsTheOutputsAgain) {
+  const auto pixels = std::make_shared<const std::string>(448 * 224, '\x80');
+  EmbedJob job = GrayJob(pixels);
+  job.settings.layers.indices = {0, 5, 11};
+  absl::StatusOr<RequestFootprint> f = EstimateFootprint(job, Limits());
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->model_output_bytes, 4 * (1 + 4 + 196) * 384 * kModelOutputBytesPerValue);
+  EXPECT_EQ(f->response_bytes, 4 * kTensorBytes + kOtherBytes);
+}
+
+TEST(RequestFootprintTest, CompactDtypesCountTheirBytesPerVector) {
+  const auto pixels = std::make_shared<const std::string>(448 * 224, '\x80');
+  EmbedJob job = GrayJob(pixels);
+  job.settings.dtype = DType::kInt8;  // 384 bytes and a 4-byte scale per vector
+  absl::StatusOr<RequestFootprint> f = EstimateFootprint(job, Limits());
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->response_bytes, (1 + 196) * (384 + 4) + kOtherBytes);
+  job.settings.dtype = DType::kBinary;  // 48 bytes per vector
+  f = EstimateFootprint(job, Limits());
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->response_bytes, (1 + 196) * 48 + kOtherBytes);
+}
+
 TEST(RequestFootprintTest, TheFrontDoorStatesWhatItsAnswerHolds) {
   const auto pixels = std::make_shared<const std::string>(448 * 224, '\x80');
   EmbedJob job = GrayJob(pixels);
