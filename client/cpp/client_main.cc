@@ -57,6 +57,14 @@ ABSL_FLAG(int32_t, max_patches, 0,
 ABSL_FLAG(std::string, decode, "",
           "embed, dense: Preprocess.decode: exact (full-size decode) or fast (JPEG DCT scaling "
           "for photos at least 2x the target). Default: the server's (server.decode).");
+ABSL_FLAG(std::string, layers, "",
+          "embed, dense: intermediate blocks to return too, comma-separated 0-based indices "
+          "(negative from the end: -1 = the last block).");
+ABSL_FLAG(int32_t, last_layers, 0,
+          "embed, dense: return the last N blocks too (instead of --layers; 0 = none).");
+ABSL_FLAG(bool, layer_norm, true,
+          "embed, dense: apply the final LayerNorm to the blocks of --layers / --last_layers "
+          "(--nolayer_norm: the raw block outputs). Ignored without layers.");
 ABSL_FLAG(int32_t, rows_per_chunk, 0, "dense: patch rows per chunk (0 = the server's choice).");
 ABSL_FLAG(std::string, format, "json",
           "embed: json (one object per image and line on stdout) or npy (files under --out).");
@@ -87,18 +95,26 @@ Usage:
   dinov3-client health                grpc.health.v1 Check of service "" (with --model: of that
                                       model); prints the status, exits 0 only when SERVING
   dinov3-client embed IMG... [--outputs=cls,pooled,patch_tokens,registers]
-      [--dtype=float32|float16|bfloat16|int8|uint8|binary] [--l2_normalize] [--preprocess=fixed|crop|keep_aspect]
+      [--dtype=float32|float16|bfloat16|int8|uint8|binary] [--l2_normalize]
+      [--preprocess=fixed|crop|keep_aspect]
       [--height=H --width=W --max_patches=N] [--decode=exact|fast]
-      [--format=json|npy] [--out=DIR]
+      [--format=json|npy] [--out=DIR] [--layers=I,J,... | --last_layers=N] [--nolayer_norm]
                                       one Embed call with all image files (id = file name).
                                       json: one line per image on stdout with "id", "grid"
                                       [h, w] and each output as (nested) float arrays.
                                       npy: writes DIR/<file name>.<output>.npy (shape as on
                                       the wire: cls/pooled [D], patch_tokens [h*w, D],
                                       registers [R, D]) and prints the paths.
+                                      --layers (0-based blocks, -1 = the last) or
+                                      --last_layers: the outputs of those blocks too (final
+                                      LayerNorm applied unless --nolayer_norm); json: "layers":
+                                      [{"layer": i, <outputs>}, ...]; npy:
+                                      DIR/<file name>.layer<i>.<output>.npy.
   dinov3-client dense IMG --out=FILE.npy [--dtype=...] [--l2_normalize]
       [--preprocess=keep_aspect] [--max_patches=N] [--rows_per_chunk=N]
-                                      EmbedDense; writes the [grid_h, grid_w, dim] patch grid.
+      [--layers=I,J,... | --last_layers=N] [--nolayer_norm]
+                                      EmbedDense; writes the [grid_h, grid_w, dim] patch grid,
+                                      and each block's grid to FILE.layer<i>.npy.
   dinov3-client pca IMG... --out=DIR [--size=768]
                                       PCA of the dense features (3 components fitted jointly
                                       over all images) as RGB; writes DIR/<stem>_pca.png: the
@@ -193,6 +209,24 @@ int Fail(const absl::Status& status) {
   return kExitError;
 }
 
+// --layers, --last_layers and --layer_norm.
+absl::StatusOr<LayerSelection> LayersFromFlags() {
+  LayerSelection selection;
+  absl::StatusOr<std::vector<int32_t>> layers = ParseLayers(absl::GetFlag(FLAGS_layers));
+  if (!layers.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--layers: ", layers.status().message()));
+  }
+  selection.layers = *std::move(layers);
+  const int32_t last_layers = absl::GetFlag(FLAGS_last_layers);
+  if (last_layers < 0) return absl::InvalidArgumentError("--last_layers must be >= 0");
+  selection.last_layers = static_cast<uint32_t>(last_layers);
+  if (!selection.layers.empty() && last_layers > 0) {
+    return absl::InvalidArgumentError("give --layers or --last_layers, not both");
+  }
+  selection.layer_norm = absl::GetFlag(FLAGS_layer_norm);
+  return selection;
+}
+
 // Preprocess from the flags; `default_mode` applies when --preprocess is empty.
 absl::StatusOr<v1::Preprocess> PreprocessFromFlags(absl::string_view default_mode) {
   std::string mode_name = absl::GetFlag(FLAGS_preprocess);
@@ -236,6 +270,9 @@ int RunEmbedCommand(const ConnectionOptions& connection, std::vector<std::string
   absl::StatusOr<v1::Preprocess> preprocess = PreprocessFromFlags("fixed");
   if (!preprocess.ok()) return UsageError(preprocess.status().message());
   options.preprocess = *std::move(preprocess);
+  absl::StatusOr<LayerSelection> layers = LayersFromFlags();
+  if (!layers.ok()) return UsageError(layers.status().message());
+  options.layers = *std::move(layers);
   const std::string format = absl::GetFlag(FLAGS_format);
   if (format == "json") {
     options.format = OutputFormat::kJson;
@@ -266,6 +303,9 @@ int RunDenseCommand(const ConnectionOptions& connection, const std::vector<std::
   const int32_t rows_per_chunk = absl::GetFlag(FLAGS_rows_per_chunk);
   if (rows_per_chunk < 0) return UsageError("--rows_per_chunk must be >= 0");
   options.rows_per_chunk = rows_per_chunk;
+  absl::StatusOr<LayerSelection> layers = LayersFromFlags();
+  if (!layers.ok()) return UsageError(layers.status().message());
+  options.layers = *std::move(layers);
   const absl::Status status = RunDense(connection, options, std::cout);
   return status.ok() ? 0 : Fail(status);
 }

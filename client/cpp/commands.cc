@@ -15,6 +15,7 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -155,9 +156,11 @@ absl::Status WriteTensorNpy(const std::string& path, const v1::Tensor& tensor) {
   }
 }
 
-// The tensors of `embedding` that the server filled, with their output names.
+// The tensors of `embedding` (an Embedding or a LayerEmbedding) that the server filled, with
+// their output names.
+template <typename EmbeddingMessage>
 std::vector<std::pair<const char*, const v1::Tensor*>> PresentTensors(
-    const v1::Embedding& embedding) {
+    const EmbeddingMessage& embedding) {
   std::vector<std::pair<const char*, const v1::Tensor*>> tensors;
   if (embedding.has_cls()) tensors.emplace_back("cls", &embedding.cls());
   if (embedding.has_pooled()) tensors.emplace_back("pooled", &embedding.pooled());
@@ -175,22 +178,105 @@ absl::Status PrintJson(const v1::Embedding& embedding, std::ostream& out) {
   for (const auto& [name, tensor] : PresentTensors(embedding)) {
     RETURN_IF_ERROR(AppendJsonTensor(name, *tensor, json));
   }
+  if (embedding.layers_size() > 0) {
+    json.append(",\"layers\":[");
+    for (int i = 0; i < embedding.layers_size(); ++i) {
+      const v1::LayerEmbedding& layer = embedding.layers(i);
+      absl::StrAppend(&json, i > 0 ? "," : "", "{\"layer\":", layer.layer());
+      for (const auto& [name, tensor] : PresentTensors(layer)) {
+        absl::Status status = AppendJsonTensor(name, *tensor, json);
+        if (!status.ok()) {
+          return absl::Status(status.code(),
+                              absl::StrCat("layer ", layer.layer(), ": ", status.message()));
+        }
+      }
+      json.push_back('}');
+    }
+    json.push_back(']');
+  }
   json.append("}\n");
   out << json;
   return absl::OkStatus();
 }
 
-absl::Status WriteNpyFiles(const v1::Embedding& embedding, const std::string& file_name,
-                           const std::string& out_dir, std::ostream& out) {
+// Writes out_dir/<prefix>.<output>.npy for each tensor of `embedding` and prints the paths.
+template <typename EmbeddingMessage>
+absl::Status WriteTensorFiles(const EmbeddingMessage& embedding, const std::string& prefix,
+                              const std::string& out_dir, std::ostream& out) {
   for (const auto& [name, tensor] : PresentTensors(embedding)) {
     const std::string path =
-        (std::filesystem::path(out_dir) / absl::StrCat(file_name, ".", name, ".npy")).string();
+        (std::filesystem::path(out_dir) / absl::StrCat(prefix, ".", name, ".npy")).string();
     absl::Status status = WriteTensorNpy(path, *tensor);
     if (!status.ok()) {
       return absl::Status(status.code(), absl::StrCat(path, ": ", status.message()));
     }
     out << path << "\n";
   }
+  return absl::OkStatus();
+}
+
+// <file name>.<output>.npy, then <file name>.layer<i>.<output>.npy for each layer.
+absl::Status WriteNpyFiles(const v1::Embedding& embedding, const std::string& file_name,
+                           const std::string& out_dir, std::ostream& out) {
+  RETURN_IF_ERROR(WriteTensorFiles(embedding, file_name, out_dir, out));
+  for (const v1::LayerEmbedding& layer : embedding.layers()) {
+    RETURN_IF_ERROR(
+        WriteTensorFiles(layer, absl::StrCat(file_name, ".layer", layer.layer()), out_dir, out));
+  }
+  return absl::OkStatus();
+}
+
+// Sets the request's layers, last_layers and layer_norm when `selection` asks for layers (the
+// server refuses layer_norm without them).
+template <typename Request>
+void SetLayers(const LayerSelection& selection, Request& request) {
+  if (!selection.requested()) return;
+  for (const int32_t layer : selection.layers) request.add_layers(layer);
+  request.set_last_layers(selection.last_layers);
+  request.set_layer_norm(selection.layer_norm);
+}
+
+// How many layers the server answers `selection` with.
+int ExpectedLayers(const LayerSelection& selection) {
+  return selection.layers.empty() ? static_cast<int>(selection.last_layers)
+                                  : static_cast<int>(selection.layers.size());
+}
+
+// The reassembly of one EmbedDense stream: the final patch rows and each block's
+// (DenseChunk.layer), the blocks in the order their first chunk came.
+struct DenseGrids {
+  DenseAssembler final_grid;
+  std::vector<std::pair<int32_t, DenseAssembler>> layers;
+
+  absl::Status Add(const v1::DenseChunk& chunk) {
+    if (!chunk.has_layer()) return final_grid.Add(chunk);
+    auto it = std::find_if(layers.begin(), layers.end(),
+                           [&](const auto& entry) { return entry.first == chunk.layer(); });
+    if (it == layers.end()) it = layers.emplace(layers.end(), chunk.layer(), DenseAssembler());
+    absl::Status status = it->second.Add(chunk);
+    if (!status.ok()) {
+      return absl::Status(status.code(),
+                          absl::StrCat("layer ", chunk.layer(), ": ", status.message()));
+    }
+    return absl::OkStatus();
+  }
+};
+
+// <out_path without .npy>.layer<layer>.npy
+std::string DenseLayerPath(const std::string& out_path, int32_t layer) {
+  absl::string_view stem = out_path;
+  absl::ConsumeSuffix(&stem, ".npy");
+  return absl::StrCat(stem, ".layer", layer, ".npy");
+}
+
+// Writes `grid` to `path` and prints its summary line.
+absl::Status WriteDenseGrid(const std::string& path, const v1::Tensor& grid, int chunks,
+                            std::ostream& out) {
+  RETURN_IF_ERROR(WriteTensorNpy(path, grid));
+  out << absl::StrFormat("%s: [%d, %d, %d] %s (%s on the wire, %d chunks)\n", path, grid.shape(0),
+                         grid.shape(1), grid.shape(2),
+                         grid.dtype() == v1::FLOAT16 ? "float16" : "float32",
+                         DTypeName(grid.dtype()), chunks);
   return absl::OkStatus();
 }
 
@@ -272,6 +358,22 @@ absl::StatusOr<std::vector<v1::Output>> ParseOutputs(absl::string_view list) {
     outputs.push_back(output);
   }
   return outputs;
+}
+
+absl::StatusOr<std::vector<int32_t>> ParseLayers(absl::string_view list) {
+  std::vector<int32_t> layers;
+  if (absl::StripAsciiWhitespace(list).empty()) return layers;
+  for (absl::string_view item : absl::StrSplit(list, ',')) {
+    item = absl::StripAsciiWhitespace(item);
+    int32_t layer = 0;
+    if (!absl::SimpleAtoi(item, &layer)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad layer index '", item, "' in '", list,
+                       "' (expected comma-separated integers such as 0,-1)"));
+    }
+    layers.push_back(layer);
+  }
+  return layers;
 }
 
 absl::StatusOr<v1::ResizeMode> ParseResizeMode(absl::string_view name) {
@@ -380,6 +482,7 @@ absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& o
   *request.mutable_preprocess() = options.preprocess;
   request.set_request_id("dinov3-client");
   request.set_model(connection.model);
+  SetLayers(options.layers, request);
 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
   auto stub = v1::EmbeddingService::NewStub(channel);
@@ -390,6 +493,14 @@ absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& o
   if (response.embeddings_size() != request.images_size()) {
     return absl::InternalError(absl::StrCat("server returned ", response.embeddings_size(),
                                             " embeddings for ", request.images_size(), " images"));
+  }
+  const int expected_layers = ExpectedLayers(options.layers);
+  for (const v1::Embedding& embedding : response.embeddings()) {
+    if (embedding.layers_size() != expected_layers) {
+      return absl::InternalError(absl::StrCat("server returned ", embedding.layers_size(),
+                                              " layers for ", embedding.id(), ", asked for ",
+                                              expected_layers));
+    }
   }
   for (int i = 0; i < response.embeddings_size(); ++i) {
     const v1::Embedding& embedding = response.embeddings(i);
@@ -414,17 +525,18 @@ absl::Status RunDense(const ConnectionOptions& connection, const DenseOptions& o
   request.set_request_id("dinov3-client");
   request.set_rows_per_chunk(options.rows_per_chunk);
   request.set_model(connection.model);
+  SetLayers(options.layers, request);
 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, MakeChannel(connection));
   auto stub = v1::EmbeddingService::NewStub(channel);
   grpc::ClientContext context;
   SetUpContext(connection, context);
   std::unique_ptr<grpc::ClientReader<v1::DenseChunk>> reader = stub->EmbedDense(&context, request);
-  DenseAssembler assembler;
+  DenseGrids grids;
   absl::Status chunk_status;
   v1::DenseChunk chunk;
   while (reader->Read(&chunk)) {
-    if (chunk_status.ok()) chunk_status = assembler.Add(chunk);
+    if (chunk_status.ok()) chunk_status = grids.Add(chunk);
     if (!chunk_status.ok()) context.TryCancel();
   }
   const grpc::Status rpc_status = reader->Finish();
@@ -432,14 +544,31 @@ absl::Status RunDense(const ConnectionOptions& connection, const DenseOptions& o
     return absl::InternalError(absl::StrCat("bad reply: ", chunk_status.message()));
   }
   RETURN_IF_ERROR(ToAbsl(rpc_status));
-  const int chunks = assembler.chunks();
-  absl::StatusOr<v1::Tensor> grid = assembler.Finish();
+  const int expected_layers = ExpectedLayers(options.layers);
+  if (static_cast<int>(grids.layers.size()) != expected_layers) {
+    return absl::InternalError(absl::StrCat("bad reply: ", grids.layers.size(),
+                                            " layers streamed, asked for ", expected_layers));
+  }
+  // Every grid is checked before any file is written.
+  const int chunks = grids.final_grid.chunks();
+  absl::StatusOr<v1::Tensor> grid = grids.final_grid.Finish();
   if (!grid.ok()) return absl::InternalError(absl::StrCat("bad reply: ", grid.status().message()));
-  RETURN_IF_ERROR(WriteTensorNpy(options.out_path, *grid));
-  out << absl::StrFormat("%s: [%d, %d, %d] %s (%s on the wire, %d chunks)\n", options.out_path,
-                         grid->shape(0), grid->shape(1), grid->shape(2),
-                         grid->dtype() == v1::FLOAT16 ? "float16" : "float32",
-                         DTypeName(grid->dtype()), chunks);
+  std::vector<std::pair<int, v1::Tensor>> layer_grids;  // chunks, grid
+  for (auto& [layer, assembler] : grids.layers) {
+    const int layer_chunks = assembler.chunks();
+    absl::StatusOr<v1::Tensor> layer_grid = assembler.Finish();
+    if (!layer_grid.ok()) {
+      return absl::InternalError(
+          absl::StrCat("bad reply: layer ", layer, ": ", layer_grid.status().message()));
+    }
+    layer_grids.emplace_back(layer_chunks, *std::move(layer_grid));
+  }
+  RETURN_IF_ERROR(WriteDenseGrid(options.out_path, *grid, chunks, out));
+  for (size_t i = 0; i < layer_grids.size(); ++i) {
+    const auto& [layer_chunks, layer_grid] = layer_grids[i];
+    RETURN_IF_ERROR(WriteDenseGrid(DenseLayerPath(options.out_path, grids.layers[i].first),
+                                   layer_grid, layer_chunks, out));
+  }
   return absl::OkStatus();
 }
 

@@ -43,6 +43,15 @@ struct ConnectionOptions {
 
 enum class OutputFormat { kJson, kNpy };
 
+// Intermediate layers (EmbedRequest / EmbedDenseRequest layers, last_layers, layer_norm).
+struct LayerSelection {
+  std::vector<int32_t> layers;  // 0-based block indices, negative from the end
+  uint32_t last_layers = 0;     // or the last n blocks (not both)
+  bool layer_norm = true;       // final LayerNorm on each block's tokens; sent only with layers
+
+  bool requested() const { return !layers.empty() || last_layers > 0; }
+};
+
 struct EmbedOptions {
   std::vector<std::string> images;  // paths of encoded image files; id = file name
   std::vector<v1::Output> outputs;  // empty = the server's default (cls, pooled)
@@ -51,6 +60,7 @@ struct EmbedOptions {
   v1::Preprocess preprocess;
   OutputFormat format = OutputFormat::kJson;
   std::string out_dir;  // kNpy: where <file name>.<output>.npy files go (created if missing)
+  LayerSelection layers;
 };
 
 struct DenseOptions {
@@ -60,6 +70,7 @@ struct DenseOptions {
   bool l2_normalize = false;
   v1::Preprocess preprocess;
   uint32_t rows_per_chunk = 0;  // 0 = the server's choice
+  LayerSelection layers;        // each block's grid goes to <out_path without .npy>.layer<i>.npy
 };
 
 // The connection every command uses: a channel to connection.server (plaintext, or TLS with
@@ -72,6 +83,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 
 // "cls,pooled,patch_tokens,registers" (any subset, any order, no duplicates) -> outputs.
 absl::StatusOr<std::vector<v1::Output>> ParseOutputs(absl::string_view list);
+// "3,-1,0" (comma-separated 32-bit integers, negative allowed; "" = none) -> layer indices.
+absl::StatusOr<std::vector<int32_t>> ParseLayers(absl::string_view list);
 // "fixed" | "crop" | "keep_aspect" -> resize mode.
 absl::StatusOr<v1::ResizeMode> ParseResizeMode(absl::string_view name);
 
@@ -97,11 +110,15 @@ absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> RunHealth(
 // "grid" [h, w] and each returned tensor as (nested) float arrays (compact dtypes: the stored
 // integers, with "<name>_scales" for int8/uint8). kNpy: one .npy file per image and tensor
 // (float16 stays float16, bfloat16 becomes float32, compact dtypes keep their stored bytes,
-// int8/uint8 scales in <name>.scales.npy); prints the paths.
+// int8/uint8 scales in <name>.scales.npy); prints the paths. With options.layers, each image's
+// JSON object has "layers": [{"layer": i, <outputs as above>}, ...] in the server's order, and
+// kNpy writes <file name>.layer<i>.<output>.npy files too (i: the resolved 0-based block).
 absl::Status RunEmbed(const ConnectionOptions& connection, const EmbedOptions& options,
                       std::ostream& out);
 
 // EmbedDense; reassembles the chunks by row_start and writes the .npy file; prints a summary.
+// With options.layers, each block's chunks (DenseChunk.layer) are reassembled apart and written
+// to <out_path without .npy>.layer<i>.npy, one summary line each.
 absl::Status RunDense(const ConnectionOptions& connection, const DenseOptions& options,
                       std::ostream& out);
 
