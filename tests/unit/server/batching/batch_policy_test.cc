@@ -202,6 +202,25 @@ TEST(BatchPolicy, DeadTasksAreNotCountedTowardsAFullBatch) {
   EXPECT_EQ(policy.size(), 1);
 }
 
+// Every batch the policy forms at `now`, as task ids; checks that a batch's tasks share their
+// shape, dtype and layer selection.
+std::vector<std::vector<int>> DrainBatches(BatchPolicy& policy, absl::Time now) {
+  std::vector<std::vector<int>> batches;
+  for (BatchPolicy::Decision d = policy.NextBatch(now); !d.batch.empty();
+       d = policy.NextBatch(now)) {
+    const EmbedTask& first = *d.batch[0];
+    for (const auto& task : d.batch) {
+      EXPECT_EQ(task->plan.out_height, first.plan.out_height);
+      EXPECT_EQ(task->plan.out_width, first.plan.out_width);
+      EXPECT_EQ(task->dtype, first.dtype);
+      EXPECT_EQ(task->layers.indices, first.layers.indices);
+      EXPECT_EQ(task->layers.norm, first.layers.norm);
+    }
+    batches.push_back(Ids(d.batch));
+  }
+  return batches;
+}
+
 TEST(BatchPolicy, DifferentShapesAndDtypesNeverShareABatch) {
   BatchPolicy policy(Options(8, absl::ZeroDuration()));
   AddOk(policy, {.id = 0, .height = 224, .width = 224}, kT0);
@@ -210,21 +229,10 @@ TEST(BatchPolicy, DifferentShapesAndDtypesNeverShareABatch) {
   AddOk(policy, {.id = 3, .dtype = DType::kFloat16}, kT0 + absl::Milliseconds(3));
   AddOk(policy, {.id = 4, .dtype = DType::kBFloat16}, kT0 + absl::Milliseconds(4));
   AddOk(policy, {.id = 5}, kT0 + absl::Milliseconds(5));
-
-  std::vector<std::vector<int>> batches;
-  const absl::Time now = kT0 + absl::Milliseconds(10);
-  for (BatchPolicy::Decision d = policy.NextBatch(now); !d.batch.empty();
-       d = policy.NextBatch(now)) {
-    for (const auto& task : d.batch) {
-      EXPECT_EQ(task->plan.out_height, d.batch[0]->plan.out_height);
-      EXPECT_EQ(task->plan.out_width, d.batch[0]->plan.out_width);
-      EXPECT_EQ(task->dtype, d.batch[0]->dtype);
-    }
-    batches.push_back(Ids(d.batch));
-  }
   // Oldest group first; 0 and 5 share shape and dtype.
-  EXPECT_THAT(batches, ElementsAre(ElementsAre(0, 5), ElementsAre(1), ElementsAre(2),
-                                   ElementsAre(3), ElementsAre(4)));
+  EXPECT_THAT(DrainBatches(policy, kT0 + absl::Milliseconds(10)),
+              ElementsAre(ElementsAre(0, 5), ElementsAre(1), ElementsAre(2), ElementsAre(3),
+                          ElementsAre(4)));
   EXPECT_EQ(policy.size(), 0);
 }
 
@@ -236,18 +244,8 @@ TEST(BatchPolicy, DifferentLayerSelectionsNeverShareABatch) {
   AddOk(policy, {.id = 3, .layers = {3, 1}, .layer_norm = false}, kT0 + absl::Milliseconds(3));
   AddOk(policy, {.id = 4, .layers = {3, 1}}, kT0 + absl::Milliseconds(4));
   AddOk(policy, {.id = 5}, kT0 + absl::Milliseconds(5));
-  std::vector<std::vector<int>> batches;
-  const absl::Time now = kT0 + absl::Milliseconds(10);
-  for (BatchPolicy::Decision d = policy.NextBatch(now); !d.batch.empty();
-       d = policy.NextBatch(now)) {
-    for (const auto& task : d.batch) {
-      EXPECT_EQ(task->layers.indices, d.batch[0]->layers.indices);
-      EXPECT_EQ(task->layers.norm, d.batch[0]->layers.norm);
-    }
-    batches.push_back(Ids(d.batch));
-  }
   // A forward returns one layer set, in its order, with or without the norm.
-  EXPECT_THAT(batches,
+  EXPECT_THAT(DrainBatches(policy, kT0 + absl::Milliseconds(10)),
               ElementsAre(ElementsAre(0, 5), ElementsAre(1, 4), ElementsAre(2), ElementsAre(3)));
 }
 
