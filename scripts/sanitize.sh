@@ -21,7 +21,7 @@ source tests/sanitizers/env.sh
 targets=(dinov3-server dinov3-client dinov3-model-check
   config_test config_server_cli_test bench_test model_runtime_test image_decoder_test
   resize_plan_test opencv_limits_test batching_test engine_test common_test metrics_test
-  pipeline_test kserve_test http_test client_pictures_test
+  pipeline_test kserve_test http_test client_pictures_test client_support_test
   server_integration_test image_decode_fuzzer embed_request_fuzzer http_request_fuzzer)
 
 build() {

@@ -131,7 +131,9 @@ absl::Status WriteTensorNpy(const std::string& path, const v1::Tensor& tensor) {
   const std::vector<int64_t> shape = StoredShape(tensor);
   if (tensor.scales_size() > 0) {
     const std::vector<int64_t> vectors(shape.begin(), shape.end() - 1);
-    const std::string scales_path = absl::StrCat(path.substr(0, path.size() - 4), ".scales.npy");
+    absl::string_view stem = path;
+    absl::ConsumeSuffix(&stem, ".npy");
+    const std::string scales_path = absl::StrCat(stem, ".scales.npy");
     RETURN_IF_ERROR(
         WriteNpy(scales_path, NpyDType::kFloat32, vectors,
                  absl::string_view(reinterpret_cast<const char*>(tensor.scales().data()),
@@ -273,10 +275,13 @@ std::string DenseLayerPath(const std::string& out_path, int32_t layer) {
 absl::Status WriteDenseGrid(const std::string& path, const v1::Tensor& grid, int chunks,
                             std::ostream& out) {
   RETURN_IF_ERROR(WriteTensorNpy(path, grid));
-  out << absl::StrFormat("%s: [%d, %d, %d] %s (%s on the wire, %d chunks)\n", path, grid.shape(0),
-                         grid.shape(1), grid.shape(2),
-                         grid.dtype() == v1::FLOAT16 ? "float16" : "float32",
-                         DTypeName(grid.dtype()), chunks);
+  const std::vector<int64_t> stored = StoredShape(grid);
+  const char* written = grid.dtype() == v1::FLOAT16 ? "float16"
+                        : grid.dtype() == v1::INT8  ? "int8"
+                        : IsCompact(grid.dtype())   ? "uint8"
+                                                    : "float32";
+  out << absl::StrFormat("%s: [%d, %d, %d] %s (%s on the wire, %d chunks)\n", path, stored[0],
+                         stored[1], stored[2], written, DTypeName(grid.dtype()), chunks);
   return absl::OkStatus();
 }
 

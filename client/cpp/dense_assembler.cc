@@ -20,6 +20,14 @@ absl::Status DenseAssembler::CheckHeader(const v1::DenseChunk& chunk) const {
     if (VectorBytes(chunk.dtype(), 1) == 0) {
       return absl::InvalidArgumentError(absl::StrCat("dense chunk dtype ", chunk.dtype()));
     }
+    // Every factor is below 2^32: the product fits in 128 bits, checked in two steps.
+    const uint64_t patches = uint64_t{chunk.grid_height()} * chunk.grid_width();
+    const uint64_t vector_bytes = VectorBytes(chunk.dtype(), chunk.dim()) + sizeof(float);
+    if (patches > kMaxDenseBytes / vector_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "dense chunk header announces a ", chunk.grid_height(), "x", chunk.grid_width(), "x",
+          chunk.dim(), " grid, above the ", kMaxDenseBytes, " bytes this client assembles"));
+    }
     return absl::OkStatus();
   }
   if (chunk.grid_height() != grid_height_ || chunk.grid_width() != grid_width_ ||
@@ -62,7 +70,8 @@ absl::Status DenseAssembler::Add(const v1::DenseChunk& chunk) {
     dim_ = chunk.dim();
     dtype_ = chunk.dtype();
     data_.assign(grid_width_ * VectorBytes(dtype_, dim_) * grid_height_, '\0');
-    scales_.assign(rows.scales_size() > 0 ? uint64_t{grid_width_} * grid_height_ : 0, 0.0f);
+    const bool scaled = dtype_ == v1::INT8 || dtype_ == v1::UINT8;  // ValidateTensor checked
+    scales_.assign(scaled ? uint64_t{grid_width_} * grid_height_ : 0, 0.0f);
     row_received_.assign(grid_height_, false);
   }
   const uint64_t row_bytes = grid_width_ * VectorBytes(dtype_, dim_);

@@ -21,6 +21,10 @@ namespace dinov3::client {
 
 class DenseAssembler {
  public:
+  // The most bytes (data and scales) a grid may take; a header announcing more is refused
+  // before anything is allocated.
+  static constexpr uint64_t kMaxDenseBytes = uint64_t{1} << 34;
+
   // Places the rows of `chunk`. On error the assembler is unchanged.
   absl::Status Add(const v1::DenseChunk& chunk);
 

@@ -3,9 +3,10 @@
 // The header is the magic "\x93NUMPY", version 1.0, a little-endian uint16 header length and
 // the dict "{'descr': '<f4', 'fortran_order': False, 'shape': (...), }" padded with spaces and a
 // final '\n' so that the data starts at a multiple of 64 bytes. float32 ('<f4'), float16
-// ('<f2'), int8 ('|i1') and uint8 ('|u1') are written. Stateless; safe to call from any thread (on different paths).
-// Errors: InvalidArgument (data size does not match the shape, negative dimension, header too
-// long for version 1.0); I/O failures are Unknown and name the path and the OS error.
+// ('<f2'), int8 ('|i1') and uint8 ('|u1') are written. Stateless; safe to call from any thread (on
+// different paths). Errors: InvalidArgument (data size does not match the shape, negative
+// dimension, header too long for version 1.0); I/O failures are Unknown and name the path and the
+// OS error.
 #ifndef DINOV3_CLIENT_CPP_NPY_WRITER_H_
 #define DINOV3_CLIENT_CPP_NPY_WRITER_H_
 

@@ -112,7 +112,11 @@ absl::Status ValidateTensor(const v1::Tensor& tensor) {
   if (!count.ok()) return count.status();
   const uint64_t dim = static_cast<uint64_t>(tensor.shape(tensor.shape_size() - 1));
   const uint64_t vectors = dim == 0 ? 0 : static_cast<uint64_t>(*count) / dim;
-  const uint64_t expected = vectors * VectorBytes(tensor.dtype(), dim);
+  uint64_t expected = 0;  // (a dim below 2^60 keeps VectorBytes itself from overflowing)
+  if (dim > (uint64_t{1} << 60) ||
+      __builtin_mul_overflow(vectors, VectorBytes(tensor.dtype(), dim), &expected)) {
+    return absl::InvalidArgumentError("tensor shape overflows");
+  }
   if (tensor.data().size() != expected) {
     return absl::InvalidArgumentError(absl::StrCat("tensor data has ", tensor.data().size(),
                                                    " bytes, its shape and dtype need ", expected));

@@ -31,9 +31,11 @@ TensorData CopyOut(const torch::Tensor& host, DType dtype, torch::IntArrayRef sh
   return data;
 }
 
-// kInt8 / kUint8: symmetric per-vector quantisation of `vectors` [V, D] float32 (see
-// DType): q = round(x / scale), ties to even, scale = max|x| / 127 or 1 for a zero vector.
-TensorData Quantize(const torch::Tensor& vectors, DType dtype, torch::IntArrayRef shape) {
+// kInt8 / kUint8: symmetric per-vector quantisation of `raw` [V, D] float32 (see DType):
+// q = round(x / scale), ties to even, scale = max|x| / 127 or 1 for a zero vector; NaN counts
+// as 0 and +-inf as the largest finite float (no cast of a NaN to an integer).
+TensorData Quantize(const torch::Tensor& raw, DType dtype, torch::IntArrayRef shape) {
+  const torch::Tensor vectors = torch::nan_to_num(raw);  // NaN 0, +-inf the largest float
   const torch::Tensor max_abs = vectors.abs().amax(/*dim=*/-1, /*keepdim=*/true);
   const torch::Tensor scales =
       torch::where(max_abs > 0, max_abs / 127.0, torch::ones_like(max_abs));

@@ -79,7 +79,8 @@ absl::StatusOr<RequestFootprint> EstimateFootprint(const EmbedJob& job,
                             kModelOutputBytesPerValue;
     tensor_bytes += outputs * OutputVectors(settings.outputs, shape->patches, model) *
                     VectorWireBytes(settings.dtype, model.embed_dim);
-    other_bytes += kResponseBytesPerImage + static_cast<int64_t>(job.images[i].id.size());
+    // Each layer's entry is another set of tensors with their fields, like an image's.
+    other_bytes += outputs * kResponseBytesPerImage + static_cast<int64_t>(job.images[i].id.size());
   }
   f.response_bytes = tensor_bytes + other_bytes;
   f.answer_bytes = Scaled(job.answer_size.per_tensor_byte, tensor_bytes) +

@@ -218,8 +218,8 @@ absl::StatusOr<LayerSelection> ToLayerSelection(const Request& request,
   }
   if (!model.serves_layers) {
     return absl::FailedPreconditionError(
-        "layers: this model's export has no forward_layers (intermediate layers); export it "
-        "again with this version's python -m model.export");
+        "layers, last_layers: this model's export has no forward_layers (intermediate "
+        "layers); export it again with this version's python -m model.export");
   }
   if (request.last_layers() > static_cast<uint32_t>(depth)) {
     return absl::InvalidArgumentError(absl::StrCat("last_layers: ", request.last_layers(),

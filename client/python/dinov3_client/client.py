@@ -326,16 +326,18 @@ class EmbeddingClient:
                            last_layers: int = 0, layer_norm: Optional[bool] = None,
                            dtype: Union[str, int] = "float32", l2_normalize: bool = False,
                            preprocess: PreprocessLike = None, rows_per_chunk: int = 0,
-                           model: Optional[str] = None) -> tuple[np.ndarray, dict]:
+                           model: Optional[str] = None, with_scales: bool = False) -> tuple:
         """embed_dense with intermediate layers (`layers` or `last_layers`, see build_request):
-        (the final [grid_height, grid_width, dim] features, {block index: its features})."""
+        (the final [grid_height, grid_width, dim] features, {block index: its features}); with
+        `with_scales` (dtype int8 / uint8) each grid is an (array, per-patch scales) pair."""
         request = pb2.EmbedDenseRequest(
             image=make_image(image), dtype=dtype_value(dtype), l2_normalize=l2_normalize,
             preprocess=make_preprocess(preprocess), rows_per_chunk=rows_per_chunk,
             model=self.model if model is None else model, layers=list(layers),
             last_layers=last_layers, **({} if layer_norm is None else {"layer_norm": layer_norm}))
         try:
-            return assemble_dense_layers(self.stub.EmbedDense(request, timeout=self.timeout))
+            return assemble_dense_layers(self.stub.EmbedDense(request, timeout=self.timeout),
+                                         with_scales)
         except grpc.RpcError as e:
             raise EmbeddingError("EmbedDense", e.code(), e.details()) from None
 

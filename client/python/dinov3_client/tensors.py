@@ -148,15 +148,16 @@ def assemble_dense(chunks: Iterable, with_scales: bool = False):
     return (out, scales) if with_scales else out
 
 
-def assemble_dense_layers(chunks: Iterable) -> tuple:
+def assemble_dense_layers(chunks: Iterable, with_scales: bool = False) -> tuple:
     """Joins the DenseChunks of an EmbedDense call with intermediate layers: (the final
-    features, {block index: that block's features}), each as assemble_dense gives them. Chunks
-    without `layer` are the final patch tokens."""
+    features, {block index: that block's features}), each as assemble_dense gives them (with
+    `with_scales`: each an (array, scales) pair). Chunks without `layer` are the final patch
+    tokens."""
     groups = {}
     for chunk in chunks:
         key = int(chunk.layer) if chunk.HasField("layer") else None
         groups.setdefault(key, []).append(chunk)
     if None not in groups:
         raise ValueError("no dense chunks of the final patch tokens received")
-    final = assemble_dense(groups.pop(None))
-    return final, {layer: assemble_dense(group) for layer, group in groups.items()}
+    final = assemble_dense(groups.pop(None), with_scales)
+    return final, {layer: assemble_dense(group, with_scales) for layer, group in groups.items()}

@@ -62,7 +62,8 @@ TEST(RequestFootprintTest, EachIntermediateLayerAddsTheOutputsAgain) {
   absl::StatusOr<RequestFootprint> f = EstimateFootprint(job, Limits());
   ASSERT_TRUE(f.ok()) << f.status();
   EXPECT_EQ(f->model_output_bytes, 4 * (1 + 4 + 196) * 384 * kModelOutputBytesPerValue);
-  EXPECT_EQ(f->response_bytes, 4 * kTensorBytes + kOtherBytes);
+  // Each layer's entry also counts another image's worth of fields.
+  EXPECT_EQ(f->response_bytes, 4 * kTensorBytes + kOtherBytes + 3 * kResponseBytesPerImage);
 }
 
 TEST(RequestFootprintTest, CompactDtypesCountTheirBytesPerVector) {
