@@ -76,7 +76,10 @@ absl::Status DenseAssembler::Add(const v1::DenseChunk& chunk) {
   }
   const uint64_t row_bytes = grid_width_ * VectorBytes(dtype_, dim_);
   std::copy(rows.data().begin(), rows.data().end(), data_.begin() + row_start * row_bytes);
-  std::copy(rows.scales().begin(), rows.scales().end(), scales_.begin() + row_start * grid_width_);
+  if (!scales_.empty()) {  // INT8, UINT8 (an offset into an empty vector is undefined)
+    std::copy(rows.scales().begin(), rows.scales().end(),
+              scales_.begin() + row_start * grid_width_);
+  }
   std::fill(row_received_.begin() + row_start, row_received_.begin() + row_start + row_count, true);
   ++chunks_;
   return absl::OkStatus();
