@@ -19,9 +19,6 @@ enum class DType { kFloat32, kFloat16, kBFloat16, kInt8, kUint8, kBinary };
 // Bytes per element of a float dtype (kFloat32, kFloat16, kBFloat16).
 inline int DTypeSize(DType dtype) { return dtype == DType::kFloat32 ? 4 : 2; }
 
-// True for kInt8 and kUint8, whose tensors carry one float scale per vector.
-inline bool HasScales(DType dtype) { return dtype == DType::kInt8 || dtype == DType::kUint8; }
-
 // Wire bytes of one vector of `dim` values in `dtype`, its scale included.
 inline int64_t VectorWireBytes(DType dtype, int64_t dim) {
   switch (dtype) {
