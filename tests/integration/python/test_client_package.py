@@ -45,6 +45,8 @@ def test_wheel_installs_into_a_fresh_venv_and_calls_the_server(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = archive.read(next(n for n in names if n.endswith("/METADATA"))).decode()
+        entry_points = archive.read(next(n for n in names
+                                         if n.endswith("/entry_points.txt"))).decode()
     assert "dinov3_client/_generated/dinov3/v1/embedding_pb2_grpc.py" in names
     for requirement in ["grpcio", "grpcio-health-checking", "protobuf", "numpy"]:
         assert re.search(rf"^Requires-Dist: {requirement}\b", metadata, re.M), metadata
@@ -59,3 +61,9 @@ def test_wheel_installs_into_a_fresh_venv_and_calls_the_server(tmp_path):
         out = json.loads(run(python, "-c", SCRIPT, target, cwd=tmp_path, env=env))
     assert out["file"].startswith(str(venv)), out  # the installed copy, not the repository's
     assert out["dim"] == 384 and out["models"] == ["model"]
+    # The bulk tools are console commands of the package (their extras are not installed here:
+    # --help needs none of them).
+    for command in ("dinov3-embed", "dinov3-index", "dinov3-search"):
+        assert f"{command} = dinov3_client.bulk." in entry_points, entry_points
+    usage = run(str(venv / "bin" / "dinov3-embed"), "--help", cwd=tmp_path, env=env)
+    assert "--server" in usage and "--resume" in usage, usage
