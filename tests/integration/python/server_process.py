@@ -84,14 +84,16 @@ def http_port(log_path):
     return int(match.group(1))
 
 
-def start_server(model_path, log_path, *extra_flags, server=SERVER, **client_kwargs):
+def start_server(model_path, log_path, *extra_flags, server=SERVER, target=None,
+                 **client_kwargs):
     """Starts the `server` binary and waits for SERVING; returns (process, target, client).
     `model_path` None: no --model (the models come from a --config file in `extra_flags`).
+    `target` None: a free loopback port.
     `client_kwargs` go to EmbeddingClient (credentials=, api_key=, options=, timeout= whose
     default here is CALL_SECONDS)."""
     if not os.access(server, os.X_OK):
         pytest.fail(f"{server} is missing: build it first (scripts/build.sh)", pytrace=False)
-    target = f"127.0.0.1:{free_port()}"
+    target = target or f"127.0.0.1:{free_port()}"
     with open(log_path, "w") as log:
         # Metrics and HTTP on any free port unless the test names one: tests run in parallel.
         model_flag = [f"--model={model_path}"] if model_path is not None else []

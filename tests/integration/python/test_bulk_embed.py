@@ -8,7 +8,7 @@ with corrupt files among them (bulk_helpers.make_collection).
   - SIGKILL midway, then --resume (also after a torn manifest line and a shard renamed into
     place but never listed): the union of the shards has each image exactly once;
   - two servers, one drained with SIGTERM during the run: the run completes on the other with
-    no image lost or duplicated.
+    no image lost or duplicated; one killed while it holds requests: the other answers them.
 "Midway" and "during the run" by construction, not by timing: the run reads its paths from
 standard input, which the test feeds in two parts; the event happens after the first part is
 committed and before the second part is written.
@@ -25,8 +25,10 @@ import pytest
 
 from tests.integration.python.bulk_helpers import (bulk_env, embed_command, make_collection,
                                                    run_embed, wait_for_shards)
+from tests.integration.python.fault_helpers import FaultServer, SlowGate, black, write_fault_model
 from tests.integration.python.server_process import (export_random_model, free_port,
                                                       running_server, start_server, stop_server)
+from tests.integration.python.synthetic_images import save
 from dinov3_client.bulk.store import load_collection  # noqa: E402  (path set by server_process)
 
 IMAGES = 300
@@ -239,3 +241,39 @@ def test_unreachable_servers_and_bad_arguments_are_clear_errors(collection, tmp_
     dense = run_embed(folder, f"--server=127.0.0.1:{port}", f"--out={tmp_path / 'c'}",
                       "--outputs=patch_tokens", check=False)
     assert dense.returncode == 2 and "--outputs: ['patch_tokens']" in dense.stderr
+
+
+def test_in_flight_requests_of_a_killed_server_go_to_the_other(collection, tmp_path):
+    """Server A's forward on a black image waits for a gate the test never opens (fault
+    model), so A can never answer the request holding it. Server B (the same outputs, its gate
+    open) is started on the address the run was given only once that request reached A (A's
+    worker is the only one connected, and the black image comes first), then A is killed: the
+    black image is in the output, so B answered what A held; nothing is lost or doubled."""
+    folder, valid, _ = collection
+    exported = export_random_model(tmp_path, seed=4)
+    held = write_fault_model(exported, tmp_path / "held.pt")
+    spare = write_fault_model(exported, tmp_path / "spare.pt")
+    SlowGate.of_model(spare).open()
+    black_path = str(tmp_path / "black.png")
+    save(black(), black_path, "PNG")
+    paths = [black_path] + [os.path.join(folder, p) for p in valid[:40]]
+    target_b = f"127.0.0.1:{free_port()}"
+    decoded = "dinov3_preprocess_duration_seconds_count"
+    with FaultServer(held, tmp_path / "a.log") as server_a:
+        before = server_a.counters().of_model(decoded)
+        run = start_stdin_run(folder, tmp_path / "out", f"--server={server_a.target},{target_b}")
+        feed(run, paths[:12])  # three requests of 4, the black image in the first
+        server_a.wait_for(lambda c: c.of_model(decoded) > before, "A decoding the first request")
+        proc_b, _, client_b = start_server(spare, tmp_path / "b.log", target=target_b)
+        try:
+            server_a.proc.kill()
+            server_a.proc.wait()
+            feed(run, paths[12:])
+            run.stdin.close()
+            assert run.wait(timeout=600) == 0, run.stderr.read()
+        finally:
+            stop_server(proc_b, client_b)
+    stderr = run.stderr.read()
+    assert f"{server_a.target}: UNAVAILABLE" in stderr, stderr  # its stream was lost
+    result = load_collection(str(tmp_path / "out"), "cls")
+    assert sorted(result.ids) == sorted(paths) and not result.errors

@@ -7,7 +7,8 @@ a fake writer records what it is handed, and the WorkQueue shows what is sent ag
   - INVALID_ARGUMENT: a batch of several images is split into single-image batches; a single
     image is recorded as refused with the server's message;
   - UNAUTHENTICATED: the run fails with the server's message;
-  - a lost stream queues every request in flight on it again.
+  - a lost stream queues every request in flight on it again (and the unsent ones stay);
+  - once the run has failed, nothing is recorded (no refusal, no result) during the teardown.
 """
 import os
 import sys
@@ -16,7 +17,7 @@ import grpc
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "client", "python"))
 from dinov3_client.bulk.dispatch import (RequestSettings, RetryPolicy,  # noqa: E402
-                                         ServerWorker, _Stream)
+                                         ServerWorker)
 from dinov3_client.bulk.sources import Item  # noqa: E402
 from dinov3_client.bulk.work import FINISHED, Batch, WorkQueue  # noqa: E402
 from dinov3_client.client import EmbeddingError, StreamAnswer  # noqa: E402
@@ -26,8 +27,8 @@ class FakeWriter:
     def __init__(self):
         self.written, self.refused = [], []
 
-    def results(self, batch, results):
-        self.written += [item.id for item in batch.items]
+    def results(self, items, sizes, results):
+        self.written += [item.id for item in items]
 
     def refused_image(self, image_id, code, message):
         self.refused.append((image_id, code, message))
@@ -39,7 +40,7 @@ class Result:
 
 
 def batch_of(*ids):
-    return Batch([Item(i, i) for i in ids], [b"x"] * len(ids))
+    return Batch([Item(i, i) for i in ids], [b"x"] * len(ids), [(1, 1)] * len(ids))
 
 
 def make_worker(max_attempts=3):
@@ -95,7 +96,7 @@ def test_a_refused_batch_is_split_and_the_bad_image_recorded():
     work.reading_done()
     taken(work)
     worker._answered(batch, answer(batch, grpc.StatusCode.INVALID_ARGUMENT, "image[1]: bad"))
-    singles = [Batch([item], [b"x"]) for item in batch.items]
+    singles = batch.singles()
     assert taken(work) == [["a"], ["b"], ["c"]] and not work.finished()
     worker._answered(singles[0], answer(singles[0]))
     worker._answered(singles[1], answer(singles[1], grpc.StatusCode.INVALID_ARGUMENT,
@@ -115,18 +116,46 @@ def test_fatal_codes_fail_the_run():
     assert work.take(0.0) is FINISHED
 
 
+class DyingStreamClient:
+    """stream_embed reads `reads` requests, answers the first of them, then fails UNAVAILABLE
+    (a server that drained or died with requests in flight)."""
+
+    def __init__(self, reads):
+        self.reads = reads
+
+    def build_request(self, data, *args, request_id="", **kwargs):
+        return request_id
+
+    def stream_embed(self, requests):
+        sent = [next(requests) for _ in range(self.reads)]
+        yield StreamAnswer(sent[0], [Result("a")], None)
+        raise EmbeddingError("StreamEmbed", grpc.StatusCode.UNAVAILABLE, "server is draining")
+
+
 def test_requests_in_flight_on_a_lost_stream_are_queued_again():
-    worker, work, _ = make_worker()
-    for ids in (("a",), ("b",), ("c",)):
+    worker, work, writer = make_worker()
+    worker.client = DyingStreamClient(reads=3)
+    for ids in (("a",), ("b",), ("c",), ("d",)):
         work.put(batch_of(*ids))
     work.reading_done()
-    stream = _Stream(window=2)
-    requests = worker._requests(stream)
-    worker._request = lambda batch, request_id: request_id  # no client needed
-    sent = [next(requests), next(requests)]  # the window is full now
-    assert len(stream.inflight) == 2 and len(sent) == 2
-    stream.dead = True  # what _stream's cleanup does when the call fails
-    lost = list(stream.inflight.values())
-    for batch in lost:
-        worker._send_again(batch, "UNAVAILABLE", "lost")
-    assert sorted(taken(work)) == [["a"], ["b"], ["c"]]  # nothing lost
+    worker.window = 4
+    try:
+        worker._stream()
+        raise AssertionError("the stream's failure was swallowed")
+    except EmbeddingError as e:
+        assert e.code == grpc.StatusCode.UNAVAILABLE
+    assert writer.written == ["a"]
+    assert sorted(taken(work)) == [["b"], ["c"], ["d"]]  # the lost two and the unsent one
+
+
+def test_a_failed_run_records_nothing_during_its_teardown():
+    worker, work, writer = make_worker(max_attempts=1)
+    worker.client = DyingStreamClient(reads=2)
+    for ids in (("a",), ("b",)):
+        work.put(batch_of(*ids))
+    work.fail("interrupted")
+    worker.run()  # returns at once: the run is over
+    batch = batch_of("c")
+    worker._send_again(batch, "UNAVAILABLE", "lost")  # max_attempts 1: it would be refused
+    worker._answered(batch, answer(batch))
+    assert writer.written == [] and writer.refused == [] and batch.attempts == 0

@@ -12,9 +12,11 @@ What happens to a request's answer:
     into one request per image, and a single image is recorded in errors.jsonl with the code and
     message.
 When the stream itself fails (the server drains, exits or cannot be reached) every request in
-flight on it is queued again for any worker, and this worker reconnects after a backoff until
-the run is finished. Before each stream it checks that the server still serves the run's export
-(weights_sha256); one that does not gets no more work.
+flight on it is queued again for any worker (one more attempt each, with the stream's code),
+and this worker reconnects after a backoff until the run is finished. Before each stream it
+checks that the server still serves the run's export (weights_sha256); one that does not gets
+no more work. Once the run has failed (an interrupt, a fatal answer) answers and lost requests
+are ignored: nothing is recorded during the teardown.
 """
 from __future__ import annotations
 
@@ -81,29 +83,33 @@ class ServerWorker(threading.Thread):
         self.weights_sha256, self.log = weights_sha256, log
         self.images = 0  # answered by this server
         self.reconnects = 0
+        self.answered = False  # the current stream has answered a request
 
     def run(self) -> None:
         failures = 0
         while not self.work.finished():
             try:
-                if self._serves_the_run():
-                    self._stream()
-                    failures = 0
-                    continue
-                self.log(f"{self.target} no longer serves the run's model: it gets no more work")
-                return
+                if not self._serves_the_run():
+                    self.log(f"{self.target} no longer serves the run's model: it gets no more "
+                             "work")
+                    return
+                self.answered = False
+                self._stream()
             except EmbeddingError as e:
+                if self.work.finished():
+                    return
                 if e.code in FATAL:
                     self.work.fail(f"{self.target}: {e.code.name}: {e.details}")
                     return
-                failures += 1
+                failures = 1 if self.answered else failures + 1
                 self.reconnects += 1
                 delay = self.policy.delay(failures)
                 self.log(f"{self.target}: {e.code.name}: {e.details}; reconnecting in "
                          f"{delay:.1f} s")
                 self.work.wait_finished(delay)
             except Exception as e:  # noqa: BLE001 (a bug must stop the run, not hang it)
-                self.work.fail(f"{self.target}: {type(e).__name__}: {e}")
+                if not self.work.finished():  # else: the channel closed at the end of the run
+                    self.work.fail(f"{self.target}: {type(e).__name__}: {e}")
                 return
 
     def _serves_the_run(self) -> bool:
@@ -111,20 +117,25 @@ class ServerWorker(threading.Thread):
 
     def _stream(self) -> None:
         stream = _Stream(self.window)
+        code, details = "UNAVAILABLE", "the stream ended before answering"
         try:
             for answer in self.client.stream_embed(self._requests(stream)):
                 with stream.lock:
                     batch = stream.inflight.pop(answer.request_id, None)
                 stream.window.release()
+                self.answered = True
                 if batch is not None:
                     self._answered(batch, answer)
+        except EmbeddingError as e:
+            code, details = e.code.name, f"the stream failed: {e.details}"
+            raise
         finally:
             with stream.lock:
                 stream.dead = True
                 lost = list(stream.inflight.values())
                 stream.inflight.clear()
             for batch in lost:
-                self._send_again(batch, "UNAVAILABLE", "the connection to the server was lost")
+                self._send_again(batch, code, details)
 
     def _requests(self, stream: _Stream):
         """The stream's requests: a batch whenever the window has room, until the run is
@@ -141,12 +152,18 @@ class ServerWorker(threading.Thread):
             if batch is FINISHED:
                 return
             request_id = f"bulk-{next(self._request_ids)}"
+            try:
+                request = self._request(batch, request_id)
+            except Exception as e:  # noqa: BLE001 (raised here it would read as a lost stream)
+                self.work.fail(f"building a request of {batch.items[0].id!r} failed: "
+                               f"{type(e).__name__}: {e}")
+                return
             with stream.lock:
                 if stream.dead:
                     self.work.retry(batch, 0.0)
                     return
                 stream.inflight[request_id] = batch
-            yield self._request(batch, request_id)
+            yield request
 
     def _request(self, batch: Batch, request_id: str):
         s = self.settings
@@ -155,11 +172,13 @@ class ServerWorker(threading.Thread):
                                          request_id=request_id, model=s.model)
 
     def _answered(self, batch: Batch, answer) -> None:
+        if self.work.failure is not None:
+            return  # the run is over: nothing more is recorded
         if answer.error is None:
             if [r.id for r in answer.results] != [i.id for i in batch.items]:
                 self.work.fail(f"{self.target} answered a request with other image ids")
                 return
-            self.writer.results(batch, answer.results)
+            self.writer.results(batch.items, batch.sizes, answer.results)
             self.images += len(batch.items)
             self.work.finish(batch)
             return
@@ -172,6 +191,8 @@ class ServerWorker(threading.Thread):
             self._refuse(batch, code.name, details)
 
     def _send_again(self, batch: Batch, code: str, details: str) -> None:
+        if self.work.failure is not None:
+            return  # the run is over: a lost request is done by --resume
         batch.attempts += 1
         if batch.attempts >= self.policy.max_attempts:
             self._refuse(batch, code, f"gave up after {batch.attempts} attempts: {details}")

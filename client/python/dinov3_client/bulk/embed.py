@@ -11,8 +11,9 @@ StreamEmbed with --window requests in flight and retries (dispatch.py); one Resu
 the shards (writer.py); the main thread reports progress (progress.py).
 
 Exit status: 0 when every image is embedded or recorded in errors.jsonl, 1 when the run stopped
-early (a fatal server answer, no server reachable, an interrupt, a write error: what was
-committed stays, --resume finishes it), 2 for bad arguments.
+early (a fatal server answer, no server reachable at the start, no image answered for
+--stall-seconds, no server left that serves the run's export, an interrupt, a write error:
+what was committed stays, --resume finishes it), 2 for bad arguments.
 """
 from __future__ import annotations
 
@@ -20,19 +21,22 @@ import argparse
 import os
 import sys
 import threading
+import time
 
 from dinov3_client.bulk.dispatch import RequestSettings, RetryPolicy, ServerWorker
 from dinov3_client.bulk.progress import Progress
-from dinov3_client.bulk.sources import Source, open_source, read_item
-from dinov3_client.bulk.store import FORMATS, VECTOR_OUTPUTS, ShardStore
+from dinov3_client.bulk.sources import Source, image_size, open_source, read_item
+from dinov3_client.bulk.store import FORMATS, READ_ERROR, VECTOR_OUTPUTS, ShardStore
 from dinov3_client.bulk.work import Batch, WorkQueue
 from dinov3_client.bulk.writer import ResultWriter
 from dinov3_client.client import EmbeddingClient, EmbeddingError, tls_credentials
 from dinov3_client.tensors import DTYPE_NAMES
 
 FORMAT_VERSION = 1
-READ_ERROR = "READ_ERROR"  # errors.jsonl code of a file that could not be read here
 REQUEST_OVERHEAD_BYTES = 64 << 10  # room left in a request for its fields besides image bytes
+# Keepalive pings on the streams (the server permits one every 10 s): a server that vanished
+# without closing the connection is noticed within about a minute.
+KEEPALIVE = [("grpc.keepalive_time_ms", 30000), ("grpc.keepalive_timeout_ms", 20000)]
 
 
 def log(message: str) -> None:
@@ -70,6 +74,8 @@ def parse_args(argv):
     p.add_argument("--tls-ca", default=None, help="CA bundle: connect with TLS")
     p.add_argument("--progress-seconds", type=float, default=10.0,
                    help="seconds between progress lines when not on a terminal")
+    p.add_argument("--stall-seconds", type=float, default=600.0,
+                   help="stop (exit 1) when no image is answered for this long (default 600)")
     args = p.parse_args(argv)
     args.outputs = [o.strip() for o in args.outputs.split(",") if o.strip()]
     unknown = [o for o in args.outputs if o not in VECTOR_OUTPUTS]
@@ -100,8 +106,8 @@ def preprocess_of(args) -> dict:
 def connect(args) -> dict:
     """{target: client} of every --server; the ModelInfo of the first that answers."""
     credentials = tls_credentials(args.tls_ca) if args.tls_ca else None
-    return {t: EmbeddingClient(t, timeout=60.0, credentials=credentials, api_key=args.api_key)
-            for t in args.servers}
+    return {t: EmbeddingClient(t, timeout=60.0, credentials=credentials, api_key=args.api_key,
+                               options=KEEPALIVE) for t in args.servers}
 
 
 def served_model(clients: dict, model: str):
@@ -136,21 +142,31 @@ def run_record(args, info, source: Source) -> dict:
 
 class Counts:
     skipped = 0  # finished by an earlier run (--resume)
+    duplicates = 0  # ids the source names more than once (embedded once)
 
 
 def read_source(source: Source, done_ids: set, work: WorkQueue, writer: ResultWriter,
                 limits, batch_images: int, counts: Counts) -> None:
     """Fills `work` with batches of the source's images that are not done yet: at most
     `batch_images` per request and the server's request size; a file over the server's
-    max_image_bytes or unreadable is recorded as refused without being read or sent."""
+    max_image_bytes, unreadable, or whose name is not UTF-8 (no protobuf or Parquet string can
+    hold it) is recorded as refused without being sent."""
     max_image = limits.max_image_bytes or None
     max_request = (limits.max_receive_message_bytes or 64 << 20) - REQUEST_OVERHEAD_BYTES
-    seen, items, data, size = set(), [], [], 0
+    seen, items, data, sizes, size = set(), [], [], [], 0
     for item in source.items:
-        if item.id in done_ids or item.id in seen:
-            counts.skipped += item.id in done_ids
+        if item.id in done_ids:
+            counts.skipped += 1
+            continue
+        if item.id in seen:
+            counts.duplicates += 1
             continue
         seen.add(item.id)
+        try:
+            item.id.encode("utf-8")
+        except UnicodeEncodeError:
+            writer.refused_image(item.id, "INVALID_ARGUMENT", "the path is not valid UTF-8")
+            continue
         try:
             nbytes = item.size if item.size is not None else os.path.getsize(item.path)
             if max_image is not None and nbytes > max_image:
@@ -162,14 +178,15 @@ def read_source(source: Source, done_ids: set, work: WorkQueue, writer: ResultWr
             writer.refused_image(item.id, READ_ERROR, str(e))
             continue
         if items and (len(items) == batch_images or size + len(image) > max_request):
-            if not work.put(Batch(items, data)):
+            if not work.put(Batch(items, data, sizes)):
                 return
-            items, data, size = [], [], 0
+            items, data, sizes, size = [], [], [], 0
         items.append(item)
         data.append(image)
+        sizes.append(image_size(image))
         size += len(image)
     if items:
-        work.put(Batch(items, data))
+        work.put(Batch(items, data, sizes))
 
 
 def start_reader(source, done_ids, work, writer, limits, batch_images, counts):
@@ -183,6 +200,20 @@ def start_reader(source, done_ids, work, writer, limits, batch_images, counts):
     reader = threading.Thread(target=read, name="dinov3-embed-reader", daemon=True)
     reader.start()
     return reader
+
+
+def watch(work, workers, writer, progress, counts, stall_seconds: float) -> None:
+    """Reports progress until the run is finished; fails it when no worker is left or nothing
+    was answered for `stall_seconds`."""
+    answered, since = -1, time.monotonic()
+    while not work.wait_finished(0.2):
+        progress.update(writer.done, writer.refused, counts.skipped + counts.duplicates)
+        if writer.done + writer.refused != answered:
+            answered, since = writer.done + writer.refused, time.monotonic()
+        elif time.monotonic() - since > stall_seconds:
+            work.fail(f"no image answered for {stall_seconds:.0f} s (--stall-seconds)")
+        if not any(worker.is_alive() for worker in workers) and not work.finished():
+            work.fail("no server left that serves the run's model")
 
 
 def run(args) -> int:
@@ -204,7 +235,8 @@ def run(args) -> int:
         log(str(e))
         return 2
     work = WorkQueue(capacity=2 * args.window * len(clients))
-    writer = ResultWriter(store, args.outputs, args.shard_size, work.fail)
+    writer = ResultWriter(store, args.outputs, args.shard_size, work.fail,
+                          lambda: work.failure is not None)
     settings = RequestSettings(tuple(args.outputs), args.dtype, args.l2_normalize,
                                preprocess, args.model)
     policy = RetryPolicy(max_attempts=args.max_attempts)
@@ -220,21 +252,19 @@ def run(args) -> int:
         f"{len(store.done_ids)} images done before")
     try:
         start_reader(source, store.done_ids, work, writer, info.limits, args.batch, counts)
-        while not work.wait_finished(0.2):
-            progress.update(writer.done, writer.refused, counts.skipped)
+        watch(work, workers, writer, progress, counts, args.stall_seconds)
     except KeyboardInterrupt:
         work.fail("interrupted")
-    if work.failure is not None:
-        for client in clients.values():
-            client.close()  # cancels the streams, whose answers are no longer wanted
+    for client in clients.values():
+        client.close()  # ends the streams (finished: nothing is in flight; failed: not wanted)
     for worker in workers:
         worker.join()
     writer.close()
-    progress.finish(writer.done, writer.refused, counts.skipped)
+    progress.finish(writer.done, writer.refused, counts.skipped + counts.duplicates)
     for worker in workers:
         log(f"{worker.target}: {worker.images} images, {worker.reconnects} reconnects")
-    for client in clients.values():
-        client.close()
+    if counts.duplicates:
+        log(f"{counts.duplicates} ids the source named again were embedded once")
     if work.failure is not None:
         log(f"stopped: {work.failure}; what was committed is kept: --resume finishes the run")
         return 1

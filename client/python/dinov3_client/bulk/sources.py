@@ -9,7 +9,7 @@ A SOURCE is one of:
     input as it arrives (paths relative to the working folder), so `find ... | dinov3-embed -`
     starts before the listing ends;
   - one or more WebDataset-style .tar shards (uncompressed): every member with an image
-    extension; id = "<shard file name>/<member name>".
+    extension; id = "<shard file name>/<member name>" (two shards of one name are refused).
 Several SOURCE arguments must all be .tar shards. An Item's bytes are read by `read_item` (a
 file read, or a seek into the shard), so that skipped items (--resume) cost nothing.
 """
@@ -17,12 +17,30 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import os
 import sys
 import tarfile
 from typing import Iterator, Optional
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+_EXIF_ORIENTATION = 0x0112
+_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) of encoded image bytes after EXIF orientation, from the header only;
+    (0, 0) when Pillow cannot read it (the server decoded it, so the row is still written)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED:
+                width, height = height, width
+            return width, height
+    except Exception:  # noqa: BLE001 (any decoder error of any format)
+        return 0, 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,18 +126,23 @@ def open_source(specs: list[str], path_column: str = "path") -> Source:
                          + ", ".join(specs))
     spec = specs[0]
     if spec == "-":
-        return Source(_listed_items(_stdin_paths(), os.getcwd()), None, os.getcwd())
+        cwd = os.path.realpath(os.getcwd())
+        return Source(_listed_items(_stdin_paths(), cwd), None, cwd)
     for s in specs:
         if not os.path.exists(s):
             raise ValueError(f"SOURCE {s}: no such file or folder")
     if os.path.isdir(spec):
         items = _folder_items(spec)
-        return Source(iter(items), len(items), os.path.abspath(spec))
+        return Source(iter(items), len(items), os.path.realpath(spec))
     if spec.lower().endswith(".tar"):
+        names = [os.path.basename(s) for s in specs]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"two .tar shards named {', '.join(twice)}: ids would collide")
         items = [item for shard in specs for item in _tar_items(shard)]
-        return Source(iter(items), len(items), os.path.dirname(os.path.abspath(spec)))
+        return Source(iter(items), len(items), os.path.dirname(os.path.realpath(spec)))
     if spec.lower().endswith((".txt", ".csv", ".parquet", ".lst")):
-        base = os.path.dirname(os.path.abspath(spec))
+        base = os.path.dirname(os.path.realpath(spec))
         paths = _list_paths(spec, path_column)
         return Source(_listed_items(paths, base), len(paths), base)
     raise ValueError(f"SOURCE {spec}: expected a folder, a .txt/.csv/.parquet list of paths, "

@@ -5,7 +5,9 @@
                           --resume with other settings is refused
     OUT/manifest.jsonl    one line per committed shard: {"shard", "rows", "bytes"}; the only
                           list of finished work (readers read the shards it names, nothing else)
-    OUT/errors.jsonl      one line per image the server refused: {"id", "code", "message"}
+    OUT/errors.jsonl      one line per image the server refused: {"id", "code", "message"};
+                          code READ_ERROR: the file could not be read here
+    OUT/.lock             held (flock) by the run writing the folder: a second one is refused
     OUT/part-NNNNNN.parquet   format "parquet": columns id (string), width, height (int32: the
                           image's size after EXIF orientation, as the server decodes it) and one
                           fixed-size-list column per output (cls, pooled) of the run's dtype
@@ -18,11 +20,15 @@ Crash safety (a kill -9 at any instruction): a shard is written under a temporar
 and renamed into place, and only then listed in the manifest (an appended line, fsynced). On
 --resume, `ShardStore` drops a torn last manifest or errors line and deletes shard files the
 manifest does not list (renamed before the kill, never listed), so every image is in exactly one
-listed shard or in errors.jsonl, or is embedded again.
+listed shard or in errors.jsonl, or is embedded again. A --resume also tries again the images
+recorded with a passing failure (TRANSIENT_CODES: a replica that stayed unavailable, a file
+that could not be read): their lines leave errors.jsonl (rewritten atomically) until they fail
+again.
 """
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -36,7 +42,11 @@ from dinov3_client.tensors import dequantize
 RUN_FILE, MANIFEST_FILE, ERRORS_FILE = "run.json", "manifest.jsonl", "errors.jsonl"
 FORMATS = ("parquet", "npy")
 VECTOR_OUTPUTS = ("cls", "pooled")
-_SHARD_NAME = re.compile(r"^part-(\d{6})\.(parquet|npy)(\.tmp)?$")
+_SHARD_NAME = re.compile(r"^part-(\d{6,})\.(parquet|npy)(\.tmp)?$")
+LOCK_FILE = ".lock"
+READ_ERROR = "READ_ERROR"
+TRANSIENT_CODES = {"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED",
+                   "CANCELLED", READ_ERROR}
 
 
 def shard_name(number: int, fmt: str) -> str:
@@ -135,6 +145,7 @@ class ShardStore:
     def __init__(self, out_dir: str, run: dict, resume: bool):
         self.out_dir, self.run, self.fmt = out_dir, run, run["format"]
         os.makedirs(out_dir, exist_ok=True)
+        self._lock = self._take_lock()
         run_path = os.path.join(out_dir, RUN_FILE)
         if os.path.exists(run_path):
             if not resume:
@@ -147,22 +158,47 @@ class ShardStore:
                 raise ValueError(f"--resume with other settings than {run_path}: "
                                  + "; ".join(f"{k}: {before.get(k)!r} then, {run.get(k)!r} now"
                                              for k in changed))
-        elif os.listdir(out_dir):
+        elif [n for n in os.listdir(out_dir) if n != LOCK_FILE and not n.endswith(".tmp")]:
             raise ValueError(f"--out {out_dir} is not empty and holds no run ({RUN_FILE})")
         else:
             self._write_atomically(run_path, json.dumps(run, indent=2, sort_keys=True) + "\n")
         manifest = _read_json_lines(os.path.join(out_dir, MANIFEST_FILE), repair=True)
-        errors = _read_json_lines(os.path.join(out_dir, ERRORS_FILE), repair=True)
+        errors = self._keep_lasting(_read_json_lines(os.path.join(out_dir, ERRORS_FILE),
+                                                     repair=True))
         listed = {m["shard"] for m in manifest}
         self._remove_unlisted(listed)
         self.done_ids = set(e["id"] for e in errors)
         for entry in manifest:
-            self.done_ids.update(read_shard(os.path.join(out_dir, entry["shard"]), ids_only=True))
+            self.done_ids.update(read_shard(self._listed(entry["shard"]), ids_only=True))
         numbers = [int(_SHARD_NAME.match(s).group(1)) for s in listed]
         self.next_number = max(numbers, default=-1) + 1
         self.shards, self.errors = len(manifest), len(errors)
         self._manifest = open(os.path.join(out_dir, MANIFEST_FILE), "ab")
         self._errors = open(os.path.join(out_dir, ERRORS_FILE), "ab")
+
+    def _take_lock(self):
+        lock = open(os.path.join(self.out_dir, LOCK_FILE), "a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise ValueError(f"another dinov3-embed is writing to {self.out_dir}") from None
+        return lock
+
+    def _listed(self, shard: str) -> str:
+        path = os.path.join(self.out_dir, shard)
+        if not os.path.exists(path):
+            raise ValueError(f"{MANIFEST_FILE} lists {shard}, which is missing from "
+                             f"{self.out_dir}: the folder was changed by hand")
+        return path
+
+    def _keep_lasting(self, errors: list) -> list:
+        """The errors that stand; those of TRANSIENT_CODES are dropped from errors.jsonl."""
+        lasting = [e for e in errors if e["code"] not in TRANSIENT_CODES]
+        if len(lasting) != len(errors):
+            self._write_atomically(os.path.join(self.out_dir, ERRORS_FILE),
+                                   "".join(json.dumps(e) + "\n" for e in lasting))
+        return lasting
 
     def _write_atomically(self, path: str, text: str) -> None:
         with open(path + ".tmp", "w") as f:
@@ -187,6 +223,7 @@ class ShardStore:
         _fsync_tree(temporary)
         os.replace(temporary, final)
         _fsync_dir(self.out_dir)
+        os.fsync(self._errors.fileno())  # errors recorded so far are durable from here too
         line = {"shard": name, "rows": len(rows.ids), "bytes": _size_of(final)}
         self._manifest.write(json.dumps(line).encode() + b"\n")
         self._manifest.flush()
@@ -196,7 +233,7 @@ class ShardStore:
         return name
 
     def record_error(self, image_id: str, code: str, message: str) -> None:
-        """Appends one refused image to errors.jsonl (flushed; fsynced with the next commit)."""
+        """Appends one refused image to errors.jsonl (flushed; fsynced by the next commit)."""
         line = json.dumps({"id": image_id, "code": code, "message": message})
         self._errors.write(line.encode() + b"\n")
         self._errors.flush()
@@ -207,6 +244,7 @@ class ShardStore:
             f.flush()
             os.fsync(f.fileno())
             f.close()
+        self._lock.close()  # releases the flock
 
 
 def read_shard(path: str, ids_only: bool = False, outputs: Iterable[str] = ()):

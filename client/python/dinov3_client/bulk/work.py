@@ -25,11 +25,13 @@ FINISHED = object()  # what take() returns once the run is finished
 @dataclasses.dataclass
 class Batch:
     items: list[Item]
-    data: list[bytes]
-    attempts: int = 0  # failed sends so far (retryable errors, lost connections)
+    data: list[bytes]   # the encoded images
+    sizes: list[tuple]  # (width, height) of each, after EXIF orientation ((0, 0): unknown)
+    attempts: int = 0   # failed sends so far (retryable errors, lost connections)
 
     def singles(self) -> list["Batch"]:
-        return [Batch([item], [data]) for item, data in zip(self.items, self.data)]
+        return [Batch([item], [data], [size])
+                for item, data, size in zip(self.items, self.data, self.sizes)]
 
 
 class WorkQueue:

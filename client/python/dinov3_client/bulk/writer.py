@@ -1,11 +1,13 @@
 """The one thread that writes dinov3-embed's output folder (ShardStore): workers hand it each
-answered batch (`results`) and each refused image (`refused`); it buffers rows and commits a
-shard every `shard_size` rows, and the rest when `close`d. An id it has already written this
-run is dropped, so a batch answered twice (sent again after a lost connection) is written once.
+answered batch's ids, image sizes and results (`results`) and each refused image
+(`refused_image`); it buffers rows and commits a shard every `shard_size` rows, and the rest
+when `close`d. An id it has already written this run is dropped, so a batch answered twice
+(sent again after a lost connection) is written once. Its inbox holds at most INBOX messages:
+a writer slower than the servers holds the workers back instead of growing. Once the run has
+failed (`failed()` true) nothing more is taken, so that a teardown records nothing.
 `done` and `refused` count the images it has taken."""
 from __future__ import annotations
 
-import io
 import queue
 import threading
 from typing import Optional
@@ -14,31 +16,16 @@ import numpy as np
 
 from dinov3_client.bulk.store import Rows, ShardStore
 
-_EXIF_ORIENTATION = 0x0112
-_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) of encoded image bytes after EXIF orientation, from the header only;
-    (0, 0) when Pillow cannot read it (the server decoded it, so the row is still written)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if image.getexif().get(_EXIF_ORIENTATION) in _TRANSPOSED:
-                width, height = height, width
-            return width, height
-    except Exception:  # noqa: BLE001 (any decoder error of any format)
-        return 0, 0
-
-
+INBOX = 64  # messages (answered requests) waiting for the writer
+PUT_POLL_SECONDS = 0.25
 class ResultWriter(threading.Thread):
-    def __init__(self, store: ShardStore, outputs: list[str], shard_size: int, on_failure):
+    def __init__(self, store: ShardStore, outputs: list[str], shard_size: int, on_failure,
+                 failed):
         super().__init__(name="dinov3-embed-writer", daemon=True)
         self.store, self.outputs, self.shard_size = store, outputs, shard_size
         self.on_failure = on_failure  # called with a message when writing fails
-        self._inbox: queue.Queue = queue.Queue()
+        self.failed = failed  # true once the run has failed
+        self._inbox: queue.Queue = queue.Queue(maxsize=INBOX)
         self._written: set = set()
         self._rows = self._empty()
         self.done = 0
@@ -47,16 +34,25 @@ class ResultWriter(threading.Thread):
     def _empty(self) -> Rows:
         return Rows([], [], [], {n: [] for n in self.outputs}, {n: [] for n in self.outputs})
 
-    def results(self, batch, results) -> None:
-        self._inbox.put(("results", batch, results))
+    def _put(self, message) -> None:
+        while not self.failed():
+            try:
+                self._inbox.put(message, timeout=PUT_POLL_SECONDS)
+                return
+            except queue.Full:
+                pass
+
+    def results(self, items, sizes, results) -> None:
+        self._put(("results", items, sizes, results))
 
     def refused_image(self, image_id: str, code: str, message: str) -> None:
-        self._inbox.put(("refused", image_id, code, message))
+        self._put(("refused", image_id, code, message))
 
     def close(self) -> None:
-        """Commits what is buffered and closes the store once everything sent before is written;
-        waits for it."""
-        self._inbox.put(("close",))
+        """Commits what is buffered and closes the store once everything sent before is written
+        (also after a failure: what was answered is kept); waits for it."""
+        if self.is_alive():
+            self._inbox.put(("close",))
         self.join()
 
     def run(self) -> None:
@@ -69,9 +65,9 @@ class ResultWriter(threading.Thread):
     def _take(self, message) -> bool:
         kind = message[0]
         if kind == "results":
-            self._add(message[1], message[2])
+            self._add(*message[1:])
         elif kind == "refused":
-            if message[1] not in self._written:
+            if message[1] not in self._written and not self.failed():
                 self._written.add(message[1])
                 self.store.record_error(*message[1:])
                 self.refused += 1
@@ -81,13 +77,12 @@ class ResultWriter(threading.Thread):
             return False
         return True
 
-    def _add(self, batch, results) -> None:
+    def _add(self, items, sizes, results) -> None:
         rows = self._rows
-        for item, data, result in zip(batch.items, batch.data, results):
+        for item, (width, height), result in zip(items, sizes, results):
             if item.id in self._written:
                 continue
             self._written.add(item.id)
-            width, height = image_size(data)
             rows.ids.append(item.id)
             rows.widths.append(width)
             rows.heights.append(height)
