@@ -95,14 +95,6 @@ def search_vectors(index: faiss.Index, queries: np.ndarray, k: int) -> list[list
             for row_list, score_list in zip(rows, scores)]
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_json(path: str, value) -> None:
     with open(path, "w") as f:
         json.dump(value, f, indent=1)
@@ -117,7 +109,7 @@ def _swap_in(temporary: str, final: str) -> None:
     if os.path.exists(final):
         os.replace(final, old)
     os.replace(temporary, final)
-    _fsync_dir(parent)
+    store.fsync_dir(parent)
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -135,7 +127,7 @@ def save_index(index_dir: str, index: faiss.Index, ids: list, meta: dict) -> Non
     for file_name in (INDEX_FILE, IDS_FILE, META_FILE):
         with open(os.path.join(temporary, file_name), "rb") as f:
             os.fsync(f.fileno())
-    _fsync_dir(temporary)
+    store.fsync_dir(temporary)
     _swap_in(temporary, index_dir)
 
 
