@@ -206,9 +206,12 @@ def test_resume_refuses_other_settings_and_a_new_run_refuses_a_used_folder(
 
 def test_one_of_two_servers_drained_during_the_run_loses_nothing(collection, model, tmp_path):
     folder, valid, corrupt = collection
-    first = start_server(model, tmp_path / "a.log")
-    second = start_server(model, tmp_path / "b.log")
-    (proc_a, target_a, client_a), (proc_b, target_b, client_b) = first, second
+    proc_a, target_a, client_a = start_server(model, tmp_path / "a.log")
+    try:
+        proc_b, target_b, client_b = start_server(model, tmp_path / "b.log")
+    except BaseException:
+        stop_server(proc_a, client_a)
+        raise
     out = tmp_path / "out"
     try:
         run = start_stdin_run(folder, out, f"--server={target_a},{target_b}")
