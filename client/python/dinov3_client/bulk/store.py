@@ -108,8 +108,9 @@ def _write_parquet(path: str, rows: Rows) -> None:
     # bytes of each float into streams lets zstd compress the exponents (measured: float32 cls
     # + pooled of ViT-S, 4.5 KB per image with the defaults, 2.5 KB so; raw 3 KB). int8 / uint8
     # values (256 of them) keep the dictionary.
-    floats = [f"{n}.list.element" for n, v in rows.values.items() if v.dtype.kind == "f"]
-    dictionary = [c for c in columns if f"{c}.list.element" not in floats]
+    leaves = {n: f"{n}.list.element" for n in rows.values}  # a list column's values
+    floats = [leaves[n] for n, v in rows.values.items() if v.dtype.kind == "f"]
+    dictionary = [leaves.get(c, c) for c in columns if leaves.get(c) not in floats]
     pq.write_table(pa.table(columns), path, compression="zstd", use_dictionary=dictionary,
                    use_byte_stream_split=floats or False)
 
