@@ -92,7 +92,7 @@ def shard_bytes(out):
     return sum(m["bytes"] for m in lines) / sum(m["rows"] for m in lines)
 
 
-def index_times(out, scratch):
+def index_times(out):
     import faiss
 
     from dinov3_client.bulk.index import build_index, normalise
@@ -151,7 +151,7 @@ def main():
                 run_embed(folder, target, out, f"--format={fmt}", f"--dtype={dtype}",
                           "--progress-seconds=60")
                 sizes[f"{fmt} {dtype}"] = shard_bytes(out)
-            index = index_times(os.path.join(scratch, "run0"), scratch)
+            index = index_times(os.path.join(scratch, "run0"))
         finally:
             stop_server(proc, client)
     report = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),

@@ -85,7 +85,8 @@ def test_folder_run_writes_each_image_once_with_the_vectors_of_single_calls(
         assert error["code"] == "INVALID_ARGUMENT", error
         assert error["message"], error
     assert result.run["model_info"]["weights_sha256"] == client.model_info().weights_sha256
-    pooled = dict(zip(*(lambda c: (c.ids, c.vectors))(load_collection(str(out), "pooled"))))
+    pooled_run = load_collection(str(out), "pooled")
+    pooled = dict(zip(pooled_run.ids, pooled_run.vectors))
     by_id = dict(zip(result.ids, range(len(result.ids))))
     for image_id in valid:
         with open(os.path.join(folder, image_id), "rb") as f:

@@ -104,7 +104,7 @@ def preprocess_of(args) -> dict:
 
 
 def connect(args) -> dict:
-    """{target: client} of every --server; the ModelInfo of the first that answers."""
+    """{target: client} of every --server (nothing is connected before the first call)."""
     credentials = tls_credentials(args.tls_ca) if args.tls_ca else None
     return {t: EmbeddingClient(t, timeout=60.0, credentials=credentials, api_key=args.api_key,
                                options=KEEPALIVE) for t in args.servers}
@@ -130,11 +130,11 @@ def served_model(clients: dict, model: str):
     return next(iter(infos.values()))
 
 
-def run_record(args, info, source: Source) -> dict:
+def run_record(args, info, source: Source, preprocess: dict) -> dict:
     """run.json: what a --resume must repeat (store.py)."""
     return {"version": FORMAT_VERSION, "format": args.format, "outputs": args.outputs,
             "dtype": args.dtype, "l2_normalize": args.l2_normalize,
-            "preprocess": preprocess_of(args), "model": args.model, "source_root": source.root,
+            "preprocess": preprocess, "model": args.model, "source_root": source.root,
             "model_info": {"variant": info.variant, "embed_dim": info.embed_dim,
                            "patch_size": info.patch_size, "weights_sha256": info.weights_sha256,
                            "untrained": info.untrained}}
@@ -197,9 +197,7 @@ def start_reader(source, done_ids, work, writer, limits, batch_images, counts):
         except Exception as e:  # noqa: BLE001 (a list file that goes bad midway, say)
             work.fail(f"reading the source failed: {type(e).__name__}: {e}")
 
-    reader = threading.Thread(target=read, name="dinov3-embed-reader", daemon=True)
-    reader.start()
-    return reader
+    threading.Thread(target=read, name="dinov3-embed-reader", daemon=True).start()
 
 
 def watch(work, workers, writer, progress, counts, stall_seconds: float) -> None:
@@ -230,7 +228,8 @@ def run(args) -> int:
         log(str(e))
         return 1
     try:
-        store = ShardStore(args.out, run_record(args, info, source), args.resume)
+        store = ShardStore(args.out, run_record(args, info, source, preprocess),
+                           args.resume)
     except ValueError as e:
         log(str(e))
         return 2

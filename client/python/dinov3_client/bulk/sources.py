@@ -68,9 +68,8 @@ def _is_image(name: str) -> bool:
 
 def _folder_items(folder: str) -> list[Item]:
     items = []
-    for directory, subdirs, files in os.walk(folder, followlinks=True):
-        subdirs.sort()
-        for name in sorted(files):
+    for directory, _, files in os.walk(folder, followlinks=True):
+        for name in files:
             if _is_image(name):
                 path = os.path.join(directory, name)
                 items.append(Item(os.path.relpath(path, folder), path))

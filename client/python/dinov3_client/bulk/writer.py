@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Optional
-
 import numpy as np
 
 from dinov3_client.bulk.store import Rows, ShardStore
@@ -94,12 +92,12 @@ class ResultWriter(threading.Thread):
                 self._commit()
                 rows = self._rows
 
-    def _commit(self) -> Optional[str]:
+    def _commit(self) -> None:
         rows = self._rows
         if not rows.ids:
-            return None
+            return
         values = {n: np.stack(v) for n, v in rows.values.items()}
         scales = {n: np.asarray(s, np.float32).reshape(-1) for n, s in rows.scales.items()
                   if s and s[0] is not None}
         self._rows = self._empty()
-        return self.store.commit(Rows(rows.ids, rows.widths, rows.heights, values, scales))
+        self.store.commit(Rows(rows.ids, rows.widths, rows.heights, values, scales))
